@@ -1,0 +1,37 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Slice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SliceKV", targets: ["SliceKV"]),
+        .executable(name: "slice", targets: ["slice"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+    ],
+    targets: [
+        // Hardware CRC32C (SSE4.2) and other byte loops that Swift cannot express as fast.
+        .target(name: "CSliceKV"),
+        .target(
+            name: "SliceKV",
+            dependencies: [
+                "CSliceKV",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "slice",
+            dependencies: [
+                "SliceKV",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SliceKVTests", dependencies: ["SliceKV"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

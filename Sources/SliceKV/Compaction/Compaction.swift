@@ -1,0 +1,410 @@
+import Foundation
+
+/// One compaction: merge `inputs[0]` (files of `level`) with `inputs[1]` (the overlapping files
+/// of `outputLevel`) into new files at `outputLevel`.
+final class CompactionJob: @unchecked Sendable {
+    let level: Int
+    let outputLevel: Int
+    let inputs: [[FileMetaData]]
+    /// User-key range the outputs may cover (for conflict checks between concurrent jobs).
+    let smallest: [UInt8]
+    let largest: [UInt8]
+    let version: Version
+    let smallestSnapshot: SequenceNumber
+    let allowTrivialMove: Bool
+
+    init(level: Int, outputLevel: Int, inputs: [[FileMetaData]], version: Version, smallestSnapshot: SequenceNumber, allowTrivialMove: Bool) {
+        self.level = level
+        self.outputLevel = outputLevel
+        self.inputs = inputs
+        self.version = version
+        self.smallestSnapshot = smallestSnapshot
+        self.allowTrivialMove = allowTrivialMove
+        let all = inputs.flatMap { $0 }
+        smallest = Array(all.map(\.smallestUserKey).min { compareSlices($0, $1) < 0 } ?? [])
+        largest = Array(all.map(\.largestUserKey).max { compareSlices($0, $1) < 0 } ?? [])
+    }
+
+    var allFiles: [FileMetaData] { inputs.flatMap { $0 } }
+    var inputBytes: UInt64 { allFiles.reduce(0) { $0 + $1.size } }
+
+    var isTrivialMove: Bool {
+        allowTrivialMove && level != outputLevel && inputs[0].count == 1 && inputs[1].isEmpty
+    }
+
+    func overlaps(_ other: CompactionJob) -> Bool {
+        outputLevel == other.outputLevel && compareBytes(smallest, other.largest) <= 0
+            && compareBytes(other.smallest, largest) <= 0
+    }
+}
+
+extension Engine {
+    // MARK: Picking
+
+    /// Chooses the most urgent compaction that does not conflict with running ones, and marks
+    /// its files. REQUIRES: lock held.
+    func pickCompaction() -> CompactionJob? {
+        let version = versions.current
+        var candidates: [(score: Double, level: Int)] = []
+        let l0Score = Double(version.levels[0].count) / Double(options.l0CompactionTrigger)
+        if l0Score >= 1 { candidates.append((l0Score, 0)) }
+        for level in 1..<(options.numLevels - 1) {
+            let score = Double(version.bytes(level: level)) / options.maxBytes(forLevel: level)
+            if score >= 1 { candidates.append((score, level)) }
+        }
+        candidates.sort { $0.score > $1.score }
+        for (_, level) in candidates {
+            if let job = makeJob(level: level, version: version) {
+                register(job)
+                return job
+            }
+        }
+        return nil
+    }
+
+    private func makeJob(level: Int, version: Version) -> CompactionJob? {
+        let isFree = { (f: FileMetaData) in !f.beingCompacted.load(ordering: .relaxed) }
+        if level == 0 {
+            // The oldest L0 files, so that any L0 file left behind is newer than what moves down.
+            let l0 = version.levels[0]
+            guard l0.allSatisfy(isFree) else { return nil }
+            let chosen = Array(l0.reversed().prefix(options.compaction.maxSSTablesPerJob))
+            return jobIfFree(level: 0, chosen, version: version)
+        }
+        // Round-robin through the level, starting after the last compacted key.
+        let files = version.levels[level]
+        guard !files.isEmpty else { return nil }
+        var start = 0
+        if let pointer = versions.compactPointers[level] {
+            start = files.firstIndex { compareInternalKeys($0.largest, pointer) > 0 } ?? 0
+        }
+        for i in 0..<files.count {
+            let f = files[(start + i) % files.count]
+            guard isFree(f) else { continue }
+            if let job = jobIfFree(level: level, [f], version: version) { return job }
+        }
+        return nil
+    }
+
+    /// A job for `chosen` at `level` plus overlapping files below, unless any of those are busy
+    /// or its output range overlaps a running job's. REQUIRES: lock held.
+    private func jobIfFree(level: Int, _ chosen: [FileMetaData], version: Version, allowTrivialMove: Bool = true) -> CompactionJob? {
+        guard !chosen.isEmpty else { return nil }
+        let lo = chosen.map(\.smallestUserKey).min { compareSlices($0, $1) < 0 }!
+        let hi = chosen.map(\.largestUserKey).max { compareSlices($0, $1) < 0 }!
+        let below = version.overlapping(level: level + 1, lo, hi)
+        guard below.allSatisfy({ !$0.beingCompacted.load(ordering: .relaxed) }) else { return nil }
+        let job = CompactionJob(
+            level: level, outputLevel: level + 1, inputs: [chosen, below], version: version,
+            smallestSnapshot: smallestSnapshotLocked, allowTrivialMove: allowTrivialMove)
+        guard !runningCompactions.contains(where: { $0.overlaps(job) }) else { return nil }
+        return job
+    }
+
+    /// REQUIRES: lock held.
+    private func register(_ job: CompactionJob) {
+        for f in job.allFiles { f.beingCompacted.store(true, ordering: .relaxed) }
+        runningCompactions.append(job)
+        counters.compactionsRunning.add(1, ordering: .relaxed)
+    }
+
+    /// REQUIRES: lock held.
+    private func unregister(_ job: CompactionJob) {
+        for f in job.allFiles { f.beingCompacted.store(false, ordering: .relaxed) }
+        runningCompactions.removeAll { $0 === job }
+        counters.compactionsRunning.add(-1, ordering: .relaxed)
+        lock.broadcast()
+    }
+
+    // MARK: Background loop
+
+    func compactionLoop() {
+        lock.lock()
+        defer { lock.unlock() }
+        while !isShuttingDownLocked {
+            guard backgroundErrorLocked == nil, !manualCompactionActive, let job = pickCompaction() else {
+                lock.wait(seconds: 1)
+                continue
+            }
+            lock.unlock()
+            let result = Result { try run(job) }
+            lock.lock()
+            unregister(job)
+            if case .failure(let error) = result {
+                if let e = error as? SliceError, e.code == .corruption {
+                    setBackgroundError(e)
+                } else {
+                    // Out of space or a passing I/O error: try again later, writes go on.
+                    lock.wait(seconds: 1)
+                }
+            }
+        }
+    }
+
+    // MARK: Running
+
+    /// Runs a marked job and installs its result; returns the numbers of the files written.
+    @discardableResult
+    func run(_ job: CompactionJob) throws -> [UInt64] {
+        var edit = VersionEdit()
+        for (i, files) in job.inputs.enumerated() {
+            for f in files { edit.deletedFiles.append((i == 0 ? job.level : job.outputLevel, f.number)) }
+        }
+        if let last = job.inputs[0].map(\.largest).max(by: { compareInternalKeys($0, $1) < 0 }), job.level != job.outputLevel {
+            edit.compactPointers.append((job.level, last))
+        }
+        var outputs: [VersionEdit.NewFile] = []
+        if job.isTrivialMove {
+            let f = job.inputs[0][0]
+            outputs = [.init(level: job.outputLevel, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest)]
+            counters.trivialMoves.add(1, ordering: .relaxed)
+        } else {
+            outputs = try merge(job)
+            counters.compactionBytesRead.add(Int(job.inputBytes), ordering: .relaxed)
+            counters.compactionBytesWritten.add(Int(outputs.reduce(0) { $0 + $1.size }), ordering: .relaxed)
+        }
+        edit.newFiles = outputs
+        do {
+            manifestLock.lock()
+            defer { manifestLock.unlock() }
+            let base: Version = lock.withLock {
+                edit.nextFileNumber = versions.nextFileNumber
+                return versions.current
+            }
+            let next = try versions.log(edit, base: base)
+            lock.withLock {
+                versions.install(next, edit: edit)
+                for o in outputs { pendingOutputs.remove(o.number) }
+            }
+        } catch {
+            if !job.isTrivialMove { for o in outputs { try? FileSystem.remove(FileNames.table(path, o.number)) } }
+            lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }
+            throw error
+        }
+        counters.compactions.add(1, ordering: .relaxed)
+        return outputs.map(\.number)
+    }
+
+    /// Splits the job's key space at input-file boundaries into up to `mergeParallelism` ranges
+    /// and merges them in parallel. Returns the new files in key order.
+    private func merge(_ job: CompactionJob) throws -> [VersionEdit.NewFile] {
+        var bounds: [[UInt8]?] = [nil, nil]
+        let cfg = options.compaction
+        if cfg.enableParallelMerge && cfg.mergeParallelism > 1 && job.inputBytes > 2 * UInt64(options.targetFileSize) {
+            let keys = job.allFiles.map { Array($0.largestUserKey) }.sorted { compareBytes($0, $1) < 0 }
+            var splits: [[UInt8]] = []
+            for i in 1..<cfg.mergeParallelism {
+                let k = keys[min(keys.count - 1, i * keys.count / cfg.mergeParallelism)]
+                // A split key is the first key of the next range: strictly after the boundary key.
+                let split = k + [0]
+                if splits.last.map({ compareBytes($0, split) < 0 }) ?? true { splits.append(split) }
+            }
+            if let last = splits.last, compareBytes(last, job.largest) > 0 { splits.removeLast() }
+            bounds = [nil] + splits.map { Optional($0) } + [nil]
+        }
+        let ranges = bounds.count - 1
+        let splitPoints = bounds
+        let results = ResultsBox(count: ranges)
+        if ranges == 1 {
+            results.set(0, Result { try mergeRange(job, from: nil, to: nil) })
+        } else {
+            counters.subcompactions.add(ranges, ordering: .relaxed)
+            DispatchQueue.concurrentPerform(iterations: ranges) { i in
+                results.set(i, Result { try mergeRange(job, from: splitPoints[i], to: splitPoints[i + 1]) })
+            }
+        }
+        var outputs: [VersionEdit.NewFile] = []
+        var failure: Error?
+        for r in results.values {
+            switch r {
+            case .success(let files): outputs.append(contentsOf: files)
+            case .failure(let e): failure = failure ?? e
+            case nil: failure = failure ?? SliceError(.ioError, "subcompaction did not run")
+            }
+        }
+        if let failure {
+            for o in outputs { try? FileSystem.remove(FileNames.table(path, o.number)) }
+            lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }
+            throw failure
+        }
+        return outputs
+    }
+
+    /// Merges the inputs over user keys `[from, to)` into output files, dropping versions no
+    /// reader can see and tombstones with nothing beneath them.
+    private func mergeRange(_ job: CompactionJob, from: [UInt8]?, to: [UInt8]?) throws -> [VersionEdit.NewFile] {
+        var children: [any InternalIterator] = []
+        if job.level == 0 {
+            for f in job.inputs[0] { children.append(try tableCache.table(f.number).makeIterator(fillCache: false)) }
+        } else {
+            children.append(LevelIterator(files: job.inputs[0], tableCache: tableCache, fillCache: false))
+        }
+        if job.level != job.outputLevel {
+            children.append(LevelIterator(files: job.inputs[1], tableCache: tableCache, fillCache: false))
+        }
+        let input = MergingIterator(children)
+        if let from { try input.seek(makeInternalKey(from, maxSequenceNumber, .value)) } else { try input.seekToFirst() }
+
+        var outputs: [VersionEdit.NewFile] = []
+        var builder: TableBuilder?
+        var builderNumber: UInt64 = 0
+        func finishOutput() throws {
+            guard let b = builder else { return }
+            builder = nil
+            let size = try b.finish()
+            outputs.append(.init(level: job.outputLevel, number: builderNumber, size: size, smallest: b.smallest, largest: b.largest))
+        }
+        // Per-level cursors for "is there anything below this key" (keys only increase).
+        var levelCursor = Array(repeating: 0, count: options.numLevels)
+        func isBaseLevel(_ userKey: UnsafeRawBufferPointer) -> Bool {
+            for lvl in (job.outputLevel + 1)..<options.numLevels {
+                let files = job.version.levels[lvl]
+                while levelCursor[lvl] < files.count {
+                    let f = files[levelCursor[lvl]]
+                    let c = f.largest.withUnsafeBytes { compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey) }
+                    if c >= 0 {
+                        let s = f.smallest.withUnsafeBytes { compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey) }
+                        if s <= 0 { return false }
+                        break
+                    }
+                    levelCursor[lvl] += 1
+                }
+            }
+            return true
+        }
+
+        var currentUserKey: [UInt8] = []
+        var haveCurrent = false
+        var lastSequenceForKey = maxSequenceNumber
+        do {
+            while input.isValid {
+                if isShuttingDownLocked { throw SliceError(.closed, "compaction interrupted by close") }
+                let key = input.key
+                let decision: (drop: Bool, newKey: Bool, stop: Bool) = try key.withUnsafeBytes { k in
+                    guard let p = ParsedInternalKey(k) else {
+                        throw SliceError(.corruption, "malformed key in compaction input")
+                    }
+                    if let to, to.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) { return (true, false, true) }
+                    let newKey = !haveCurrent || currentUserKey.withUnsafeBytes { compareBytes($0, p.userKey) != 0 }
+                    if newKey {
+                        currentUserKey.removeAll(keepingCapacity: true)
+                        currentUserKey.append(contentsOf: p.userKey)
+                        haveCurrent = true
+                        lastSequenceForKey = maxSequenceNumber
+                    }
+                    var drop = false
+                    if lastSequenceForKey <= job.smallestSnapshot {
+                        drop = true  // a newer version of this key is visible to every reader
+                    } else if p.kind == .deletion && p.sequence <= job.smallestSnapshot && isBaseLevel(p.userKey) {
+                        drop = true  // nothing older below for the tombstone to hide
+                    }
+                    lastSequenceForKey = p.sequence
+                    return (drop, newKey, false)
+                }
+                if decision.stop { break }
+                if !decision.drop {
+                    if decision.newKey, let b = builder, b.estimatedFileSize >= UInt64(options.targetFileSize) {
+                        try finishOutput()
+                    }
+                    if builder == nil {
+                        builderNumber = versions.newFileNumber()
+                        lock.withLock { _ = pendingOutputs.insert(builderNumber) }
+                        builder = try TableBuilder(path: FileNames.table(path, builderNumber), options: options)
+                    }
+                    try builder!.add(key, input.value)
+                }
+                try input.next()
+            }
+            try finishOutput()
+        } catch {
+            builder?.abandon()
+            for o in outputs { try? FileSystem.remove(FileNames.table(path, o.number)) }
+            lock.withLock {
+                pendingOutputs.remove(builderNumber)
+                for o in outputs { pendingOutputs.remove(o.number) }
+            }
+            throw error
+        }
+        return outputs
+    }
+
+    // MARK: Manual compaction
+
+    /// Full manual compaction: flushes memtables, then merges every level into the next down to
+    /// the deepest level holding data, and rewrites deepest-level files that hold tombstones,
+    /// so that deleted and overwritten data no longer takes space. Background compactions
+    /// pause while it runs.
+    func compact(progress: ((Int, Int) -> Void)? = nil) throws {
+        try flush()
+        lock.withLock {
+            while manualCompactionActive { lock.wait() }
+            manualCompactionActive = true
+            while !runningCompactions.isEmpty { lock.wait() }
+        }
+        defer {
+            lock.withLock {
+                manualCompactionActive = false
+                lock.broadcast()
+            }
+        }
+        let start = lock.withLock { versions.current }
+        let deepest = max(1, start.levels.lastIndex { !$0.isEmpty } ?? 1)
+        let chunk = options.compaction.maxSSTablesPerJob
+        for level in 0..<deepest {
+            progress?(level, deepest + 1)
+            while true {
+                let job: CompactionJob? = try lock.withLock {
+                    if let e = backgroundErrorLocked { throw e }
+                    let v = versions.current
+                    let files = level == 0 ? Array(v.levels[0].reversed()) : v.levels[level]
+                    guard !files.isEmpty else { return nil }
+                    let chosen = Array(files.prefix(chunk))
+                    guard let job = jobIfFree(level: level, chosen, version: v, allowTrivialMove: false) else {
+                        throw SliceError(.ioError, "manual compaction found busy files")
+                    }
+                    register(job)
+                    return job
+                }
+                guard let job else { break }
+                defer { lock.withLock { unregister(job) } }
+                try run(job)
+            }
+        }
+        progress?(deepest, deepest + 1)
+        // Bottom level: rewrite files that still carry tombstones (once each: tombstones that a
+        // snapshot still needs survive the rewrite).
+        var rewritten = Set<UInt64>()
+        while true {
+            let job: CompactionJob? = try lock.withLock {
+                let v = versions.current
+                var withTombstones: [FileMetaData] = []
+                for f in v.levels[deepest] where !rewritten.contains(f.number) {
+                    if try tableCache.table(f.number).properties.deletions > 0 { withTombstones.append(f) }
+                    if withTombstones.count >= chunk { break }
+                }
+                guard !withTombstones.isEmpty else { return nil }
+                let job = CompactionJob(
+                    level: deepest, outputLevel: deepest, inputs: [withTombstones, []], version: v,
+                    smallestSnapshot: smallestSnapshotLocked, allowTrivialMove: false)
+                register(job)
+                return job
+            }
+            guard let job else { break }
+            defer { lock.withLock { unregister(job) } }
+            rewritten.formUnion(try run(job))
+        }
+        progress?(deepest + 1, deepest + 1)
+    }
+}
+
+/// Per-range results of parallel merges.
+private final class ResultsBox: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var storage: [Result<[VersionEdit.NewFile], Error>?]
+
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+
+    func set(_ i: Int, _ r: Result<[VersionEdit.NewFile], Error>) { lock.withLock { storage[i] = r } }
+
+    var values: [Result<[VersionEdit.NewFile], Error>?] { lock.withLock { storage } }
+}

@@ -1,0 +1,669 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The synchronous, thread-safe core of a store. `LSMTree` is the public face (sync and async);
+/// FUSE worker threads and the CLI call this directly.
+///
+/// Threads: any number of callers; one flush thread; `maxConcurrentCompactions` compaction
+/// threads. None of them run on Swift's cooperative pool.
+///
+/// Locking rules:
+/// - `lock` guards every field marked "guarded by lock", and is the one condition variable all
+///   waits use (writers queueing, stalls, background threads, `flush()`). Hold it only briefly:
+///   no disk I/O under it except creating a new WAL file on a memtable switch.
+/// - `manifestLock` serialises version edits and is held across manifest I/O. Order:
+///   `manifestLock` before `lock`, never the reverse.
+/// - The WAL writer and the active memtable are written only by the group-commit leader (the
+///   writer at the head of `writers`), which does so without holding `lock`.
+final class Engine: @unchecked Sendable {
+    let path: String
+    let options: Options
+    let counters = EngineCounters()
+    let blockCache: BlockCache
+    let tableCache: TableCache
+    let versions: VersionSet
+    let lock = ConditionLock()
+    let manifestLock = ConditionLock()
+    private let directoryLock: DirectoryLock
+
+    // Guarded by lock.
+    private var mem: Memtable
+    private var imm: [Memtable] = []
+    private var wal: LogWriter
+    private(set) var lastSequence: SequenceNumber = 0
+    private var writers: [Writer] = []
+    private var snapshots: [SequenceNumber: Int] = [:]
+    private var backgroundError: SliceError?
+    private var shuttingDown = false
+    private var closed = false
+    private var liveThreads = 0
+    var runningCompactions: [CompactionJob] = []
+    var manualCompactionActive = false
+    var pendingOutputs: Set<UInt64> = []
+
+    /// Notes from recovery (torn WAL tails dropped), for logs and `slice check`.
+    private(set) var recoveryNotes: [String] = []
+
+    /// A queued write. Fields are touched only under `lock`.
+    private final class Writer {
+        var batch: WriteBatch
+        let sync: Bool
+        /// A request to freeze the memtable (for `flush()`) instead of a write.
+        let freeze: Bool
+        var done = false
+        var error: SliceError?
+
+        init(batch: WriteBatch, sync: Bool, freeze: Bool = false) {
+            self.batch = batch
+            self.sync = sync
+            self.freeze = freeze
+        }
+    }
+
+    init(path: String, options: Options) throws {
+        try options.validate()
+        self.path = path
+        self.options = options
+        try FileSystem.createDirectory(path)
+        directoryLock = try DirectoryLock(path: FileNames.lock(path))
+        blockCache = BlockCache(capacityBytes: options.blockCacheBytes)
+        tableCache = TableCache(
+            directory: path, capacity: options.maxOpenFiles, blockCache: blockCache, counters: counters)
+        let deleter = FileDeleter(directory: path, tableCache: tableCache, counters: counters)
+        versions = VersionSet(directory: path, options: options, deleter: deleter)
+        mem = Memtable(logNumber: 0)
+        // Placeholder until recovery opens the real WAL; never written.
+        wal = LogWriter(file: try File.open("/dev/null", flags: O_WRONLY))
+        try recover()
+        startThreads()
+    }
+
+    // MARK: Recovery
+
+    private func recover() throws {
+        if try !versions.recover() {
+            try versions.writeSnapshot(of: versions.current)
+        }
+        let version = versions.current
+        for level in version.levels {
+            for f in level {
+                let file = FileNames.table(path, f.number)
+                guard let size = FileSystem.fileSize(file) else {
+                    throw SliceError.corruption("table file listed in the manifest is missing", path: file)
+                }
+                guard UInt64(size) == f.size else {
+                    throw SliceError.corruption("table file is \(size) bytes, the manifest says \(f.size)", path: file)
+                }
+            }
+        }
+        var logs: [UInt64] = []
+        for name in try FileSystem.contents(of: path) {
+            if let (kind, n) = FileNames.parse(name), kind == .log, n >= versions.logNumber { logs.append(n) }
+        }
+        logs.sort()
+
+        var edit = VersionEdit()
+        var maxSequence = versions.lastSequence
+        var memtable = Memtable(logNumber: 0)
+        func flushRecovered() throws {
+            guard !memtable.isEmpty else { return }
+            if let f = try writeLevel0Table(memtable, number: versions.newFileNumber()) { edit.newFiles.append(f) }
+            memtable = Memtable(logNumber: 0)
+        }
+        for (i, number) in logs.enumerated() {
+            let logPath = FileNames.log(path, number)
+            let mode: LogReader.Mode = i == logs.count - 1 ? .tolerateTornTail : .strict
+            let result = try LogReader(path: logPath, mode: mode).read { record in
+                let batch = WriteBatch(rep: record)
+                guard record.count >= WriteBatch.headerSize else {
+                    throw SliceError.corruption("WAL record too short for a batch", path: logPath)
+                }
+                let first = batch.sequence
+                var seq = first
+                try batch.forEach(path: logPath) { kind, key, value in
+                    memtable.add(seq, kind, key: key, value: value)
+                    seq += 1
+                }
+                if seq > first { maxSequence = max(maxSequence, seq - 1) }
+                if memtable.approximateMemoryUsage > options.memtableSize { try flushRecovered() }
+            }
+            if let torn = result.tornTailOffset {
+                counters.tornWALTails.add(1, ordering: .relaxed)
+                recoveryNotes.append("dropped a torn record at the end of \(logPath) at offset \(torn)")
+            }
+        }
+        try flushRecovered()
+
+        let logNumber = versions.newFileNumber()
+        wal = LogWriter(file: try File.create(FileNames.log(path, logNumber)))
+        mem = Memtable(logNumber: logNumber)
+        edit.logNumber = logNumber
+        edit.lastSequence = maxSequence
+        let next = versions.current.applying(edit, deleter: versions.deleter).reusingFiles(of: versions.current)
+        try versions.writeSnapshot(of: next, extra: edit)
+        versions.install(next, edit: edit)
+        lastSequence = maxSequence
+        try FileSystem.syncDirectory(path)
+        removeObsoleteFiles()
+    }
+
+    /// Deletes files no version needs: old WALs and manifests, temp files, orphan tables.
+    /// Called at open, with no other thread running.
+    private func removeObsoleteFiles() {
+        var live = Set<UInt64>()
+        for level in versions.current.levels { for f in level { live.insert(f.number) } }
+        for name in (try? FileSystem.contents(of: path)) ?? [] {
+            guard let (kind, n) = FileNames.parse(name) else { continue }
+            let keep: Bool
+            switch kind {
+            case .log: keep = n >= versions.logNumber
+            case .manifest: keep = n == versions.currentManifestNumber
+            case .table: keep = live.contains(n)
+            case .temp: keep = false
+            }
+            if !keep { try? FileSystem.remove("\(path)/\(name)") }
+        }
+    }
+
+    /// Writes a memtable out as a table. Returns nil when it is empty.
+    private func writeLevel0Table(_ table: Memtable, number: UInt64) throws -> VersionEdit.NewFile? {
+        let it = Memtable.Iterator(table)
+        it.seekToFirst()
+        guard it.isValid else { return nil }
+        let tablePath = FileNames.table(path, number)
+        let builder = try TableBuilder(path: tablePath, options: options)
+        do {
+            while it.isValid {
+                try builder.add(it.key, it.value)
+                it.next()
+            }
+            let size = try builder.finish()
+            counters.flushBytesWritten.add(Int(size), ordering: .relaxed)
+            return .init(level: 0, number: number, size: size, smallest: builder.smallest, largest: builder.largest)
+        } catch {
+            builder.abandon()
+            throw error
+        }
+    }
+
+    // MARK: Threads
+
+    private func startThreads() {
+        lock.withLock { liveThreads = 1 + options.compaction.maxConcurrentCompactions }
+        spawn(name: "slice-flush") { $0.flushLoop() }
+        for i in 0..<options.compaction.maxConcurrentCompactions {
+            spawn(name: "slice-compact-\(i)") { $0.compactionLoop() }
+        }
+    }
+
+    private func spawn(name: String, _ body: @escaping @Sendable (Engine) -> Void) {
+        let thread = Thread { [self] in
+            body(self)
+            lock.withLock {
+                liveThreads -= 1
+                lock.broadcast()
+            }
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Records a background failure: writes fail from now on with this error.
+    /// REQUIRES: lock held.
+    func setBackgroundError(_ error: Error) {
+        if backgroundError == nil {
+            backgroundError = (error as? SliceError) ?? SliceError(.ioError, "\(error)")
+        }
+        lock.broadcast()
+    }
+
+    var backgroundErrorLocked: SliceError? { backgroundError }
+    var isShuttingDownLocked: Bool { shuttingDown }
+
+    private func flushLoop() {
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            if imm.isEmpty || backgroundError != nil {
+                if shuttingDown { return }
+                lock.wait()
+                continue
+            }
+            let table = imm[0]
+            let number = versions.newFileNumber()
+            pendingOutputs.insert(number)
+            let nextLog = imm.count > 1 ? imm[1].logNumber : mem.logNumber
+            lock.unlock()
+            do {
+                let file = try writeLevel0Table(table, number: number)
+                manifestLock.lock()
+                defer { manifestLock.unlock() }
+                var edit = VersionEdit()
+                edit.logNumber = nextLog
+                if let file { edit.newFiles.append(file) }
+                let base: Version = lock.withLock {
+                    edit.lastSequence = lastSequence
+                    edit.nextFileNumber = versions.nextFileNumber
+                    return versions.current
+                }
+                let next = try versions.log(edit, base: base)
+                lock.withLock {
+                    versions.install(next, edit: edit)
+                    imm.removeFirst()
+                    pendingOutputs.remove(number)
+                    counters.flushes.add(1, ordering: .relaxed)
+                    lock.broadcast()
+                }
+                try? FileSystem.remove(FileNames.log(path, table.logNumber))
+            } catch {
+                try? FileSystem.remove(FileNames.table(path, number))
+                lock.withLock {
+                    pendingOutputs.remove(number)
+                    setBackgroundError(error)
+                }
+            }
+            lock.lock()
+        }
+    }
+
+    // MARK: Writes
+
+    func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) throws {
+        var batch = WriteBatch()
+        batch.put(key, value)
+        try write(batch)
+    }
+
+    func delete(_ key: some Collection<UInt8>) throws {
+        var batch = WriteBatch()
+        batch.delete(key)
+        try write(batch)
+    }
+
+    /// Applies `batch` atomically. With `sync` (default: the store's policy is `.always`) the
+    /// WAL is synced before this returns.
+    func write(_ batch: WriteBatch, sync: Bool? = nil) throws {
+        let start = monotonicNanos()
+        var puts = 0
+        var deletes = 0
+        var bytes = 0
+        try batch.forEach { kind, key, value in
+            guard !key.isEmpty else { throw SliceError(.invalidArgument, "empty key") }
+            guard key.count <= Options.maxKeySize else {
+                throw SliceError(.invalidArgument, "key of \(key.count) bytes exceeds the limit of \(Options.maxKeySize)")
+            }
+            guard value.count <= options.maxValueSize else {
+                throw SliceError(
+                    .invalidArgument, "value of \(value.count) bytes exceeds the limit of \(options.maxValueSize)")
+            }
+            if kind == .value { puts += 1 } else { deletes += 1 }
+            bytes += key.count + value.count
+        }
+        guard !batch.isEmpty else { return }
+        let w = Writer(batch: batch, sync: sync ?? (options.syncPolicy == .always))
+        try commit(w)
+        counters.puts.add(puts, ordering: .relaxed)
+        counters.deletes.add(deletes, ordering: .relaxed)
+        counters.writeBatches.add(1, ordering: .relaxed)
+        counters.userBytesWritten.add(bytes, ordering: .relaxed)
+        counters.record(counters.putLatency, since: start)
+    }
+
+    /// Group commit: queue `w`; the writer at the head of the queue becomes the leader, writes
+    /// the batches of everyone queued behind it as one WAL record, applies them to the memtable
+    /// and wakes them.
+    private func commit(_ w: Writer) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { throw SliceError(.closed, "the store is closed") }
+        writers.append(w)
+        while !w.done && writers.first !== w { lock.wait() }
+        if w.done {
+            if let e = w.error { throw e }
+            return
+        }
+        var group = [w]
+        var failure: SliceError?
+        do {
+            try makeRoomForWrite(force: w.freeze)
+        } catch {
+            failure = (error as? SliceError) ?? SliceError(.ioError, "\(error)")
+        }
+        if failure == nil && !w.freeze {
+            var batch = w.batch
+            var size = batch.byteSize
+            let maxSize = size <= 128 << 10 ? size + (128 << 10) : 1 << 20
+            for other in writers.dropFirst() {
+                if other.freeze || (other.sync && !w.sync) || size + other.batch.byteSize > maxSize { break }
+                batch.append(other.batch)
+                size += other.batch.byteSize
+                group.append(other)
+            }
+            let first = lastSequence + 1
+            batch.sequence = first
+            let wal = self.wal
+            let mem = self.mem
+            lock.unlock()
+            let before = wal.size
+            do {
+                do {
+                    try wal.add(batch.rep)
+                } catch {
+                    // Leave no partial record behind; if even that fails, stop accepting writes.
+                    do { try wal.rollback(to: before) } catch { lock.withLock { setBackgroundError(error) } }
+                    throw error
+                }
+                counters.walBytesWritten.add(Int(wal.size - before), ordering: .relaxed)
+                counters.groupCommits.add(1, ordering: .relaxed)
+                if w.sync {
+                    do {
+                        try wal.sync()
+                    } catch {
+                        // After a failed fsync the state of the page cache is unknown: stop.
+                        lock.withLock { setBackgroundError(error) }
+                        throw error
+                    }
+                    counters.walSyncs.add(1, ordering: .relaxed)
+                }
+                var seq = first
+                try batch.forEach { kind, key, value in
+                    mem.add(seq, kind, key: key, value: value)
+                    seq += 1
+                }
+            } catch {
+                failure = (error as? SliceError) ?? SliceError(.ioError, "\(error)")
+            }
+            lock.lock()
+            if failure == nil { lastSequence = first + UInt64(batch.count) - 1 }
+        }
+        for member in group {
+            member.error = failure
+            member.done = true
+        }
+        writers.removeFirst(group.count)
+        lock.broadcast()
+        if let failure { throw failure }
+    }
+
+    /// Makes sure the active memtable has room, switching to a new one (and WAL) when it is
+    /// full or `force` is set, and stalling while the immutable queue or L0 is full.
+    /// REQUIRES: lock held, caller is the write leader.
+    private func makeRoomForWrite(force: Bool) throws {
+        var force = force
+        var allowDelay = !force
+        while true {
+            if let e = backgroundError { throw e }
+            if shuttingDown { throw SliceError(.closed, "the store is closing") }
+            let level0 = versions.current.levels[0].count
+            if allowDelay && level0 >= options.l0SlowdownTrigger {
+                counters.slowdowns.add(1, ordering: .relaxed)
+                lock.unlock()
+                usleep(1000)
+                lock.lock()
+                allowDelay = false
+                continue
+            }
+            if force ? mem.isEmpty : mem.approximateMemoryUsage < options.memtableSize { return }
+            if imm.count >= options.maxImmutableMemtables || level0 >= options.l0StopTrigger {
+                counters.stalls.add(1, ordering: .relaxed)
+                let t0 = monotonicNanos()
+                lock.wait()
+                counters.stallNanos.add(Int(monotonicNanos() - t0), ordering: .relaxed)
+                continue
+            }
+            // The frozen memtable's WAL is synced once here, so `sync()` covers all older WALs.
+            try wal.sync()
+            let number = versions.newFileNumber()
+            let file = try File.create(FileNames.log(path, number))
+            wal = LogWriter(file: file)
+            imm.append(mem)
+            mem = Memtable(logNumber: number)
+            force = false
+            lock.broadcast()
+        }
+    }
+
+    /// Makes every acknowledged write durable (the WAL is synced through the write queue, so
+    /// it never races a leader's append).
+    func sync() throws {
+        var batch = WriteBatch()
+        batch.sequence = 0
+        let w = Writer(batch: batch, sync: true, freeze: false)
+        try syncThroughQueue(w)
+    }
+
+    private func syncThroughQueue(_ w: Writer) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { throw SliceError(.closed, "the store is closed") }
+        writers.append(w)
+        while writers.first !== w { lock.wait() }
+        let wal = self.wal
+        lock.unlock()
+        var failure: Error?
+        do { try wal.sync() } catch { failure = error }
+        lock.lock()
+        if let failure { setBackgroundError(failure) }
+        writers.removeFirst()
+        lock.broadcast()
+        if let failure { throw failure }
+        counters.walSyncs.add(1, ordering: .relaxed)
+    }
+
+    /// Freezes the active memtable and waits until every frozen memtable is on disk.
+    func flush() throws {
+        let w = Writer(batch: WriteBatch(), sync: false, freeze: true)
+        try commit(w)
+        try lock.withLock {
+            while !imm.isEmpty {
+                if let e = backgroundError { throw e }
+                lock.wait()
+            }
+        }
+    }
+
+    // MARK: Reads
+
+    /// Grabs what a read needs under the lock: memtables, version and sequence.
+    private func readState(_ snapshot: Snapshot?) throws -> (Memtable, [Memtable], Version, SequenceNumber) {
+        try lock.withLock {
+            guard !closed else { throw SliceError(.closed, "the store is closed") }
+            return (mem, imm, versions.current, snapshot?.sequence ?? lastSequence)
+        }
+    }
+
+    func get(_ key: some Collection<UInt8>, snapshot: Snapshot? = nil) throws -> [UInt8]? {
+        let start = monotonicNanos()
+        guard !key.isEmpty, key.count <= Options.maxKeySize else {
+            throw SliceError(.invalidArgument, key.isEmpty ? "empty key" : "key exceeds \(Options.maxKeySize) bytes")
+        }
+        let (mem, imm, version, seq) = try readState(snapshot)
+        let lookupKey = makeInternalKey(key, seq, .value)
+        var result: Memtable.Lookup = mem.get(lookupKey)
+        if case .absent = result {
+            for table in imm.reversed() {
+                result = table.get(lookupKey)
+                if case .absent = result { continue }
+                break
+            }
+        }
+        if case .absent = result { result = try version.get(lookupKey, tableCache: tableCache) }
+        counters.gets.add(1, ordering: .relaxed)
+        counters.record(counters.getLatency, since: start)
+        if case .found(let v) = result {
+            counters.getHits.add(1, ordering: .relaxed)
+            return v
+        }
+        return nil
+    }
+
+    /// Answers from the memtables alone when they hold the key: `.some(value)` or `.some(nil)`
+    /// for a deletion; nil means
+    /// the tables must be asked. Never touches the disk, so async callers use it inline.
+    func getFromMemory(_ key: [UInt8]) throws -> [UInt8]?? {
+        guard !key.isEmpty, key.count <= Options.maxKeySize else { return nil }
+        let (mem, imm, _, seq) = try readState(nil)
+        let lookupKey = makeInternalKey(key, seq, .value)
+        for table in [mem] + imm.reversed() {
+            switch table.get(lookupKey) {
+            case .found(let v):
+                counters.gets.add(1, ordering: .relaxed)
+                counters.getHits.add(1, ordering: .relaxed)
+                return .some(v)
+            case .deleted:
+                counters.gets.add(1, ordering: .relaxed)
+                return .some(nil)
+            case .absent: continue
+            }
+        }
+        return nil
+    }
+
+    /// A cursor over `range` as of now (or as of `snapshot`).
+    func scan(_ range: KeyRange, snapshot: Snapshot? = nil) throws -> ScanCursor {
+        let (mem, imm, version, seq) = try readState(snapshot)
+        var children: [any InternalIterator] = [Memtable.Iterator(mem)]
+        for table in imm.reversed() { children.append(Memtable.Iterator(table)) }
+        for f in version.levels[0] { children.append(try tableCache.table(f.number).makeIterator()) }
+        for level in 1..<version.levels.count where !version.levels[level].isEmpty {
+            children.append(LevelIterator(files: version.levels[level], tableCache: tableCache, fillCache: true))
+        }
+        return ScanCursor(merged: MergingIterator(children), sequence: seq, range: range, version: version)
+    }
+
+    func snapshot() throws -> Snapshot {
+        try lock.withLock {
+            guard !closed else { throw SliceError(.closed, "the store is closed") }
+            snapshots[lastSequence, default: 0] += 1
+            return Snapshot(sequence: lastSequence, engine: self)
+        }
+    }
+
+    func releaseSnapshot(_ seq: SequenceNumber) {
+        lock.withLock {
+            if let n = snapshots[seq] { snapshots[seq] = n > 1 ? n - 1 : nil }
+        }
+    }
+
+    /// Oldest sequence any reader may still ask for. REQUIRES: lock held.
+    var smallestSnapshotLocked: SequenceNumber { snapshots.keys.min() ?? lastSequence }
+
+    // MARK: Maintenance
+
+    func clearCache() { blockCache.clear() }
+
+    /// Reads every block of every live table and every WAL, verifying all checksums. Returns a
+    /// report; throws the first corruption found, naming the file.
+    func check(progress: ((Int, Int) -> Void)? = nil) throws -> CheckReport {
+        let (_, _, version, _) = try readState(nil)
+        var report = CheckReport()
+        let files = version.levels.flatMap { $0 }
+        for (i, f) in files.enumerated() {
+            progress?(i, files.count)
+            let reader = try TableReader(
+                path: FileNames.table(path, f.number), fileNumber: f.number, cache: nil, stats: nil)
+            report.entries += try reader.verify()
+            report.tables += 1
+            report.tableBytes += f.size
+        }
+        progress?(files.count, files.count)
+        let logs = lock.withLock { [mem.logNumber] + imm.map(\.logNumber) }
+        for n in logs.sorted() {
+            let logPath = FileNames.log(path, n)
+            guard FileSystem.exists(logPath) else { continue }
+            let r = try LogReader(path: logPath, mode: n == logs.max() ? .tolerateTornTail : .strict).read { _ in }
+            report.walFiles += 1
+            report.walBytes += UInt64(r.validBytes)
+            if let t = r.tornTailOffset {
+                report.notes.append("torn record at the end of \(logPath) at offset \(t) (a write in progress)")
+            }
+        }
+        report.notes.append(contentsOf: recoveryNotes)
+        return report
+    }
+
+    func stats() -> Statistics {
+        let (memBytes, immCount, immBytes, version, seq) = lock.withLock {
+            (
+                mem.approximateMemoryUsage, imm.count, imm.reduce(0) { $0 + $1.approximateMemoryUsage },
+                versions.current, lastSequence
+            )
+        }
+        let c = counters
+        func v(_ a: borrowing Atomic<Int>) -> UInt64 { UInt64(max(0, a.load(ordering: .relaxed))) }
+        let hits = v(blockCache.hits)
+        let misses = v(blockCache.misses)
+        let user = v(c.userBytesWritten)
+        let disk = v(c.walBytesWritten) + v(c.flushBytesWritten) + v(c.compactionBytesWritten)
+        return Statistics(
+            puts: v(c.puts), deletes: v(c.deletes), gets: v(c.gets), getHits: v(c.getHits),
+            writeBatches: v(c.writeBatches), lastSequence: seq,
+            userBytesWritten: user, walBytesWritten: v(c.walBytesWritten), walSyncs: v(c.walSyncs),
+            groupCommits: v(c.groupCommits), flushBytesWritten: v(c.flushBytesWritten),
+            compactionBytesWritten: v(c.compactionBytesWritten),
+            writeAmplification: user == 0 ? 0 : Double(disk) / Double(user),
+            memtableBytes: UInt64(memBytes), immutableMemtables: immCount, immutableMemtableBytes: UInt64(immBytes),
+            levels: version.levels.enumerated().map { .init(level: $0.offset, files: $0.element.count, bytes: version.bytes(level: $0.offset)) },
+            flushes: v(c.flushes), compactions: v(c.compactions),
+            compactionsRunning: Int(v(c.compactionsRunning)), subcompactions: v(c.subcompactions),
+            trivialMoves: v(c.trivialMoves), compactionBytesRead: v(c.compactionBytesRead),
+            stalls: v(c.stalls), stallMicros: v(c.stallNanos) / 1000, slowdowns: v(c.slowdowns),
+            blockCacheHits: hits, blockCacheMisses: misses,
+            blockCacheHitRatio: hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses),
+            blockCacheBytes: UInt64(blockCache.usage), blockCacheCapacity: UInt64(blockCache.capacity),
+            blockCacheEntries: blockCache.entryCount, blockReads: v(c.blockReads), blockReadBytes: v(c.blockReadBytes),
+            openTables: tableCache.openCount,
+            bloomChecks: v(c.bloomChecks), bloomUsefulNegatives: v(c.bloomUseful),
+            getLatency: Statistics.Latency(c.getLatency.withLock { $0 }),
+            putLatency: Statistics.Latency(c.putLatency.withLock { $0 }),
+            tornWALTailsDropped: v(c.tornWALTails), obsoleteFilesDeleted: v(c.filesDeleted))
+    }
+
+    /// Stops background work, syncs the WAL and releases the store. Frozen memtables are
+    /// flushed first; the active one stays in its (synced) WAL and is replayed on open.
+    func close() throws {
+        let alreadyClosed: Bool = lock.withLock {
+            if closed || shuttingDown { return true }
+            shuttingDown = true
+            lock.broadcast()
+            return false
+        }
+        if alreadyClosed { return }
+        var failure: Error?
+        lock.withLock {
+            while !writers.isEmpty { lock.wait() }
+            while liveThreads > 0 { lock.broadcast(); lock.wait(seconds: 0.05) }
+            do { try wal.sync() } catch { failure = error }
+            closed = true
+        }
+        if let failure { throw failure }
+    }
+}
+
+/// A consistent read view: reads through it see the store as it was when it was taken, and
+/// compaction keeps every version it can see. Released when the object goes away.
+public final class Snapshot: Sendable {
+    let sequence: SequenceNumber
+    private let engine: Engine
+
+    init(sequence: SequenceNumber, engine: Engine) {
+        self.sequence = sequence
+        self.engine = engine
+    }
+
+    deinit { engine.releaseSnapshot(sequence) }
+}
+
+/// What `check` found.
+public struct CheckReport: Sendable {
+    public var tables = 0
+    public var tableBytes: UInt64 = 0
+    public var entries: UInt64 = 0
+    public var walFiles = 0
+    public var walBytes: UInt64 = 0
+    public var notes: [String] = []
+}

@@ -1,0 +1,132 @@
+/// Everything tunable about a store. Every default says why it is what it is.
+public struct Options: Sendable {
+    /// When a write is acknowledged relative to the disk.
+    public enum SyncPolicy: String, Sendable, Codable {
+        /// Acknowledge after `write(2)` to the WAL: survives a crash of the process (the OS page
+        /// cache keeps the data), not a power cut. Call `sync()` to make earlier writes durable.
+        case none
+        /// Acknowledge after the WAL is `fdatasync`ed: survives a power cut. Group commit shares
+        /// one sync among all writers waiting at that moment.
+        case always
+    }
+
+    /// Size at which the active memtable is frozen and queued for flushing. 64 MiB: large enough
+    /// that L0 files are few and big, small enough that recovery replays a WAL in about a second.
+    public var memtableSize = 64 << 20
+    /// Frozen memtables that may wait for flushing before writers stall. 2 absorbs a burst while
+    /// one flush runs, and bounds memory to (1 + 2) x memtableSize.
+    public var maxImmutableMemtables = 2
+    /// Block cache capacity in bytes. 64 MiB holds the hot index and data blocks of a few GiB of data.
+    public var blockCacheBytes = 64 << 20
+    /// Target size of a data block before the trailer. 4 KiB matches the page size, so a point
+    /// read costs one page.
+    public var blockSize = 4096
+    /// Keys between restart points in a block. 16: short binary-search tail, good prefix compression.
+    public var blockRestartInterval = 16
+    /// Bloom filter bits per key; 0 disables filters. 10 gives about 1% false positives.
+    public var bloomBitsPerKey = 10
+    /// Durability of each acknowledged write; see `SyncPolicy`.
+    public var syncPolicy: SyncPolicy = .none
+    /// L0 file count that triggers an L0 -> L1 compaction. 4, as LevelDB and RocksDB: L0 files
+    /// overlap, so every one is read by a miss.
+    public var l0CompactionTrigger = 4
+    /// L0 file count at which each write is delayed 1 ms, to let compaction catch up gently.
+    public var l0SlowdownTrigger = 8
+    /// L0 file count at which writes stop until compaction brings it down: bounds read cost.
+    public var l0StopTrigger = 12
+    /// Each level may hold this many times the bytes of the one above. 10: write amplification
+    /// of about 10 per level against 1.1x space amplification.
+    public var levelSizeRatio = 10
+    /// Bytes L1 may hold before compacting into L2. 256 MiB, the size of four full L0 files, so
+    /// an L0 -> L1 compaction does not immediately overflow L1.
+    public var level1MaxBytes = 256 << 20
+    /// Size at which compaction starts a new output file. 32 MiB keeps file counts (and open
+    /// descriptors) low while a single-file compaction stays short.
+    public var targetFileSize = 32 << 20
+    /// Number of levels. 7 with ratio 10 reaches petabytes.
+    public var numLevels = 7
+    /// Open table files kept in the table cache. Well below this machine's 20,000 per process.
+    public var maxOpenFiles = 5000
+    /// Largest value accepted. 64 MiB: a value is held in memory whole.
+    public var maxValueSize = 64 << 20
+    /// Background compaction settings.
+    public var compaction = CompactionConfig()
+
+    /// Largest key accepted: 64 KiB (keys sit in index blocks and in memory uncompressed).
+    public static let maxKeySize = 64 << 10
+
+    public init() {}
+
+    func validate() throws {
+        func check(_ ok: Bool, _ what: String) throws {
+            if !ok { throw SliceError(.invalidArgument, "invalid option: \(what)") }
+        }
+        try check(memtableSize >= 4096, "memtableSize must be at least 4096")
+        try check(maxImmutableMemtables >= 1, "maxImmutableMemtables must be at least 1")
+        try check(blockCacheBytes >= 0, "blockCacheBytes must not be negative")
+        try check(blockSize >= 256, "blockSize must be at least 256")
+        try check(blockRestartInterval >= 1, "blockRestartInterval must be at least 1")
+        try check((0...64).contains(bloomBitsPerKey), "bloomBitsPerKey must be 0...64")
+        try check(l0CompactionTrigger >= 1, "l0CompactionTrigger must be at least 1")
+        try check(l0SlowdownTrigger >= l0CompactionTrigger, "l0SlowdownTrigger must be >= l0CompactionTrigger")
+        try check(l0StopTrigger >= l0SlowdownTrigger, "l0StopTrigger must be >= l0SlowdownTrigger")
+        try check(levelSizeRatio >= 2, "levelSizeRatio must be at least 2")
+        try check(level1MaxBytes >= 1024, "level1MaxBytes must be at least 1024")
+        try check(targetFileSize >= 1024, "targetFileSize must be at least 1024")
+        try check((2...20).contains(numLevels), "numLevels must be 2...20")
+        try check(maxOpenFiles >= 16, "maxOpenFiles must be at least 16")
+        try check(maxValueSize >= 0, "maxValueSize must not be negative")
+        try compaction.validate()
+    }
+
+    /// Bytes a level may hold before it is compacted into the next (L1 and deeper).
+    func maxBytes(forLevel level: Int) -> Double {
+        var result = Double(level1MaxBytes)
+        var l = level
+        while l > 1 {
+            result *= Double(levelSizeRatio)
+            l -= 1
+        }
+        return result
+    }
+}
+
+/// How background and manual compactions use threads.
+///
+/// What each setting does today:
+/// - `maxConcurrentCompactions`: number of background compaction threads. Each picks a job
+///   whose input files and output key range do not overlap a running job, so jobs on different
+///   levels (or disjoint ranges of one level) run at the same time.
+/// - `enableParallelMerge` and `mergeParallelism`: a job whose inputs exceed two target file
+///   sizes is split at input-file boundaries into up to `mergeParallelism` key ranges that are
+///   merged on separate threads (RocksDB's subcompactions); outputs are installed together.
+/// - `maxSSTablesPerJob`: at most this many L0 files go into one L0 -> L1 job (the oldest
+///   ones, so newer files stay above), and a manual `compact()` processes each level in chunks
+///   of this many files, bounding the size and memory of any single job.
+public struct CompactionConfig: Sendable {
+    public var maxConcurrentCompactions: Int
+    public var mergeParallelism: Int
+    public var maxSSTablesPerJob: Int
+    public var enableParallelMerge: Bool
+
+    public init(
+        maxConcurrentCompactions: Int = 2, mergeParallelism: Int = 4, maxSSTablesPerJob: Int = 10,
+        enableParallelMerge: Bool = true
+    ) {
+        self.maxConcurrentCompactions = maxConcurrentCompactions
+        self.mergeParallelism = mergeParallelism
+        self.maxSSTablesPerJob = maxSSTablesPerJob
+        self.enableParallelMerge = enableParallelMerge
+    }
+
+    func validate() throws {
+        guard (1...64).contains(maxConcurrentCompactions), (1...64).contains(mergeParallelism),
+            maxSSTablesPerJob >= 2
+        else {
+            throw SliceError(
+                .invalidArgument,
+                "invalid CompactionConfig: maxConcurrentCompactions and mergeParallelism must be 1...64, maxSSTablesPerJob >= 2"
+            )
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Synchronization
+
+/// A key and its value, as returned by scans.
+public struct KeyValue: Sendable, Hashable {
+    public let key: [UInt8]
+    public let value: [UInt8]
+
+    public init(key: [UInt8], value: [UInt8]) {
+        self.key = key
+        self.value = value
+    }
+
+    public var keyString: String { String(decoding: key, as: UTF8.self) }
+    public var valueString: String { String(decoding: value, as: UTF8.self) }
+}
+
+/// The range a scan covers: `[start, end)` and/or every key with a prefix.
+public struct KeyRange: Sendable {
+    public var start: [UInt8]?
+    public var end: [UInt8]?
+
+    public init(start: [UInt8]? = nil, end: [UInt8]? = nil) {
+        self.start = start
+        self.end = end
+    }
+
+    /// Every key that begins with `prefix`.
+    public static func prefix(_ prefix: [UInt8]) -> KeyRange {
+        KeyRange(start: prefix, end: prefixSuccessor(prefix))
+    }
+
+    public static let all = KeyRange()
+
+    /// The smallest key greater than every key with `prefix` (nil: no bound).
+    static func prefixSuccessor(_ prefix: [UInt8]) -> [UInt8]? {
+        var p = prefix
+        while let last = p.last {
+            if last < 0xff {
+                p[p.count - 1] = last + 1
+                return p
+            }
+            p.removeLast()
+        }
+        return nil
+    }
+}
+
+/// A forward cursor over the live keys of a store as of the moment it was created.
+///
+/// It sees one consistent version of the data: writes that start after it was created are
+/// invisible (it filters by sequence number), and the table files it reads stay on disk until
+/// it is released. Deleted keys and older versions are hidden. `next()` throws on corruption.
+/// Thread-safety: a cursor may be handed between threads, one caller at a time (a mutex
+/// enforces it).
+public final class ScanCursor: Sendable {
+    private struct State: ~Copyable {
+        let merged: MergingIterator
+        let sequence: SequenceNumber
+        let end: [UInt8]?
+        var started = false
+        var start: [UInt8]?
+        var lastUserKey: [UInt8] = []
+        var haveLast = false
+        var done = false
+        // Keeps the version (and so its files) alive while the cursor lives.
+        let version: Version
+    }
+
+    private let state: Mutex<State>
+
+    init(merged: sending MergingIterator, sequence: SequenceNumber, range: KeyRange, version: Version) {
+        state = Mutex(State(merged: merged, sequence: sequence, end: range.end, start: range.start, version: version))
+    }
+
+    /// The next live entry, or nil at the end of the range.
+    public func next() throws -> KeyValue? {
+        try state.withLock { s in
+            if s.done { return nil }
+            if !s.started {
+                s.started = true
+                if let start = s.start {
+                    try s.merged.seek(makeInternalKey(start, maxSequenceNumber, .value))
+                } else {
+                    try s.merged.seekToFirst()
+                }
+            }
+            while s.merged.isValid {
+                let key = s.merged.key
+                let (seq, kind, isSame, pastEnd) = key.withUnsafeBytes { k -> (UInt64, ValueKind?, Bool, Bool) in
+                    guard let p = ParsedInternalKey(k) else { return (0, nil, false, false) }
+                    let same = s.haveLast && s.lastUserKey.withUnsafeBytes { compareBytes($0, p.userKey) == 0 }
+                    let past = s.end.map { e in e.withUnsafeBytes { compareBytes(p.userKey, $0) >= 0 } } ?? false
+                    return (p.sequence, p.kind, same, past)
+                }
+                guard let kind else { throw SliceError(.corruption, "malformed internal key in scan") }
+                if seq > s.sequence || isSame {
+                    try s.merged.next()
+                    continue
+                }
+                if pastEnd {
+                    s.done = true
+                    return nil
+                }
+                s.lastUserKey.removeAll(keepingCapacity: true)
+                s.lastUserKey.append(contentsOf: key[0..<(key.count - 8)])
+                s.haveLast = true
+                let value = kind == .value ? Array(s.merged.value) : nil
+                try s.merged.next()
+                if let value { return KeyValue(key: s.lastUserKey, value: value) }
+            }
+            s.done = true
+            return nil
+        }
+    }
+
+    /// Up to `limit` entries (used by the async sequence to amortise thread hops).
+    public func next(batch limit: Int) throws -> [KeyValue] {
+        var out: [KeyValue] = []
+        out.reserveCapacity(limit)
+        while out.count < limit, let kv = try next() { out.append(kv) }
+        return out
+    }
+}

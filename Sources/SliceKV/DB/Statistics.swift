@@ -1,0 +1,201 @@
+import Foundation
+import Histogram
+
+/// A snapshot of the engine's counters, taken by `stats()`.
+///
+/// Available as this struct, as Prometheus text exposition (`prometheusText`) and as JSON
+/// (`jsonText`); `print()` writes a human summary to standard output.
+public struct Statistics: Sendable, Codable {
+    public struct Level: Sendable, Codable {
+        public var level: Int
+        public var files: Int
+        public var bytes: UInt64
+    }
+
+    /// Latency percentiles in microseconds.
+    public struct Latency: Sendable, Codable {
+        public var count: UInt64
+        public var p50: Double
+        public var p90: Double
+        public var p99: Double
+        public var p999: Double
+        public var max: Double
+
+        init(_ h: Histogram<UInt64>) {
+            count = h.totalCount
+            func us(_ v: UInt64) -> Double { (Double(v) / 1000).rounded(toPlaces: 3) }
+            p50 = h.totalCount == 0 ? 0 : us(h.valueAtPercentile(50))
+            p90 = h.totalCount == 0 ? 0 : us(h.valueAtPercentile(90))
+            p99 = h.totalCount == 0 ? 0 : us(h.valueAtPercentile(99))
+            p999 = h.totalCount == 0 ? 0 : us(h.valueAtPercentile(99.9))
+            max = h.totalCount == 0 ? 0 : us(h.max)
+        }
+    }
+
+    public var puts: UInt64
+    public var deletes: UInt64
+    public var gets: UInt64
+    public var getHits: UInt64
+    public var writeBatches: UInt64
+    public var lastSequence: UInt64
+
+    /// Key and value bytes handed to put/delete/write.
+    public var userBytesWritten: UInt64
+    public var walBytesWritten: UInt64
+    public var walSyncs: UInt64
+    /// WAL writes by a group-commit leader; `writeBatches / groupCommits` is the mean group size.
+    public var groupCommits: UInt64
+    public var flushBytesWritten: UInt64
+    public var compactionBytesWritten: UInt64
+    /// (WAL + flush + compaction bytes written) / user bytes written.
+    public var writeAmplification: Double
+
+    public var memtableBytes: UInt64
+    public var immutableMemtables: Int
+    public var immutableMemtableBytes: UInt64
+
+    public var levels: [Level]
+    public var flushes: UInt64
+    public var compactions: UInt64
+    public var compactionsRunning: Int
+    public var subcompactions: UInt64
+    public var trivialMoves: UInt64
+    public var compactionBytesRead: UInt64
+
+    public var stalls: UInt64
+    public var stallMicros: UInt64
+    public var slowdowns: UInt64
+
+    public var blockCacheHits: UInt64
+    public var blockCacheMisses: UInt64
+    public var blockCacheHitRatio: Double
+    public var blockCacheBytes: UInt64
+    public var blockCacheCapacity: UInt64
+    public var blockCacheEntries: Int
+    public var blockReads: UInt64
+    public var blockReadBytes: UInt64
+    public var openTables: Int
+
+    public var bloomChecks: UInt64
+    /// Lookups a bloom filter answered "absent" without reading the table.
+    public var bloomUsefulNegatives: UInt64
+
+    public var getLatency: Latency
+    public var putLatency: Latency
+
+    /// Torn WAL tails dropped by recovery since this store was opened.
+    public var tornWALTailsDropped: UInt64
+    public var obsoleteFilesDeleted: UInt64
+
+    public var totalFiles: Int { levels.reduce(0) { $0 + $1.files } }
+    public var totalTableBytes: UInt64 { levels.reduce(0) { $0 + $1.bytes } }
+
+    /// JSON with stable keys (sorted), one object.
+    public var jsonText: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    /// Prometheus text exposition (version 0.0.4): `slice_` metrics with HELP and TYPE lines.
+    public var prometheusText: String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
+            out += "# HELP slice_\(name) \(help)\n# TYPE slice_\(name) \(type)\n"
+            for (labels, value) in samples {
+                let v = value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+                out += "slice_\(name)\(labels) \(v)\n"
+            }
+        }
+        func one(_ name: String, _ type: String, _ help: String, _ value: Double) {
+            metric(name, type, help, [("", value)])
+        }
+        one("puts_total", "counter", "Keys written by put and write batches.", Double(puts))
+        one("deletes_total", "counter", "Keys deleted.", Double(deletes))
+        one("gets_total", "counter", "Point lookups.", Double(gets))
+        one("get_hits_total", "counter", "Point lookups that found a value.", Double(getHits))
+        one("write_batches_total", "counter", "Write calls (batches) acknowledged.", Double(writeBatches))
+        one("last_sequence", "gauge", "Sequence number of the newest write.", Double(lastSequence))
+        one("user_bytes_written_total", "counter", "Key and value bytes given to writes.", Double(userBytesWritten))
+        one("wal_bytes_written_total", "counter", "Bytes appended to write-ahead logs.", Double(walBytesWritten))
+        one("wal_syncs_total", "counter", "fdatasync calls on write-ahead logs.", Double(walSyncs))
+        one("group_commits_total", "counter", "WAL writes made by a group-commit leader.", Double(groupCommits))
+        one("flush_bytes_written_total", "counter", "Bytes written by memtable flushes.", Double(flushBytesWritten))
+        one("compaction_bytes_written_total", "counter", "Bytes written by compactions.", Double(compactionBytesWritten))
+        one("compaction_bytes_read_total", "counter", "Bytes read by compactions.", Double(compactionBytesRead))
+        one("write_amplification", "gauge", "Bytes written to disk per user byte written.", writeAmplification)
+        one("memtable_bytes", "gauge", "Memory used by the active memtable.", Double(memtableBytes))
+        one("immutable_memtables", "gauge", "Frozen memtables waiting to be flushed.", Double(immutableMemtables))
+        one("immutable_memtable_bytes", "gauge", "Memory used by frozen memtables.", Double(immutableMemtableBytes))
+        metric(
+            "level_files", "gauge", "Table files per level.",
+            levels.map { ("{level=\"\($0.level)\"}", Double($0.files)) })
+        metric(
+            "level_bytes", "gauge", "Table bytes per level.",
+            levels.map { ("{level=\"\($0.level)\"}", Double($0.bytes)) })
+        one("flushes_total", "counter", "Memtables flushed to L0.", Double(flushes))
+        one("compactions_total", "counter", "Compaction jobs finished (trivial moves included).", Double(compactions))
+        one("compactions_running", "gauge", "Compaction jobs running now.", Double(compactionsRunning))
+        one("subcompactions_total", "counter", "Key ranges merged in parallel within compaction jobs.", Double(subcompactions))
+        one("trivial_moves_total", "counter", "Compactions done by moving a file down a level.", Double(trivialMoves))
+        one("stalls_total", "counter", "Writes that waited for a flush or for L0 to shrink.", Double(stalls))
+        one("stall_seconds_total", "counter", "Time writes spent stalled.", Double(stallMicros) / 1e6)
+        one("slowdowns_total", "counter", "Writes delayed 1 ms because L0 is large.", Double(slowdowns))
+        one("block_cache_hits_total", "counter", "Block cache hits.", Double(blockCacheHits))
+        one("block_cache_misses_total", "counter", "Block cache misses.", Double(blockCacheMisses))
+        one("block_cache_hit_ratio", "gauge", "Hits / (hits + misses).", blockCacheHitRatio)
+        one("block_cache_bytes", "gauge", "Bytes held by the block cache.", Double(blockCacheBytes))
+        one("block_cache_capacity_bytes", "gauge", "Block cache capacity.", Double(blockCacheCapacity))
+        one("block_reads_total", "counter", "Blocks read from table files.", Double(blockReads))
+        one("open_tables", "gauge", "Table files open in the table cache.", Double(openTables))
+        one("bloom_checks_total", "counter", "Bloom filter probes.", Double(bloomChecks))
+        one("bloom_useful_total", "counter", "Probes that ruled a table out.", Double(bloomUsefulNegatives))
+        for (name, l) in [("get", getLatency), ("put", putLatency)] {
+            out += "# HELP slice_\(name)_latency_microseconds \(name) latency.\n"
+            out += "# TYPE slice_\(name)_latency_microseconds summary\n"
+            for (q, v) in [("0.5", l.p50), ("0.9", l.p90), ("0.99", l.p99), ("0.999", l.p999), ("1", l.max)] {
+                out += "slice_\(name)_latency_microseconds{quantile=\"\(q)\"} \(v)\n"
+            }
+            out += "slice_\(name)_latency_microseconds_count \(l.count)\n"
+        }
+        one("torn_wal_tails_total", "counter", "Torn WAL tails dropped at recovery.", Double(tornWALTailsDropped))
+        one("obsolete_files_deleted_total", "counter", "Table files deleted after compaction.", Double(obsoleteFilesDeleted))
+        return out
+    }
+
+    /// Writes a human-readable summary to standard output.
+    public func print() {
+        Swift.print(summary)
+    }
+
+    public var summary: String {
+        var lines: [String] = []
+        lines.append("operations: puts \(puts), deletes \(deletes), gets \(gets) (hits \(getHits)), batches \(writeBatches)")
+        lines.append(
+            "writes: user \(userBytesWritten) B, WAL \(walBytesWritten) B (\(walSyncs) syncs, \(groupCommits) group commits), write amplification \(String(format: "%.2f", writeAmplification))"
+        )
+        lines.append(
+            "memtables: active \(memtableBytes) B, immutable \(immutableMemtables) (\(immutableMemtableBytes) B)")
+        for l in levels where l.files > 0 { lines.append("  L\(l.level): \(l.files) files, \(l.bytes) B") }
+        lines.append(
+            "flushes \(flushes), compactions \(compactions) (running \(compactionsRunning), trivial moves \(trivialMoves), subcompactions \(subcompactions)), read \(compactionBytesRead) B, wrote \(compactionBytesWritten) B"
+        )
+        lines.append("stalls \(stalls) (\(stallMicros) us), slowdowns \(slowdowns)")
+        lines.append(
+            "block cache: hits \(blockCacheHits), misses \(blockCacheMisses), hit ratio \(String(format: "%.3f", blockCacheHitRatio)), \(blockCacheBytes)/\(blockCacheCapacity) B"
+        )
+        lines.append("bloom: checks \(bloomChecks), useful negatives \(bloomUsefulNegatives)")
+        lines.append(
+            "get latency us: p50 \(getLatency.p50) p99 \(getLatency.p99) p99.9 \(getLatency.p999) max \(getLatency.max)")
+        lines.append(
+            "put latency us: p50 \(putLatency.p50) p99 \(putLatency.p99) p99.9 \(putLatency.p999) max \(putLatency.max)")
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Double {
+    fileprivate func rounded(toPlaces places: Int) -> Double {
+        let m = Foundation.pow(10, Double(places))
+        return (self * m).rounded() / m
+    }
+}

@@ -1,0 +1,100 @@
+/// A group of puts and deletes applied atomically: all of them or none, also across a crash
+/// (the whole batch is one WAL payload, so a torn record drops it whole).
+///
+/// Encoding (the WAL payload; on disk: do not change):
+/// ```
+/// batch := sequence:fixed64  count:fixed32  op*
+/// op    := 0x01 varint(keyLen) key varint(valueLen) value     -- put
+///        | 0x00 varint(keyLen) key                            -- delete
+/// ```
+/// `sequence` is that of the first op; op `i` gets `sequence + i`.
+public struct WriteBatch: Sendable {
+    static let headerSize = 12
+
+    private(set) var rep: [UInt8]
+
+    public init() {
+        rep = [UInt8](repeating: 0, count: WriteBatch.headerSize)
+    }
+
+    init(rep: [UInt8]) { self.rep = rep }
+
+    /// Number of operations.
+    public var count: Int {
+        rep.withUnsafeBytes { Int($0.fixed32(at: 8)) }
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    /// Bytes this batch takes in the WAL.
+    public var byteSize: Int { rep.count }
+
+    var sequence: SequenceNumber {
+        get { rep.withUnsafeBytes { $0.fixed64(at: 0) } }
+        set { Swift.withUnsafeBytes(of: newValue.littleEndian) { src in for i in 0..<8 { rep[i] = src[i] } } }
+    }
+
+    private mutating func setCount(_ n: Int) { rep.putFixed32(UInt32(n), at: 8) }
+
+    public mutating func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) {
+        rep.append(ValueKind.value.rawValue)
+        rep.appendLengthPrefixed(key)
+        rep.appendLengthPrefixed(value)
+        setCount(count + 1)
+    }
+
+    public mutating func put(_ key: String, _ value: String) { put(Array(key.utf8), Array(value.utf8)) }
+
+    public mutating func delete(_ key: some Collection<UInt8>) {
+        rep.append(ValueKind.deletion.rawValue)
+        rep.appendLengthPrefixed(key)
+        setCount(count + 1)
+    }
+
+    public mutating func delete(_ key: String) { delete(Array(key.utf8)) }
+
+    public mutating func clear() {
+        rep.removeAll(keepingCapacity: true)
+        rep.append(contentsOf: repeatElement(0, count: WriteBatch.headerSize))
+    }
+
+    /// Appends `other`'s operations (group commit merges followers' batches into the leader's).
+    mutating func append(_ other: WriteBatch) {
+        rep.append(contentsOf: other.rep[WriteBatch.headerSize...])
+        setCount(count + other.count)
+    }
+
+    /// Visits every operation in order. Throws corruption for a malformed batch (from a WAL).
+    func forEach(
+        path: String = "write batch",
+        _ body: (ValueKind, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        try rep.withUnsafeBytes { buf in
+            guard buf.count >= WriteBatch.headerSize else { throw SliceError.corruption("batch too short", path: path) }
+            var p = WriteBatch.headerSize
+            var seen = 0
+            while p < buf.count {
+                guard let kind = ValueKind(rawValue: buf[p]) else {
+                    throw SliceError.corruption("unknown batch op \(buf[p])", path: path)
+                }
+                p += 1
+                guard let kl = buf.varint(at: &p), Int(kl) <= buf.count - p else {
+                    throw SliceError.corruption("bad key length in batch", path: path)
+                }
+                let key = UnsafeRawBufferPointer(rebasing: buf[p..<(p + Int(kl))])
+                p += Int(kl)
+                var value = UnsafeRawBufferPointer(start: nil, count: 0)
+                if kind == .value {
+                    guard let vl = buf.varint(at: &p), Int(vl) <= buf.count - p else {
+                        throw SliceError.corruption("bad value length in batch", path: path)
+                    }
+                    value = UnsafeRawBufferPointer(rebasing: buf[p..<(p + Int(vl))])
+                    p += Int(vl)
+                }
+                try body(kind, key, value)
+                seen += 1
+            }
+            guard seen == count else { throw SliceError.corruption("batch count mismatch", path: path) }
+        }
+    }
+}

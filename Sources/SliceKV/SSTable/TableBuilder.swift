@@ -1,0 +1,126 @@
+/// Writes one SSTable (format in `TableFormat`). Entries must arrive in internal-key order.
+/// Not thread-safe: one builder per flush or compaction output.
+final class TableBuilder {
+    let path: String
+    private let file: File
+    private let blockSize: Int
+    private let bloomBitsPerKey: Int
+    private var dataBlock: BlockBuilder
+    private var indexBlock = BlockBuilder(restartInterval: 1)
+    private var out: [UInt8] = []
+    private var offset: UInt64 = 0
+    private var keyHashes: [UInt64] = []
+    private var lastUserKeyHash: UInt64?
+    private(set) var properties = TableProperties()
+    private(set) var smallest: [UInt8] = []
+    private(set) var largest: [UInt8] = []
+    private var finished = false
+
+    init(path: String, options: Options) throws {
+        self.path = path
+        self.file = try File.create(path)
+        self.blockSize = options.blockSize
+        self.bloomBitsPerKey = options.bloomBitsPerKey
+        self.dataBlock = BlockBuilder(restartInterval: options.blockRestartInterval)
+        out.reserveCapacity(1 << 20)
+    }
+
+    var entries: UInt64 { properties.entries }
+
+    /// Bytes written so far plus the open block: the size the file would have.
+    var estimatedFileSize: UInt64 { offset + UInt64(out.count + dataBlock.estimatedSize) }
+
+    func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        if properties.entries == 0 { smallest = Array(key) }
+        guard let parsed = ParsedInternalKey(key) else {
+            throw SliceError(.invalidArgument, "internal key without a trailer", path: path)
+        }
+        if bloomBitsPerKey > 0 {
+            let h = BloomFilter.hash(parsed.userKey)
+            if h != lastUserKeyHash {
+                keyHashes.append(h)
+                lastUserKeyHash = h
+            }
+        }
+        properties.entries += 1
+        if parsed.kind == .deletion { properties.deletions += 1 }
+        properties.rawKeyBytes += UInt64(key.count)
+        properties.rawValueBytes += UInt64(value.count)
+        properties.smallestSequence = min(properties.smallestSequence, parsed.sequence)
+        properties.largestSequence = max(properties.largestSequence, parsed.sequence)
+        dataBlock.add(key, value)
+        if dataBlock.estimatedSize >= blockSize { try flushDataBlock() }
+        largest.removeAll(keepingCapacity: true)
+        largest.append(contentsOf: key)
+    }
+
+    func add(_ key: [UInt8], _ value: ArraySlice<UInt8>) throws {
+        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try add(k, v) } }
+    }
+
+    private func flushDataBlock() throws {
+        guard !dataBlock.isEmpty else { return }
+        let last = dataBlock.lastKey
+        let contents = dataBlock.finish()
+        let handle = try writeBlock(contents)
+        indexBlock.add(last, handle.encoded)
+        properties.dataBlocks += 1
+    }
+
+    /// Buffers a block and its trailer; the buffer is written in 1 MiB pieces.
+    private func writeBlock(_ contents: [UInt8]) throws -> BlockHandle {
+        let handle = BlockHandle(offset: offset + UInt64(out.count), size: UInt64(contents.count))
+        out.append(contentsOf: contents)
+        out.append(0)  // no compression
+        let crc = CRC32C.checksum(contents, extending: 0)
+        out.appendFixed32(CRC32C.mask(withUnsafeBytes(of: UInt8(0)) { CRC32C.checksum($0, extending: crc) }))
+        if out.count >= 1 << 20 { try drain() }
+        return handle
+    }
+
+    private func drain() throws {
+        try file.append(out)
+        offset += UInt64(out.count)
+        out.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes the meta blocks and footer, syncs the file, and returns its size.
+    func finish() throws -> UInt64 {
+        precondition(!finished)
+        finished = true
+        try flushDataBlock()
+        var meta = BlockBuilder(restartInterval: 1)
+        if bloomBitsPerKey > 0 {
+            let filterHandle = try writeBlock(BloomFilter.build(hashes: keyHashes, bitsPerKey: bloomBitsPerKey))
+            meta.add(TableFormat.filterName, filterHandle.encoded)
+        }
+        var props = BlockBuilder(restartInterval: 1)
+        for (name, value) in zip(TableProperties.names, properties.values) {
+            var v: [UInt8] = []
+            v.appendVarint(value)
+            props.add(Array(name.utf8), v)
+        }
+        let propsHandle = try writeBlock(props.finish())
+        meta.add(TableFormat.propertiesName, propsHandle.encoded)
+        let metaHandle = try writeBlock(meta.finish())
+        let indexHandle = try writeBlock(indexBlock.finish())
+        var footer: [UInt8] = []
+        footer.appendFixed64(metaHandle.offset)
+        footer.appendFixed64(metaHandle.size)
+        footer.appendFixed64(indexHandle.offset)
+        footer.appendFixed64(indexHandle.size)
+        footer.appendFixed32(TableFormat.formatVersion)
+        footer.appendFixed32(CRC32C.mask(CRC32C.checksum(footer)))
+        footer.appendFixed64(TableFormat.magic)
+        out.append(contentsOf: footer)
+        try drain()
+        try file.sync()
+        return offset
+    }
+
+    /// Gives up on a partial table and deletes its file.
+    func abandon() {
+        finished = true
+        try? FileSystem.remove(path)
+    }
+}

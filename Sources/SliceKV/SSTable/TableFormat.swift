@@ -1,0 +1,82 @@
+/// The SSTable file format (one file per table, immutable once written).
+///
+/// ```
+/// table      := dataBlock* filterBlock? propertiesBlock metaindexBlock indexBlock footer
+/// every block is followed by its trailer:
+///   trailer  := compression:uint8 (0 = none)  checksum:fixed32
+///   checksum  = masked CRC32C of block bytes ++ compression byte
+/// dataBlock  := BlockBuilder block of (internal key -> value), ~blockSize bytes
+/// filterBlock:= BloomFilter over the table's user keys
+/// properties := BlockBuilder block of (name -> varint), see `TableProperties`
+/// metaindex  := BlockBuilder block: "filter.bloom64" -> handle, "properties" -> handle
+/// indexBlock := BlockBuilder block: last internal key of data block i -> handle of block i
+/// handle     := offset:varint  size:varint          (size excludes the 5-byte trailer)
+/// footer     := metaindex offset:fixed64 size:fixed64  index offset:fixed64 size:fixed64
+///               formatVersion:fixed32  checksum:fixed32  magic:fixed64       (48 bytes)
+///   checksum  = masked CRC32C of the 36 bytes before it
+///   magic     = 0x534c_4943_4553_5354 ("SLICESST")      -- on disk: do not change
+/// ```
+enum TableFormat {
+    static let magic: UInt64 = 0x534c_4943_4553_5354
+    static let formatVersion: UInt32 = 1
+    static let footerSize = 48
+    static let trailerSize = 5
+    static let filterName = Array("filter.bloom64".utf8)
+    static let propertiesName = Array("properties".utf8)
+}
+
+struct BlockHandle: Equatable {
+    var offset: UInt64
+    var size: UInt64
+
+    func encode(into out: inout [UInt8]) {
+        out.appendVarint(offset)
+        out.appendVarint(size)
+    }
+
+    var encoded: [UInt8] {
+        var out: [UInt8] = []
+        encode(into: &out)
+        return out
+    }
+
+    static func decode(_ bytes: ArraySlice<UInt8>) -> BlockHandle? {
+        bytes.withUnsafeBytes { buf in
+            var p = 0
+            guard let o = buf.varint(at: &p), let s = buf.varint(at: &p) else { return nil }
+            return BlockHandle(offset: o, size: s)
+        }
+    }
+}
+
+/// Counts recorded in each table's properties block.
+struct TableProperties: Sendable, Equatable {
+    var entries: UInt64 = 0
+    var deletions: UInt64 = 0
+    var rawKeyBytes: UInt64 = 0
+    var rawValueBytes: UInt64 = 0
+    var dataBlocks: UInt64 = 0
+    var smallestSequence: UInt64 = .max
+    var largestSequence: UInt64 = 0
+
+    static let names = [
+        "data.blocks", "deletions", "entries", "raw.key.bytes", "raw.value.bytes", "seq.largest", "seq.smallest",
+    ]
+
+    var values: [UInt64] {
+        [dataBlocks, deletions, entries, rawKeyBytes, rawValueBytes, largestSequence, smallestSequence]
+    }
+
+    mutating func set(_ name: String, _ v: UInt64) {
+        switch name {
+        case "data.blocks": dataBlocks = v
+        case "deletions": deletions = v
+        case "entries": entries = v
+        case "raw.key.bytes": rawKeyBytes = v
+        case "raw.value.bytes": rawValueBytes = v
+        case "seq.largest": largestSequence = v
+        case "seq.smallest": smallestSequence = v
+        default: break  // unknown names from newer writers are ignored
+        }
+    }
+}

@@ -1,0 +1,81 @@
+/// A SliceKV store with a synchronous, thread-safe API: call it from any thread (FUSE
+/// workers, command-line tools). Every call may block on disk; from `async` code use
+/// `LSMTree`, which runs these calls off Swift's cooperative pool.
+///
+/// Keys are 1 byte to 64 KiB, values up to `Options.maxValueSize` (64 MiB by default);
+/// both are arbitrary bytes, compared bytewise. Only one `SliceDB` may have a directory open
+/// at a time, across processes (a `flock`ed LOCK file).
+public final class SliceDB: Sendable {
+    let engine: Engine
+
+    /// Opens (creating if needed) the store in `path`.
+    public init(path: String, options: Options = Options()) throws {
+        engine = try Engine(path: path, options: options)
+    }
+
+    deinit { try? engine.close() }
+
+    public var path: String { engine.path }
+    public var options: Options { engine.options }
+
+    public func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) throws {
+        try engine.put(key, value)
+    }
+
+    public func put(_ key: String, _ value: String) throws { try engine.put(key.utf8, value.utf8) }
+
+    /// The value of `key`, or nil when absent.
+    public func get(_ key: some Collection<UInt8>, snapshot: Snapshot? = nil) throws -> [UInt8]? {
+        try engine.get(key, snapshot: snapshot)
+    }
+
+    public func get(_ key: String, snapshot: Snapshot? = nil) throws -> [UInt8]? {
+        try engine.get(key.utf8, snapshot: snapshot)
+    }
+
+    public func delete(_ key: some Collection<UInt8>) throws { try engine.delete(key) }
+
+    public func delete(_ key: String) throws { try engine.delete(key.utf8) }
+
+    /// Applies all operations of `batch` or none. `sync` overrides the store's sync policy.
+    public func write(_ batch: WriteBatch, sync: Bool? = nil) throws { try engine.write(batch, sync: sync) }
+
+    /// A cursor over `range` (default: everything) as it is now, or as of `snapshot`.
+    public func scan(_ range: KeyRange = .all, snapshot: Snapshot? = nil) throws -> ScanCursor {
+        try engine.scan(range, snapshot: snapshot)
+    }
+
+    /// Keys starting with `prefix`.
+    public func scan(prefix: some Collection<UInt8>, snapshot: Snapshot? = nil) throws -> ScanCursor {
+        try engine.scan(.prefix(Array(prefix)), snapshot: snapshot)
+    }
+
+    /// A consistent view for reads until the returned object is released.
+    public func snapshot() throws -> Snapshot { try engine.snapshot() }
+
+    /// Makes every acknowledged write durable.
+    public func sync() throws { try engine.sync() }
+
+    /// Writes all memtables to table files and waits for that.
+    public func flush() throws { try engine.flush() }
+
+    /// Full compaction (see `Engine.compact`). `progress` gets (step, steps).
+    public func compact(progress: ((Int, Int) -> Void)? = nil) throws { try engine.compact(progress: progress) }
+
+    /// Verifies every checksum of every live file. Throws on corruption, naming the file.
+    public func check(progress: ((Int, Int) -> Void)? = nil) throws -> CheckReport {
+        try engine.check(progress: progress)
+    }
+
+    public func stats() -> Statistics { engine.stats() }
+
+    /// Drops every cached block (counters are kept).
+    public func clearCache() { engine.clearCache() }
+
+    /// Recovery notes: torn WAL tails that were dropped when this store was opened.
+    public var recoveryNotes: [String] { engine.recoveryNotes }
+
+    /// Flushes frozen memtables, syncs the WAL, stops background threads. Later calls throw
+    /// `.closed`. Called by `deinit` when you do not.
+    public func close() throws { try engine.close() }
+}

@@ -1,0 +1,96 @@
+/// An immutable snapshot of which table files make up each level.
+///
+/// Invariants: L0 files may overlap and are ordered newest first (by file number, since flushes
+/// happen in order); L1 and deeper hold non-overlapping files ordered by key. For any user key,
+/// a version in a shallower level (or a newer L0 file) is newer than one deeper down.
+final class Version: Sendable {
+    let levels: [[FileMetaData]]
+
+    init(levels: [[FileMetaData]]) { self.levels = levels }
+
+    static func empty(numLevels: Int) -> Version { Version(levels: Array(repeating: [], count: numLevels)) }
+
+    func bytes(level: Int) -> UInt64 { levels[level].reduce(0) { $0 + $1.size } }
+
+    var fileCount: Int { levels.reduce(0) { $0 + $1.count } }
+
+    /// Applies an edit, giving the next version.
+    func applying(_ edit: VersionEdit, deleter: FileDeleter) -> Version {
+        var levels = self.levels
+        for d in edit.deletedFiles where d.level < levels.count {
+            levels[d.level].removeAll { $0.number == d.number }
+        }
+        for f in edit.newFiles where f.level < levels.count {
+            levels[f.level].append(
+                FileMetaData(number: f.number, size: f.size, smallest: f.smallest, largest: f.largest, deleter: deleter))
+        }
+        levels[0].sort { $0.number > $1.number }
+        for l in 1..<levels.count {
+            levels[l].sort { compareInternalKeys($0.smallest, $1.smallest) < 0 }
+        }
+        return Version(levels: levels)
+    }
+
+    /// Moves files over from `old` so they keep their identity (and obsolete flags work).
+    func reusingFiles(of old: Version) -> Version {
+        var byNumber: [UInt64: FileMetaData] = [:]
+        for level in old.levels { for f in level { byNumber[f.number] = f } }
+        return Version(levels: levels.map { $0.map { byNumber[$0.number] ?? $0 } })
+    }
+
+    /// Files in `level` whose user-key range intersects `[smallest, largest]` (nil = unbounded).
+    func overlapping(level: Int, _ smallest: ArraySlice<UInt8>?, _ largest: ArraySlice<UInt8>?) -> [FileMetaData] {
+        levels[level].filter { f in
+            if let smallest, compareSlices(f.largestUserKey, smallest) < 0 { return false }
+            if let largest, compareSlices(f.smallestUserKey, largest) > 0 { return false }
+            return true
+        }
+    }
+
+    /// Index of the first file in a sorted level whose largest user key is >= `userKey`.
+    func findFile(level: Int, _ userKey: UnsafeRawBufferPointer) -> Int {
+        let files = levels[level]
+        var lo = 0
+        var hi = files.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            let c = files[mid].largest.withUnsafeBytes { compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey) }
+            if c < 0 { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// Looks a key up level by level. `lookupKey` is the internal key (user key, snapshot).
+    func get(_ lookupKey: [UInt8], tableCache: TableCache) throws -> Memtable.Lookup {
+        let hash = lookupKey.withUnsafeBytes { BloomFilter.hash(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)])) }
+        func probe(_ f: FileMetaData) throws -> Memtable.Lookup {
+            switch try tableCache.table(f.number).get(lookupKey, userKeyHash: hash) {
+            case .found(let v): return .found(Array(v))
+            case .deleted: return .deleted
+            case .absent: return .absent
+            }
+        }
+        let userKey = lookupKey[0..<(lookupKey.count - 8)]
+        for f in levels[0]
+        where compareSlices(f.smallestUserKey, userKey) <= 0 && compareSlices(f.largestUserKey, userKey) >= 0 {
+            let r = try probe(f)
+            if case .absent = r { continue }
+            return r
+        }
+        for level in 1..<levels.count where !levels[level].isEmpty {
+            let i = userKey.withUnsafeBytes { findFile(level: level, $0) }
+            guard i < levels[level].count else { continue }
+            let f = levels[level][i]
+            guard compareSlices(f.smallestUserKey, userKey) <= 0 else { continue }
+            let r = try probe(f)
+            if case .absent = r { continue }
+            return r
+        }
+        return .absent
+    }
+}
+
+@inline(__always)
+func compareSlices(_ a: ArraySlice<UInt8>, _ b: ArraySlice<UInt8>) -> Int {
+    a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in compareBytes(pa, pb) } }
+}

@@ -1,0 +1,92 @@
+/// A change to the set of live files, one MANIFEST record each.
+///
+/// ```
+/// edit   := field*
+/// field  := 1 logNumber:varint            WAL files below this are obsolete
+///         | 2 nextFileNumber:varint
+///         | 3 lastSequence:varint
+///         | 4 level:varint number:varint                       deleted file
+///         | 5 level:varint number:varint size:varint
+///             smallest:lengthPrefixed largest:lengthPrefixed   new file
+///         | 6 level:varint key:lengthPrefixed                  compaction pointer
+/// ```
+/// Tags are varints: on disk, do not change their numbers.
+struct VersionEdit {
+    struct NewFile {
+        var level: Int
+        var number: UInt64
+        var size: UInt64
+        var smallest: [UInt8]
+        var largest: [UInt8]
+    }
+
+    var logNumber: UInt64?
+    var nextFileNumber: UInt64?
+    var lastSequence: UInt64?
+    var deletedFiles: [(level: Int, number: UInt64)] = []
+    var newFiles: [NewFile] = []
+    var compactPointers: [(level: Int, key: [UInt8])] = []
+
+    func encode() -> [UInt8] {
+        var out: [UInt8] = []
+        if let logNumber {
+            out.appendVarint(1)
+            out.appendVarint(logNumber)
+        }
+        if let nextFileNumber {
+            out.appendVarint(2)
+            out.appendVarint(nextFileNumber)
+        }
+        if let lastSequence {
+            out.appendVarint(3)
+            out.appendVarint(lastSequence)
+        }
+        for d in deletedFiles {
+            out.appendVarint(4)
+            out.appendVarint(d.level)
+            out.appendVarint(d.number)
+        }
+        for f in newFiles {
+            out.appendVarint(5)
+            out.appendVarint(f.level)
+            out.appendVarint(f.number)
+            out.appendVarint(f.size)
+            out.appendLengthPrefixed(f.smallest)
+            out.appendLengthPrefixed(f.largest)
+        }
+        for c in compactPointers {
+            out.appendVarint(6)
+            out.appendVarint(c.level)
+            out.appendLengthPrefixed(c.key)
+        }
+        return out
+    }
+
+    static func decode(_ bytes: [UInt8], path: String) throws -> VersionEdit {
+        var r = ByteReader(bytes)
+        var edit = VersionEdit()
+        func bad(_ what: String) -> SliceError { .corruption("bad version edit: \(what)", path: path) }
+        while !r.isAtEnd {
+            guard let tag = r.varint() else { throw bad("tag") }
+            switch tag {
+            case 1: guard let v = r.varint() else { throw bad("log number") }; edit.logNumber = v
+            case 2: guard let v = r.varint() else { throw bad("next file") }; edit.nextFileNumber = v
+            case 3: guard let v = r.varint() else { throw bad("last sequence") }; edit.lastSequence = v
+            case 4:
+                guard let l = r.varint(), l < 64, let n = r.varint() else { throw bad("deleted file") }
+                edit.deletedFiles.append((Int(l), n))
+            case 5:
+                guard let l = r.varint(), l < 64, let n = r.varint(), let s = r.varint(), let a = r.lengthPrefixed(),
+                    let b = r.lengthPrefixed(), a.count >= 8, b.count >= 8
+                else { throw bad("new file") }
+                edit.newFiles.append(NewFile(level: Int(l), number: n, size: s, smallest: a, largest: b))
+            case 6:
+                guard let l = r.varint(), l < 64, let k = r.lengthPrefixed() else { throw bad("compact pointer") }
+                edit.compactPointers.append((Int(l), k))
+            default:
+                throw bad("unknown tag \(tag)")
+            }
+        }
+        return edit
+    }
+}

@@ -1,0 +1,158 @@
+import Synchronization
+
+/// The persistent record of live files: MANIFEST edits plus the CURRENT pointer.
+///
+/// Locking: the persisted state (`current`, `logNumber`, `lastSequence`, `compactPointers`) is
+/// written only by `install`, with both the engine's manifest lock and its engine lock held, so
+/// holding either one is enough to read it. The manifest writer is used only under the manifest
+/// lock, which serialises every edit, so the version an edit is computed against is still
+/// current when it is installed. File numbers come from an atomic counter.
+///
+/// Crash safety: an edit is appended and synced before the version it describes is installed,
+/// and CURRENT is replaced by writing a temp file, syncing it and renaming it, so at any instant
+/// CURRENT names a complete MANIFEST whose edits describe files that exist.
+final class VersionSet: @unchecked Sendable {
+    let directory: String
+    let options: Options
+    let deleter: FileDeleter
+
+    var current: Version
+    private let fileNumbers = Atomic<UInt64>(2)
+    var logNumber: UInt64 = 0
+    var lastSequence: SequenceNumber = 0
+    var compactPointers: [[UInt8]?]
+    private var manifest: LogWriter?
+    private var manifestNumber: UInt64 = 0
+
+    /// Rewrite the manifest as a snapshot once it grows past this.
+    static let manifestRollBytes: Int64 = 64 << 20
+
+    init(directory: String, options: Options, deleter: FileDeleter) {
+        self.directory = directory
+        self.options = options
+        self.deleter = deleter
+        current = Version.empty(numLevels: options.numLevels)
+        compactPointers = Array(repeating: nil, count: options.numLevels)
+    }
+
+    func newFileNumber() -> UInt64 { fileNumbers.wrappingAdd(1, ordering: .relaxed).oldValue }
+
+    var nextFileNumber: UInt64 { fileNumbers.load(ordering: .relaxed) }
+
+    var currentManifestNumber: UInt64 { manifestNumber }
+
+    /// Loads the state CURRENT points to. Returns false when the directory has no store yet.
+    func recover() throws -> Bool {
+        let currentPath = FileNames.current(directory)
+        guard FileSystem.exists(currentPath) else { return false }
+        let file = try File.openForReading(currentPath)
+        let text = String(decoding: try file.read(count: Int(try file.size()), at: 0), as: UTF8.self)
+        guard text.hasSuffix("\n"), text.hasPrefix("MANIFEST-"), let (kind, number) = FileNames.parse(String(text.dropLast())),
+            kind == .manifest
+        else {
+            throw SliceError.corruption("CURRENT does not name a manifest", path: currentPath)
+        }
+        let path = FileNames.manifest(directory, number)
+        guard FileSystem.exists(path) else {
+            throw SliceError.corruption("CURRENT names a manifest that does not exist", path: path)
+        }
+        var files: [UInt64: VersionEdit.NewFile] = [:]
+        var sawLog = false
+        var sawNext = false
+        var sawSeq = false
+        _ = try LogReader(path: path, mode: .tolerateTruncation).read { record in
+            let edit = try VersionEdit.decode(record, path: path)
+            if let v = edit.logNumber { logNumber = v; sawLog = true }
+            if let v = edit.nextFileNumber { fileNumbers.store(v, ordering: .relaxed); sawNext = true }
+            if let v = edit.lastSequence { lastSequence = v; sawSeq = true }
+            for d in edit.deletedFiles { files[d.number] = nil }
+            for f in edit.newFiles {
+                guard f.level < options.numLevels else {
+                    throw SliceError(.unsupportedFormat, "file at level \(f.level) but numLevels is \(options.numLevels)", path: path)
+                }
+                files[f.number] = f
+            }
+            for c in edit.compactPointers where c.level < compactPointers.count { compactPointers[c.level] = c.key }
+        }
+        guard sawLog, sawNext, sawSeq else {
+            throw SliceError.corruption("manifest lacks log number, next file number or last sequence", path: path)
+        }
+        var edit = VersionEdit()
+        edit.newFiles = Array(files.values)
+        for f in files.values where f.number >= nextFileNumber {
+            throw SliceError.corruption("file \(f.number) is not below the next file number", path: path)
+        }
+        current = Version.empty(numLevels: options.numLevels).applying(edit, deleter: deleter)
+        manifestNumber = number
+        return true
+    }
+
+    /// Starts a new manifest holding a snapshot of the current state, then points CURRENT at it.
+    /// REQUIRES: manifest lock held (or recovery, before any other thread runs).
+    func writeSnapshot(of version: Version, extra: VersionEdit? = nil) throws {
+        let number = newFileNumber()
+        var snapshot = VersionEdit()
+        snapshot.logNumber = extra?.logNumber ?? logNumber
+        snapshot.nextFileNumber = nextFileNumber
+        snapshot.lastSequence = max(lastSequence, extra?.lastSequence ?? 0)
+        var pointers = compactPointers
+        for c in extra?.compactPointers ?? [] { pointers[c.level] = c.key }
+        for (level, files) in version.levels.enumerated() {
+            for f in files {
+                snapshot.newFiles.append(
+                    .init(level: level, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest))
+            }
+        }
+        for (level, key) in pointers.enumerated() {
+            if let key { snapshot.compactPointers.append((level, key)) }
+        }
+        let path = FileNames.manifest(directory, number)
+        let writer = LogWriter(file: try File.create(path))
+        do {
+            try writer.add(snapshot.encode())
+            try writer.sync()
+            try setCurrent(number)
+        } catch {
+            try? FileSystem.remove(path)
+            throw error
+        }
+        manifest = writer
+        manifestNumber = number
+    }
+
+    private func setCurrent(_ number: UInt64) throws {
+        let temp = FileNames.temp(directory, number)
+        let f = try File.create(temp)
+        try f.append(Array("MANIFEST-\(FileNames.pad(number))\n".utf8))
+        try f.sync()
+        try FileSystem.rename(temp, to: FileNames.current(directory))
+        try FileSystem.syncDirectory(directory)
+    }
+
+    /// Appends `edit` durably and returns the version it produces; the caller installs it with
+    /// `install`. REQUIRES: manifest lock held, engine lock NOT held (this does I/O).
+    func log(_ edit: VersionEdit, base: Version) throws -> Version {
+        let next = base.applying(edit, deleter: deleter)
+        if let manifest, manifest.size < VersionSet.manifestRollBytes {
+            try manifest.add(edit.encode())
+            try manifest.sync()
+        } else {
+            try writeSnapshot(of: next, extra: edit)
+        }
+        return next
+    }
+
+    /// Makes `next` current and marks the files `edit` dropped as obsolete.
+    /// REQUIRES: engine lock held.
+    func install(_ next: Version, edit: VersionEdit) {
+        let added = Set(edit.newFiles.map(\.number))
+        let dropped = Set(edit.deletedFiles.map(\.number)).subtracting(added)
+        for level in current.levels {
+            for f in level where dropped.contains(f.number) { f.obsolete.store(true, ordering: .releasing) }
+        }
+        current = next
+        if let v = edit.logNumber { logNumber = v }
+        if let v = edit.lastSequence { lastSequence = max(lastSequence, v) }
+        for c in edit.compactPointers { compactPointers[c.level] = c.key }
+    }
+}
