@@ -1,0 +1,123 @@
+import ArgumentParser
+import SliceKV
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@main
+struct Slice: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slice",
+        abstract: "Slice: an LSM-tree key-value store.",
+        discussion: """
+            Exit status: 0 on success, 1 when `get` finds no such key, 2 on any error \
+            (a message on standard error says what went wrong).
+            """,
+        subcommands: [
+            Put.self, Get.self, Delete.self, Scan.self, Import.self, Stats.self, Flush.self, Compact.self,
+            Check.self, Demo.self,
+        ]
+    )
+}
+
+/// Options shared by every command that opens a store.
+struct StoreOptions: ParsableArguments {
+    @Argument(help: "The store's data directory (created if missing).")
+    var directory: String
+
+    @Option(help: "WAL sync policy: none (survives a process crash) or always (fdatasync before acknowledging).")
+    var sync: Options.SyncPolicy = .none
+
+    @Option(name: .customLong("cache-mb"), help: "Block cache size in MiB.")
+    var cacheMB: Int = 64
+
+    @Option(name: .customLong("memtable-mb"), help: "Memtable size in MiB.")
+    var memtableMB: Int = 64
+
+    @Option(name: .customLong("bloom-bits"), help: "Bloom filter bits per key (0 disables).")
+    var bloomBits: Int = 10
+
+    var options: Options {
+        var o = Options()
+        o.syncPolicy = sync
+        o.blockCacheBytes = cacheMB << 20
+        o.memtableSize = memtableMB << 20
+        o.bloomBitsPerKey = bloomBits
+        return o
+    }
+
+    func open() throws -> SliceDB {
+        do {
+            return try SliceDB(path: directory, options: options)
+        } catch let e as SliceError where e.code == .locked {
+            throw CLIError("the store at \(directory) is in use by another process (slice mount, or another slice command)")
+        }
+    }
+}
+
+extension Options.SyncPolicy: ExpressibleByArgument {}
+
+/// An error the CLI reports as `slice: error: <message>` with exit status 2.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// Runs a command body, turning errors into a message on stderr and exit status 2.
+func runReporting(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        Terminal.error("error: \(error)")
+        throw ExitCode(2)
+    }
+}
+
+enum Terminal {
+    static let stderrIsTerminal = isatty(2) == 1
+
+    static func error(_ message: String) {
+        let line = "slice: \(message)\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
+
+    /// A progress line on stderr, only when it is a terminal.
+    static func progress(_ label: String, _ done: Int, _ total: Int) {
+        guard stderrIsTerminal else { return }
+        let pct = total == 0 ? 100 : done * 100 / total
+        let line = "\r\(label): \(done)/\(total) (\(pct)%)" + (done >= total ? "\n" : "")
+        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
+
+    static func writeStdout(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = write(1, buf.baseAddress! + off, buf.count - off)
+                if n <= 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                off += n
+            }
+        }
+    }
+}
+
+/// Reads all of standard input (or a file descriptor) as bytes.
+func readAll(fd: Int32) throws -> [UInt8] {
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw CLIError("cannot read input: \(String(cString: strerror(errno)))")
+        }
+        if n == 0 { return out }
+        out.append(contentsOf: chunk[0..<n])
+    }
+}
