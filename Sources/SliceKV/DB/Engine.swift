@@ -640,6 +640,7 @@ final class Engine: @unchecked Sendable {
             do { try wal.sync() } catch { failure = error }
             closed = true
         }
+        directoryLock.release()
         if let failure { throw failure }
     }
 }

@@ -156,5 +156,8 @@ final class DirectoryLock: Sendable {
         }
     }
 
-    deinit { flock(file.fd, LOCK_UN) }
+    /// Lets another opener in (the descriptor itself closes with this object).
+    func release() { flock(file.fd, LOCK_UN) }
+
+    deinit { release() }
 }

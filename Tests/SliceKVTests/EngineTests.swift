@@ -1,0 +1,258 @@
+import Foundation
+import Testing
+
+@testable import SliceKV
+
+@Suite struct EngineTests {
+    @Test func manifestReplayRestoresLevels() throws {
+        let dir = TempDir()
+        var levelsBefore: [[UInt64]] = []
+        do {
+            let db = try SliceDB(path: dir.path, options: tinyOptions())
+            for i in 0..<3000 { try db.put("key\(i % 1000)", "value-\(i)") }
+            try db.flush()
+            try db.close()
+            levelsBefore = db.engine.versions.current.levels.map { $0.map(\.number) }
+        }
+        #expect(levelsBefore.flatMap { $0 }.count > 1)
+        // Replaying the manifest alone gives the same files per level.
+        let counters = EngineCounters()
+        let cache = TableCache(directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 0), counters: counters)
+        let vs = VersionSet(
+            directory: dir.path, options: tinyOptions(),
+            deleter: FileDeleter(directory: dir.path, tableCache: cache, counters: counters))
+        #expect(try vs.recover())
+        #expect(vs.current.levels.map { $0.map(\.number) } == levelsBefore)
+        #expect(vs.lastSequence >= 3000)
+        // And the store reopens with every value.
+        let db = try SliceDB(path: dir.path, options: tinyOptions())
+        for i in 0..<1000 { #expect(try db.get("key\(i)") == bytes("value-\(2000 + i)")) }
+    }
+
+    @Test func secondOpenIsRefused() throws {
+        let dir = TempDir()
+        let db = try SliceDB(path: dir.path)
+        do {
+            _ = try SliceDB(path: dir.path)
+            Issue.record("second open succeeded")
+        } catch let e as SliceError {
+            #expect(e.code == .locked)
+        }
+        try db.close()
+        // After close the directory can be opened again.
+        _ = try SliceDB(path: dir.path)
+    }
+
+    @Test func limitsAreEnforcedWithTypedErrors() throws {
+        let dir = TempDir()
+        var o = Options()
+        o.maxValueSize = 1 << 20
+        let db = try SliceDB(path: dir.path, options: o)
+        #expect(throws: SliceError(.invalidArgument, "empty key")) { try db.put([UInt8](), bytes("x")) }
+        #expect { try db.put([UInt8](repeating: 1, count: 65537), bytes("x")) } throws: {
+            ($0 as? SliceError)?.code == .invalidArgument
+        }
+        #expect { try db.put(bytes("k"), [UInt8](repeating: 1, count: (1 << 20) + 1)) } throws: {
+            ($0 as? SliceError)?.code == .invalidArgument
+        }
+        // The largest allowed key and value work, and nothing of a rejected batch is applied.
+        let bigKey = [UInt8](repeating: 7, count: 65536)
+        try db.put(bigKey, [UInt8](repeating: 3, count: 1 << 20))
+        #expect(try db.get(bigKey)?.count == 1 << 20)
+        var batch = WriteBatch()
+        batch.put("ok", "1")
+        batch.put(bytes("big"), [UInt8](repeating: 0, count: 2 << 20))
+        #expect(throws: SliceError.self) { try db.write(batch) }
+        #expect(try db.get("ok") == nil)
+        var bad = Options()
+        bad.blockSize = 1
+        #expect { try SliceDB(path: dir.path + "/other", options: bad) } throws: {
+            ($0 as? SliceError)?.code == .invalidArgument
+        }
+    }
+
+    @Test func defaultOptionsAllow64MiBValues() throws {
+        let dir = TempDir()
+        let db = try SliceDB(path: dir.path)
+        let value = [UInt8](repeating: 0xab, count: 64 << 20)
+        try db.put(bytes("huge"), value)
+        try db.flush()
+        #expect(try db.get("huge") == value)
+        #expect { try db.put(bytes("huge2"), value + [1]) } throws: { ($0 as? SliceError)?.code == .invalidArgument }
+    }
+
+    @Test func snapshotsAndScansSeeAFixedView() throws {
+        let dir = TempDir()
+        let db = try SliceDB(path: dir.path, options: tinyOptions())
+        for i in 0..<500 { try db.put("k\(1000 + i)", "old") }
+        let snap = try db.snapshot()
+        let cursor = try db.scan()
+        for i in 0..<500 { try db.put("k\(1000 + i)", "new") }
+        for i in 0..<250 { try db.delete("k\(1000 + i)") }
+        try db.put("k9999", "added")
+        try db.compact()
+        // Compaction keeps what the snapshot sees.
+        let viaSnapshot = try allEntries(db, snapshot: snap)
+        #expect(viaSnapshot.count == 500)
+        #expect(viaSnapshot.allSatisfy { $0.value == bytes("old") })
+        #expect(try db.get("k1000", snapshot: snap) == bytes("old"))
+        var n = 0
+        while let kv = try cursor.next() {
+            #expect(kv.value == bytes("old"))
+            n += 1
+        }
+        #expect(n == 500)
+        let now = try allEntries(db)
+        #expect(now.count == 251)
+        #expect(now.last?.value == bytes("added"))
+    }
+
+    @Test func rangeAndPrefixScans() throws {
+        let dir = TempDir()
+        let db = try SliceDB(path: dir.path, options: tinyOptions())
+        for p in ["a", "b", "b\u{7f}", "c"] { for i in 0..<50 { try db.put("\(p)/\(i)", "\(p)\(i)") } }
+        try db.put(bytes("b"), bytes("exact"))
+        try db.put([0x62, 0xff], bytes("b-ff"))
+        try db.flush()
+        let b = try allEntries(db, .prefix(bytes("b/")))
+        #expect(b.count == 50)
+        #expect(b.allSatisfy { $0.key.starts(with: bytes("b/")) })
+        let range = try allEntries(db, KeyRange(start: bytes("a/10"), end: bytes("a/20")))
+        #expect(range.map(\.keyString) == (0..<50).map { "a/\($0)" }.filter { $0 >= "a/10" && $0 < "a/20" }.sorted())
+        #expect(try allEntries(db, .prefix([0x62, 0xff])).map(\.value) == [bytes("b-ff")])
+        #expect(try allEntries(db, .prefix([0xff])).isEmpty)
+        #expect(try allEntries(db, KeyRange(start: bytes("c/"))).count == 50)
+    }
+
+    @Test func writeBatchIsAtomicAcrossReopen() throws {
+        let dir = TempDir()
+        do {
+            let db = try SliceDB(path: dir.path)
+            var batch = WriteBatch()
+            for i in 0..<100 { batch.put("batch\(i)", "v\(i)") }
+            batch.delete("batch5")
+            try db.write(batch, sync: true)
+        }
+        let db = try SliceDB(path: dir.path)
+        #expect(try allEntries(db).count == 99)
+        #expect(try db.get("batch5") == nil)
+        #expect(try db.get("batch99") == bytes("v99"))
+    }
+
+    @Test func statisticsCountWhatHappened() throws {
+        let dir = TempDir()
+        let db = try SliceDB(path: dir.path, options: tinyOptions())
+        for i in 0..<2000 { try db.put("key\(i)", String(repeating: "v", count: 50)) }
+        for i in 0..<100 { try db.delete("key\(i)") }
+        for i in 0..<500 { _ = try db.get("key\(i)") }
+        for i in 0..<200 { _ = try db.get("missing\(i)") }
+        try db.compact()
+        db.clearCache()
+        for i in 0..<300 { _ = try db.get("key\(i)") }
+        let s = db.stats()
+        #expect(s.puts == 2000)
+        #expect(s.deletes == 100)
+        #expect(s.gets == 1000)
+        #expect(s.getHits == 400 + 300 - 100)
+        #expect(s.flushes > 0)
+        #expect(s.compactions > 0)
+        #expect(s.compactionBytesWritten > 0)
+        #expect(s.writeAmplification > 1)
+        #expect(s.blockCacheMisses > 0)
+        #expect(s.bloomChecks > 0)
+        #expect(s.getLatency.count == 1000 - UInt64(s.gets - s.getLatency.count))
+        #expect(s.putLatency.count == 2100)
+        #expect(s.putLatency.p50 > 0)
+        #expect(s.levels.reduce(0) { $0 + $1.files } > 0)
+        let prom = s.prometheusText
+        #expect(prom.contains("# TYPE slice_puts_total counter"))
+        #expect(prom.contains("slice_puts_total 2000"))
+        #expect(prom.contains("slice_level_files{level=\"0\"}"))
+        #expect(prom.contains("slice_get_latency_microseconds{quantile=\"0.99\"}"))
+        let json = try JSONSerialization.jsonObject(with: Data(s.jsonText.utf8)) as? [String: Any]
+        #expect(json?["puts"] as? Int == 2000)
+    }
+
+    @Test func compactionConfigRunsParallelMergesAndConcurrentJobs() throws {
+        let dir = TempDir()
+        var o = tinyOptions()
+        o.compaction = CompactionConfig(maxConcurrentCompactions: 3, mergeParallelism: 4, maxSSTablesPerJob: 3, enableParallelMerge: true)
+        let db = try SliceDB(path: dir.path, options: o)
+        var rng = SeededRandom(seed: 3)
+        var model: [String: String] = [:]
+        for i in 0..<20000 {
+            let k = "key\(Int.random(in: 0..<5000, using: &rng))"
+            try db.put(k, "value\(i)")
+            model[k] = "value\(i)"
+        }
+        try db.compact()
+        let s = db.stats()
+        #expect(s.subcompactions > 0)
+        #expect(s.levels[0].files == 0)
+        // Deepest-level files do not overlap and hold everything.
+        let v = db.engine.versions.current
+        for level in 1..<v.levels.count {
+            let files = v.levels[level]
+            for (a, b) in zip(files, files.dropFirst()) {
+                #expect(compareSlices(a.largestUserKey, b.smallestUserKey) < 0)
+            }
+        }
+        let all = try allEntries(db)
+        #expect(all.map(\.keyString) == model.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        #expect(all.allSatisfy { model[$0.keyString] == $0.valueString })
+
+        var serial = tinyOptions()
+        serial.compaction = CompactionConfig(maxConcurrentCompactions: 1, mergeParallelism: 1, maxSSTablesPerJob: 2, enableParallelMerge: false)
+        let dir2 = TempDir()
+        let db2 = try SliceDB(path: dir2.path, options: serial)
+        for i in 0..<5000 { try db2.put("key\(i % 1000)", "value\(i)") }
+        try db2.compact()
+        #expect(db2.stats().subcompactions == 0)
+        #expect(try allEntries(db2).count == 1000)
+    }
+
+    @Test func obsoleteFilesAreDeletedAndSpaceReturns() throws {
+        let dir = TempDir()
+        let db = try SliceDB(path: dir.path, options: tinyOptions())
+        for round in 0..<5 { for i in 0..<1000 { try db.put("key\(i)", "round\(round)-" + String(repeating: "x", count: 100)) } }
+        try db.compact()
+        let live = Set(db.engine.versions.current.levels.flatMap { $0.map(\.number) })
+        let onDisk = files(in: dir.path, suffix: ".sst")
+        #expect(onDisk.count == live.count)
+        for i in 0..<1000 { try db.delete("key\(i)") }
+        try db.compact()
+        #expect(try allEntries(db).isEmpty)
+        #expect(db.stats().totalTableBytes == 0)
+        #expect(files(in: dir.path, suffix: ".sst").isEmpty)
+    }
+
+    @Test func asyncAPIAsDocumented() async throws {
+        let dir = TempDir()
+        let db = try await LSMTree(path: dir.path)
+        let db2dir = TempDir()
+        let small = try await LSMTree(path: db2dir.path, cacheSize: 5000)
+        #expect(small.db.options.blockCacheBytes == 5000 * 4096)
+        let dir3 = TempDir()
+        let tuned = try await LSMTree(
+            path: dir3.path, cacheSize: 1000,
+            compaction: CompactionConfig(maxConcurrentCompactions: 4, mergeParallelism: 8, maxSSTablesPerJob: 5, enableParallelMerge: true))
+        #expect(tuned.db.options.compaction.maxConcurrentCompactions == 4)
+        try await db.put("user:1", "Alice")
+        try await db.put("user:2", "Bob")
+        if let v = try await db.get("user:1") { #expect(String(decoding: v, as: UTF8.self) == "Alice") } else { Issue.record("missing") }
+        try await db.delete("user:2")
+        #expect(try await db.get("user:2") == nil)
+        try await db.flush()
+        try await db.compact()
+        #expect(try await db.get("user:1") == bytes("Alice"))
+        var names: [String] = []
+        for try await kv in db.scan(prefix: "user:") { names.append(kv.keyString) }
+        #expect(names == ["user:1"])
+        let stats = db.stats()
+        #expect(stats.puts == 2)
+        db.clearCache()
+        try await db.sync()
+        try await db.close()
+        await #expect(throws: SliceError.self) { try await db.put("x", "y") }
+    }
+}
