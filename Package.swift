@@ -31,7 +31,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "SliceKVTests", dependencies: ["SliceKV"]),
+        .testTarget(name: "SliceKVTests", dependencies: ["SliceKV", "slice"]),
     ],
     swiftLanguageModes: [.v6]
 )

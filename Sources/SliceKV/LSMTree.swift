@@ -36,6 +36,8 @@ public final class LSMTree: Sendable {
         try await put(Array(key.utf8), Array(value.utf8))
     }
 
+    public func put(_ key: String, _ value: [UInt8]) async throws { try await put(Array(key.utf8), value) }
+
     public func get(_ key: [UInt8]) async throws -> [UInt8]? {
         if let inMemory = try db.engine.getFromMemory(key) { return inMemory }
         return try await pool.run { [db] in try db.get(key) }

@@ -24,6 +24,8 @@ public final class SliceDB: Sendable {
 
     public func put(_ key: String, _ value: String) throws { try engine.put(key.utf8, value.utf8) }
 
+    public func put(_ key: String, _ value: some Collection<UInt8>) throws { try engine.put(key.utf8, value) }
+
     /// The value of `key`, or nil when absent.
     public func get(_ key: some Collection<UInt8>, snapshot: Snapshot? = nil) throws -> [UInt8]? {
         try engine.get(key, snapshot: snapshot)

@@ -69,7 +69,7 @@ struct CrashWriter: ParsableCommand {
                         emit("E \(t) \(error)\n")
                         Glibc.exit(3)
                     }
-                    if n % 200 == 0 {
+                    if n % 20 == 0 {
                         let s = db.stats()
                         emit("S \(t) \(s.flushes) \(s.compactions)\n")
                     }

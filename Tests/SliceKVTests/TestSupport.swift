@@ -84,7 +84,9 @@ var sliceExecutable: String {
 
 /// Runs a command, returning exit status, stdout and stderr.
 @discardableResult
-func run(_ executable: String, _ args: [String], stdin: [UInt8]? = nil) throws -> (status: Int32, out: String, err: String) {
+func run(_ executable: String, _ args: [String], stdin: [UInt8]? = nil) throws -> (
+    status: Int32, out: String, err: String, bytes: [UInt8]
+) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
@@ -100,5 +102,5 @@ func run(_ executable: String, _ args: [String], stdin: [UInt8]? = nil) throws -
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self), [UInt8](o))
 }

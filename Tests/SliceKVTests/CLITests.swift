@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+@testable import SliceKV
+
+@Suite struct CLITests {
+    @Test func putGetDeleteAndExitCodes() throws {
+        let dir = TempDir("slice-cli")
+        let slice = sliceExecutable
+        #expect(try run(slice, ["put", dir.path, "user:1", "Alice"]).status == 0)
+        #expect(try run(slice, ["put", dir.path, "blob"], stdin: [0, 1, 2, 255, 10]).status == 0)
+        let got = try run(slice, ["get", dir.path, "user:1"])
+        #expect(got.status == 0)
+        #expect(got.out == "Alice")
+        #expect(try run(slice, ["get", dir.path, "blob"]).bytes == [0, 1, 2, 255, 10])
+        let missing = try run(slice, ["get", dir.path, "nope"])
+        #expect(missing.status == 1)
+        #expect(missing.err.contains("not found"))
+        #expect(try run(slice, ["delete", dir.path, "user:1"]).status == 0)
+        #expect(try run(slice, ["get", dir.path, "user:1"]).status == 1)
+        let bad = try run(slice, ["get", dir.path, "x\\q", "--escaped"])
+        #expect(bad.status == 2)
+        #expect(bad.err.contains("unknown escape"))
+    }
+
+    @Test func scanOutputReimportsIntoAnEqualStore() throws {
+        let a = TempDir("slice-cli")
+        let b = TempDir("slice-cli")
+        do {
+            let db = try SliceDB(path: a.path)
+            var rng = SeededRandom(seed: 5)
+            for i in 0..<500 {
+                let key = bytes("k\(i)") + (i % 10 == 0 ? [0x09, 0x0a, 0x5c, 0xff, 0x00] : [])
+                let value = (0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                try db.put(key, value)
+            }
+            try db.put("é/ünïcode", "välue")
+        }
+        let scan = try run(sliceExecutable, ["scan", a.path])
+        #expect(scan.status == 0)
+        #expect(scan.out.contains("é/ünïcode\tvälue"))
+        let dump = a.file("dump.tsv")
+        try Data(scan.out.utf8).write(to: URL(fileURLWithPath: dump))
+        let imported = try run(sliceExecutable, ["import", b.path, dump])
+        #expect(imported.status == 0, "\(imported.err)")
+        let left = try SliceDB(path: a.path)
+        let right = try SliceDB(path: b.path)
+        #expect(try allEntries(left) == allEntries(right))
+        #expect(try allEntries(right).count == 501)
+        try left.close()
+        try right.close()
+        // Options: prefix, start/end, limit, keys-only.
+        let limited = try run(sliceExecutable, ["scan", a.path, "--prefix", "k1", "--limit", "3", "--keys-only"])
+        #expect(limited.out.split(separator: "\n").count == 3)
+        #expect(!limited.out.contains("\t"))
+        let ranged = try run(sliceExecutable, ["scan", a.path, "--start", "k2", "--end", "k3", "--keys-only"])
+        #expect(ranged.out.split(separator: "\n").allSatisfy { $0.hasPrefix("k2") })
+        // Malformed import input is refused with the line number.
+        let broken = a.file("broken.tsv")
+        try Data("good\tline\nno-tab-here\n".utf8).write(to: URL(fileURLWithPath: broken))
+        let r = try run(sliceExecutable, ["import", b.path, broken])
+        #expect(r.status == 2)
+        #expect(r.err.contains("line 2"))
+    }
+
+    @Test func storeInUseGivesAClearError() throws {
+        let dir = TempDir("slice-cli")
+        let db = try SliceDB(path: dir.path)
+        let r = try run(sliceExecutable, ["get", dir.path, "k"])
+        #expect(r.status == 2)
+        #expect(r.err.contains("in use by another process"))
+        try db.close()
+    }
+
+    @Test func statsFlushCompactCheck() throws {
+        let dir = TempDir("slice-cli")
+        let db = try SliceDB(path: dir.path)
+        for i in 0..<1000 { try db.put("k\(i)", "v\(i)") }
+        try db.close()
+        #expect(try run(sliceExecutable, ["flush", dir.path]).status == 0)
+        #expect(try run(sliceExecutable, ["compact", dir.path]).status == 0)
+        let check = try run(sliceExecutable, ["check", dir.path])
+        #expect(check.status == 0)
+        #expect(check.out.hasPrefix("ok: "))
+        let json = try run(sliceExecutable, ["stats", dir.path, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
+        #expect((object?["levels"] as? [[String: Any]])?.contains { ($0["files"] as? Int ?? 0) > 0 } == true)
+        let prom = try run(sliceExecutable, ["stats", dir.path, "--prometheus"])
+        #expect(prom.out.contains("# TYPE slice_level_files gauge"))
+        let demo = try run(sliceExecutable, ["demo", dir.path + "/demo", "--count", "2000"])
+        #expect(demo.status == 0)
+        #expect(demo.out.contains("loaded 2000 entries"))
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+@testable import SliceKV
+
+/// Random operations applied to the store and to an in-memory ordered map, compared after every
+/// step. Seeds are fixed in CI; set SLICE_MODEL_STEPS (and SLICE_MODEL_SEED) for a longer run.
+@Suite struct ModelTests {
+    static let seeds: [UInt64] = {
+        if let s = ProcessInfo.processInfo.environment["SLICE_MODEL_SEED"], let v = UInt64(s) { return [v] }
+        return [1, 2, 3, 4]
+    }()
+
+    @Test(arguments: seeds)
+    func randomOperationsMatchAModel(seed: UInt64) throws {
+        let steps = Int(ProcessInfo.processInfo.environment["SLICE_MODEL_STEPS"] ?? "") ?? 1500
+        let dir = TempDir("slice-model")
+        var rng = SeededRandom(seed: seed)
+        var options = tinyOptions()
+        options.bloomBitsPerKey = [0, 4, 10][Int(seed % 3)]
+        var db: SliceDB? = try SliceDB(path: dir.path, options: options)
+        var model: [[UInt8]: [UInt8]] = [:]
+        func randomKey() -> [UInt8] {
+            // A small key space so overwrites and deletes hit existing keys; some binary bytes.
+            let n = Int.random(in: 0..<300, using: &rng)
+            var k = bytes("k\(n)")
+            if n % 17 == 0 { k += [0x00, 0xff, UInt8(n & 0xff)] }
+            return k
+        }
+        func randomValue() -> [UInt8] {
+            let len = [0, 1, 10, 100, 1000, 5000][Int.random(in: 0..<6, using: &rng)]
+            return (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        }
+        func sortedModel(_ range: KeyRange) -> [KeyValue] {
+            model.keys.filter { k in
+                (range.start.map { !k.lexicographicallyPrecedes($0) } ?? true)
+                    && (range.end.map { k.lexicographicallyPrecedes($0) } ?? true)
+            }.sorted { $0.lexicographicallyPrecedes($1) }.map { KeyValue(key: $0, value: model[$0]!) }
+        }
+        for step in 0..<steps {
+            let op = Int.random(in: 0..<100, using: &rng)
+            let context = "seed \(seed) step \(step) op \(op)"
+            switch op {
+            case 0..<45:
+                let k = randomKey()
+                let v = randomValue()
+                try db!.put(k, v)
+                model[k] = v
+            case 45..<60:
+                let k = randomKey()
+                try db!.delete(k)
+                model[k] = nil
+            case 60..<68:
+                var batch = WriteBatch()
+                var pending = model
+                for _ in 0..<Int.random(in: 1..<20, using: &rng) {
+                    let k = randomKey()
+                    if Bool.random(using: &rng) {
+                        let v = randomValue()
+                        batch.put(k, v)
+                        pending[k] = v
+                    } else {
+                        batch.delete(k)
+                        pending[k] = nil
+                    }
+                }
+                try db!.write(batch)
+                model = pending
+            case 68..<85:
+                let k = randomKey()
+                #expect(try db!.get(k) == model[k], "\(context)")
+            case 85..<92:
+                let a = randomKey()
+                let b = randomKey()
+                let (lo, hi) = a.lexicographicallyPrecedes(b) ? (a, b) : (b, a)
+                let range = Bool.random(using: &rng) ? KeyRange(start: lo, end: hi) : .prefix(Array(a.prefix(2)))
+                let got = try allEntries(db!, range)
+                #expect(got == sortedModel(range), "\(context)")
+            case 92..<95:
+                try db!.flush()
+            case 95..<97:
+                try db!.compact()
+            default:
+                try db!.close()
+                db = nil
+                db = try SliceDB(path: dir.path, options: options)
+            }
+        }
+        #expect(try allEntries(db!) == sortedModel(.all), "seed \(seed) final")
+        _ = try db!.check()
+    }
+}
