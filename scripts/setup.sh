@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Slice needs on a fresh Debian machine (run as root): the FUSE library and
+# tools, pkg-config, and the peers the benchmarks compare against. Safe to run again.
+set -euo pipefail
+
+need=()
+dpkg -s libfuse3-dev >/dev/null 2>&1 || need+=(libfuse3-dev)
+dpkg -s fuse3 >/dev/null 2>&1 || need+=(fuse3)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ "${SLICE_BENCH_PEERS:-0}" = 1 ]; then
+  for p in libleveldb-dev librocksdb-dev liblmdb-dev; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq </dev/null
+  apt-get install -y -qq "${need[@]}" </dev/null >/dev/null
+fi
+if ! command -v swift >/dev/null 2>&1; then
+  if [ -x /opt/swift/usr/bin/swift ]; then export PATH="/opt/swift/usr/bin:$PATH"; else
+    echo "setup: Swift 6.1 or later is required (swift not found)" >&2; exit 1
+  fi
+fi
+[ -e /dev/fuse ] || echo "setup: warning: /dev/fuse is missing; mounting will not work" >&2
