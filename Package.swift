@@ -29,6 +29,7 @@ let package = Package(
             dependencies: [
                 "SliceKV",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "SliceKVTests", dependencies: ["SliceKV", "slice"]),

@@ -86,9 +86,9 @@ final class BlockCache: Sendable {
             }
         }
 
-        private let state: Mutex<State>
+        private let state: Locked<State>
 
-        init(capacity: Int) { state = Mutex(State(capacity: capacity)) }
+        init(capacity: Int) { state = Locked(State(capacity: capacity)) }
 
         func get(_ key: Key) -> Block? {
             state.withLock { s in

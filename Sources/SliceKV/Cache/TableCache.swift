@@ -20,7 +20,7 @@ final class TableCache: Sendable {
     let capacity: Int
     let blockCache: BlockCache
     let counters: EngineCounters
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(directory: String, capacity: Int, blockCache: BlockCache, counters: EngineCounters) {
         self.directory = directory

@@ -278,7 +278,7 @@ extension Engine {
         var lastSequenceForKey = maxSequenceNumber
         do {
             while input.isValid {
-                if isShuttingDownLocked { throw SliceError(.closed, "compaction interrupted by close") }
+                if stopping.load(ordering: .relaxed) { throw SliceError(.closed, "compaction interrupted by close") }
                 let key = input.key
                 let decision: (drop: Bool, newKey: Bool, stop: Bool) = try key.withUnsafeBytes { k in
                     guard let p = ParsedInternalKey(k) else {

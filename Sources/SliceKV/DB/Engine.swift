@@ -39,6 +39,8 @@ final class Engine: @unchecked Sendable {
     private var snapshots: [SequenceNumber: Int] = [:]
     private var backgroundError: SliceError?
     private var shuttingDown = false
+    /// Mirrors `shuttingDown` for long loops that run without the lock (compaction merges).
+    let stopping = Atomic<Bool>(false)
     private var closed = false
     private var liveThreads = 0
     var runningCompactions: [CompactionJob] = []
@@ -629,6 +631,7 @@ final class Engine: @unchecked Sendable {
         let alreadyClosed: Bool = lock.withLock {
             if closed || shuttingDown { return true }
             shuttingDown = true
+            stopping.store(true, ordering: .relaxed)
             lock.broadcast()
             return false
         }

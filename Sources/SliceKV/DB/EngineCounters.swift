@@ -31,8 +31,8 @@ final class EngineCounters: Sendable {
     let tornWALTails = Atomic<Int>(0)
 
     /// Latencies in nanoseconds. One lock per histogram: recording costs ~20 ns.
-    let getLatency = Mutex(EngineCounters.makeHistogram())
-    let putLatency = Mutex(EngineCounters.makeHistogram())
+    let getLatency = Locked(EngineCounters.makeHistogram())
+    let putLatency = Locked(EngineCounters.makeHistogram())
 
     static func makeHistogram() -> Histogram<UInt64> {
         var h = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .two)
@@ -41,7 +41,7 @@ final class EngineCounters: Sendable {
     }
 
     @inline(__always)
-    func record(_ histogram: borrowing Mutex<Histogram<UInt64>>, since start: UInt64) {
+    func record(_ histogram: Locked<Histogram<UInt64>>, since start: UInt64) {
         let elapsed = monotonicNanos() &- start
         histogram.withLock { _ = $0.record(elapsed) }
     }

@@ -53,7 +53,7 @@ public struct KeyRange: Sendable {
 /// Thread-safety: a cursor may be handed between threads, one caller at a time (a mutex
 /// enforces it).
 public final class ScanCursor: Sendable {
-    private struct State: ~Copyable {
+    private struct State {
         let merged: MergingIterator
         let sequence: SequenceNumber
         let end: [UInt8]?
@@ -66,10 +66,10 @@ public final class ScanCursor: Sendable {
         let version: Version
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(merged: sending MergingIterator, sequence: SequenceNumber, range: KeyRange, version: Version) {
-        state = Mutex(State(merged: merged, sequence: sequence, end: range.end, start: range.start, version: version))
+        state = Locked(State(merged: merged, sequence: sequence, end: range.end, start: range.start, version: version))
     }
 
     /// The next live entry, or nil at the end of the range.
