@@ -18,6 +18,12 @@ public final class SliceDB: Sendable {
     public var path: String { engine.path }
     public var options: Options { engine.options }
 
+    // Concrete [UInt8] overloads: generic entry points are not specialised across modules,
+    // and the unspecialised path cost more than the write itself.
+    public func put(_ key: [UInt8], _ value: [UInt8]) throws { try engine.put(key, value) }
+    public func get(_ key: [UInt8], snapshot: Snapshot? = nil) throws -> [UInt8]? { try engine.get(key, snapshot: snapshot) }
+    public func delete(_ key: [UInt8]) throws { try engine.delete(key) }
+
     public func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) throws {
         try engine.put(key, value)
     }

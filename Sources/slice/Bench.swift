@@ -122,8 +122,9 @@ struct Bench: ParsableCommand {
 
     func runOne(_ name: String, _ store: SliceDB) throws -> Result? {
         let reads = self.reads ?? num
-        typealias Op = (_ thread: Int, _ i: Int, _ rng: inout UInt64, _ k: inout [UInt8], _ value: [UInt8]) throws -> (Int, Bool)
-        func next(_ r: inout UInt64) -> Int {
+        typealias Op = @Sendable (_ thread: Int, _ i: Int, _ rng: inout UInt64, _ k: inout [UInt8], _ value: [UInt8]) throws -> (Int, Bool)
+        let num = self.num
+        @Sendable func next(_ r: inout UInt64) -> Int {
             r ^= r << 13
             r ^= r >> 7
             r ^= r << 17

@@ -113,7 +113,7 @@ extension Engine {
         for f in job.allFiles { f.beingCompacted.store(false, ordering: .relaxed) }
         runningCompactions.removeAll { $0 === job }
         counters.compactionsRunning.add(-1, ordering: .relaxed)
-        lock.broadcast()
+        lock.broadcastAll()
     }
 
     // MARK: Background loop
@@ -123,7 +123,7 @@ extension Engine {
         defer { lock.unlock() }
         while !isShuttingDownLocked {
             guard backgroundErrorLocked == nil, !manualCompactionActive, let job = pickCompaction() else {
-                lock.wait(seconds: 1)
+                lock.waitForWork(seconds: 1)
                 continue
             }
             lock.unlock()
@@ -135,7 +135,7 @@ extension Engine {
                     setBackgroundError(e)
                 } else {
                     // Out of space or a passing I/O error: try again later, writes go on.
-                    lock.wait(seconds: 1)
+                    lock.waitForWork(seconds: 1)
                 }
             }
         }
@@ -344,7 +344,7 @@ extension Engine {
         defer {
             lock.withLock {
                 manualCompactionActive = false
-                lock.broadcast()
+                lock.broadcastAll()
             }
         }
         let start = lock.withLock { versions.current }

@@ -36,6 +36,8 @@ final class Engine: @unchecked Sendable {
     private var wal: LogWriter
     private(set) var lastSequence: SequenceNumber = 0
     private var writers: [Writer] = []
+    /// The leader's group batch, reused so a write allocates nothing here (leader only).
+    private var groupBuffer: [UInt8] = []
     private var snapshots: [SequenceNumber: Int] = [:]
     private var backgroundError: SliceError?
     private var shuttingDown = false
@@ -220,7 +222,7 @@ final class Engine: @unchecked Sendable {
         if backgroundError == nil {
             backgroundError = (error as? SliceError) ?? SliceError(.ioError, "\(error)")
         }
-        lock.broadcast()
+        lock.broadcastAll()
     }
 
     var backgroundErrorLocked: SliceError? { backgroundError }
@@ -232,7 +234,7 @@ final class Engine: @unchecked Sendable {
         while true {
             if imm.isEmpty || backgroundError != nil {
                 if shuttingDown { return }
-                lock.wait()
+                lock.waitForWork(seconds: 1)
                 continue
             }
             let table = imm[0]
@@ -258,7 +260,7 @@ final class Engine: @unchecked Sendable {
                     imm.removeFirst()
                     pendingOutputs.remove(number)
                     counters.flushes.add(1, ordering: .relaxed)
-                    lock.broadcast()
+                    lock.broadcastAll()
                 }
                 try? FileSystem.remove(FileNames.log(path, table.logNumber))
             } catch {
@@ -336,17 +338,23 @@ final class Engine: @unchecked Sendable {
             failure = (error as? SliceError) ?? SliceError(.ioError, "\(error)")
         }
         if failure == nil && !w.freeze {
-            var batch = w.batch
-            var size = batch.byteSize
+            var size = w.batch.byteSize
+            var count = w.batch.count
             let maxSize = size <= 128 << 10 ? size + (128 << 10) : 1 << 20
             for other in writers.dropFirst() {
                 if other.freeze || (other.sync && !w.sync) || size + other.batch.byteSize > maxSize { break }
-                batch.append(other.batch)
                 size += other.batch.byteSize
+                count += other.batch.count
                 group.append(other)
             }
             let first = lastSequence + 1
-            batch.sequence = first
+            var rep = groupBuffer
+            groupBuffer = []
+            rep.removeAll(keepingCapacity: true)
+            rep.appendFixed64(first)
+            rep.appendFixed32(UInt32(count))
+            for member in group { rep.append(contentsOf: member.batch.body) }
+            let batch = WriteBatch(rep: rep)
             let wal = self.wal
             let mem = self.mem
             lock.unlock()
@@ -380,14 +388,16 @@ final class Engine: @unchecked Sendable {
                 failure = (error as? SliceError) ?? SliceError(.ioError, "\(error)")
             }
             lock.lock()
-            if failure == nil { lastSequence = first + UInt64(batch.count) - 1 }
+            if failure == nil { lastSequence = first + UInt64(count) - 1 }
+            if rep.capacity <= 1 << 20 { groupBuffer = rep }
         }
         for member in group {
             member.error = failure
             member.done = true
         }
         writers.removeFirst(group.count)
-        lock.broadcast()
+        // Wake followers that were served, and the next leader if one is queued.
+        if group.count > 1 || !writers.isEmpty { lock.broadcast() }
         if let failure { throw failure }
     }
 
@@ -425,7 +435,7 @@ final class Engine: @unchecked Sendable {
             imm.append(mem)
             mem = Memtable(logNumber: number)
             force = false
-            lock.broadcast()
+            lock.signalBackground()
         }
     }
 
@@ -632,14 +642,17 @@ final class Engine: @unchecked Sendable {
             if closed || shuttingDown { return true }
             shuttingDown = true
             stopping.store(true, ordering: .relaxed)
-            lock.broadcast()
+            lock.broadcastAll()
             return false
         }
         if alreadyClosed { return }
         var failure: Error?
         lock.withLock {
             while !writers.isEmpty { lock.wait() }
-            while liveThreads > 0 { lock.broadcast(); lock.wait(seconds: 0.05) }
+            while liveThreads > 0 {
+                lock.signalBackground()
+                lock.wait(seconds: 0.05)
+            }
             do { try wal.sync() } catch { failure = error }
             closed = true
         }

@@ -36,6 +36,15 @@ public struct WriteBatch: Sendable {
 
     private mutating func setCount(_ n: Int) { rep.putFixed32(UInt32(n), at: 8) }
 
+    public mutating func put(_ key: [UInt8], _ value: [UInt8]) {
+        rep.append(ValueKind.value.rawValue)
+        rep.appendVarint(key.count)
+        rep.append(contentsOf: key)
+        rep.appendVarint(value.count)
+        rep.append(contentsOf: value)
+        setCount(count + 1)
+    }
+
     public mutating func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) {
         rep.append(ValueKind.value.rawValue)
         rep.appendLengthPrefixed(key)
@@ -44,6 +53,13 @@ public struct WriteBatch: Sendable {
     }
 
     public mutating func put(_ key: String, _ value: String) { put(Array(key.utf8), Array(value.utf8)) }
+
+    public mutating func delete(_ key: [UInt8]) {
+        rep.append(ValueKind.deletion.rawValue)
+        rep.appendVarint(key.count)
+        rep.append(contentsOf: key)
+        setCount(count + 1)
+    }
 
     public mutating func delete(_ key: some Collection<UInt8>) {
         rep.append(ValueKind.deletion.rawValue)
@@ -58,11 +74,8 @@ public struct WriteBatch: Sendable {
         rep.append(contentsOf: repeatElement(0, count: WriteBatch.headerSize))
     }
 
-    /// Appends `other`'s operations (group commit merges followers' batches into the leader's).
-    mutating func append(_ other: WriteBatch) {
-        rep.append(contentsOf: other.rep[WriteBatch.headerSize...])
-        setCount(count + other.count)
-    }
+    /// The operations after the header (group commit concatenates these).
+    var body: ArraySlice<UInt8> { rep[WriteBatch.headerSize...] }
 
     /// Visits every operation in order. Throws corruption for a malformed batch (from a WAL).
     func forEach(

@@ -4,23 +4,28 @@
 /// integer links measured 4x faster here, and one arena keeps allocations per insert at zero
 /// amortized):
 /// ```
-/// arena  : [UInt8]  entry := varint(internalKeyLen) internalKey varint(valueLen) value
-/// entry  : [Int]    node -> offset of its entry in the arena
-/// links  : [Int32]  node -> `maxHeight` next-pointers (node indices, -1 = nil); node 0 is the head
+/// arena : [UInt8]  entry := internalKey  varint(valueLen)  value
+/// nodes : [Int]    node  := keyOffset  (keyLength << 4 | height)  next[height]
+///                  a node is the index of its first slot; next = -1 ends a level;
+///                  node 0 is the head, with maxHeight levels
 /// ```
-/// Locking: an `RWLock` guards all three arrays. Only the group-commit leader inserts (one
-/// writer at a time), readers and iterators take the read lock per operation. Nodes are never
-/// removed, so an iterator's node index stays valid across lock releases.
+/// Searches walk both arrays through unsafe buffers: no bounds or exclusivity checks in the
+/// loop that dominates insert time.
+///
+/// Locking: an `RWLock` guards both arrays. Only the group-commit leader inserts (one writer at
+/// a time); readers and iterators take the read lock per operation. Nodes are never removed,
+/// so an iterator's node index stays valid across lock releases.
 final class Memtable: @unchecked Sendable {
     static let maxHeight = 12
 
     private let lock = RWLock()
     private var arena: [UInt8] = []
-    private var entry: [Int] = [0]
-    private var links: [Int32] = Array(repeating: -1, count: Memtable.maxHeight)
+    private var nodes: [Int] = [0, Memtable.maxHeight] + Array(repeating: -1, count: Memtable.maxHeight)
     private var height = 1
     private var rng: UInt64 = 0x9E37_79B9_7F4A_7C15
     private var _count = 0
+    /// Insert's per-level predecessors, kept to avoid an allocation per insert (writer only).
+    private var prev = [Int](repeating: 0, count: Memtable.maxHeight)
 
     /// The WAL file that holds this memtable's writes.
     let logNumber: UInt64
@@ -30,9 +35,9 @@ final class Memtable: @unchecked Sendable {
         arena.reserveCapacity(1 << 16)
     }
 
-    /// Bytes of memory used (arena plus node overhead); compared with the memtable budget.
+    /// Bytes of memory used (arena plus nodes); compared with the memtable budget.
     var approximateMemoryUsage: Int {
-        lock.withReadLock { arena.count + entry.count * (8 + 4 * 4) }
+        lock.withReadLock { arena.count + nodes.count * 8 }
     }
 
     var count: Int { lock.withReadLock { _count } }
@@ -45,25 +50,15 @@ final class Memtable: @unchecked Sendable {
     func add(_ seq: SequenceNumber, _ kind: ValueKind, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         lock.withWriteLock {
             let offset = arena.count
-            arena.appendVarint(key.count + 8)
             arena.append(contentsOf: key)
             arena.appendFixed64(packTrailer(seq, kind))
             arena.appendVarint(value.count)
             arena.append(contentsOf: value)
-
-            var prev = [Int](repeating: 0, count: Memtable.maxHeight)
+            let keyLength = key.count + 8
             arena.withUnsafeBytes { a in
-                let target = internalKey(a, offset)
-                var x = 0
-                var level = height - 1
-                while true {
-                    let next = Int(links[x * Memtable.maxHeight + level])
-                    if next >= 0 && compareInternalKeys(internalKey(a, entry[next]), target) < 0 {
-                        x = next
-                    } else {
-                        prev[level] = x
-                        if level == 0 { break }
-                        level -= 1
+                nodes.withUnsafeBufferPointer { nb in
+                    prev.withUnsafeMutableBufferPointer { p in
+                        _ = Memtable.search(a, nb, height, UnsafeRawBufferPointer(rebasing: a[offset..<(offset + keyLength)]), p)
                     }
                 }
             }
@@ -72,12 +67,11 @@ final class Memtable: @unchecked Sendable {
                 for l in height..<h { prev[l] = 0 }
                 height = h
             }
-            let node = entry.count
-            entry.append(offset)
-            for l in 0..<Memtable.maxHeight {
-                links.append(l < h ? links[prev[l] * Memtable.maxHeight + l] : -1)
-            }
-            for l in 0..<h { links[prev[l] * Memtable.maxHeight + l] = Int32(node) }
+            let node = nodes.count
+            nodes.append(offset)
+            nodes.append(keyLength << 4 | h)
+            for l in 0..<h { nodes.append(nodes[prev[l] + 2 + l]) }
+            for l in 0..<h { nodes[prev[l] + 2 + l] = node }
             _count += 1
         }
     }
@@ -97,32 +91,43 @@ final class Memtable: @unchecked Sendable {
     // MARK: Reading
 
     @inline(__always)
-    private func internalKey(_ a: UnsafeRawBufferPointer, _ offset: Int) -> UnsafeRawBufferPointer {
-        var p = offset
-        let n = Int(a.varint(at: &p)!)
-        return UnsafeRawBufferPointer(rebasing: a[p..<(p + n)])
+    private static func key(_ a: UnsafeRawBufferPointer, _ nb: UnsafeBufferPointer<Int>, _ node: Int) -> UnsafeRawBufferPointer {
+        let start = nb[node]
+        return UnsafeRawBufferPointer(start: a.baseAddress! + start, count: nb[node + 1] >> 4)
     }
 
     @inline(__always)
-    private func valueRange(_ a: UnsafeRawBufferPointer, _ offset: Int) -> Range<Int> {
-        var p = offset
+    private static func valueRange(_ a: UnsafeRawBufferPointer, _ nb: UnsafeBufferPointer<Int>, _ node: Int) -> Range<Int> {
+        var p = nb[node] + nb[node + 1] >> 4
         let n = Int(a.varint(at: &p)!)
-        p += n
-        let vn = Int(a.varint(at: &p)!)
-        return p..<(p + vn)
+        return p..<(p + n)
     }
 
-    /// First node whose key is >= `target`, or -1. REQUIRES: read lock held.
-    private func seekNode(_ a: UnsafeRawBufferPointer, _ target: UnsafeRawBufferPointer) -> Int {
+    /// First node whose key is >= `target` (-1 if none), recording the last node before it on
+    /// each level in `prev`. REQUIRES: a lock held.
+    @inline(__always)
+    private static func search(
+        _ a: UnsafeRawBufferPointer, _ nb: UnsafeBufferPointer<Int>, _ height: Int, _ target: UnsafeRawBufferPointer,
+        _ prev: UnsafeMutableBufferPointer<Int>?
+    ) -> Int {
         var x = 0
         var level = height - 1
         while true {
-            let next = Int(links[x * Memtable.maxHeight + level])
-            if next >= 0 && compareInternalKeys(internalKey(a, entry[next]), target) < 0 {
+            let next = nb[x + 2 + level]
+            if next >= 0 && compareInternalKeys(key(a, nb, next), target) < 0 {
                 x = next
             } else {
+                prev?[level] = x
                 if level == 0 { return next }
                 level -= 1
+            }
+        }
+    }
+
+    private func seekNode(_ target: [UInt8]) -> Int {
+        arena.withUnsafeBytes { a in
+            nodes.withUnsafeBufferPointer { nb in
+                target.withUnsafeBytes { Memtable.search(a, nb, height, $0, nil) }
             }
         }
     }
@@ -133,19 +138,20 @@ final class Memtable: @unchecked Sendable {
         case absent
     }
 
-    /// The newest version of `userKey` with sequence <= `seq`.
+    /// The newest version of the lookup key's user key with sequence <= the lookup's.
     func get(_ lookupKey: [UInt8]) -> Lookup {
         lock.withReadLock {
-            arena.withUnsafeBytes { a in
-                lookupKey.withUnsafeBytes { target in
-                    let node = seekNode(a, target)
-                    guard node > 0 else { return .absent }
-                    let key = internalKey(a, entry[node])
-                    guard let parsed = ParsedInternalKey(key),
-                        compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
-                    else { return .absent }
-                    if parsed.kind == .deletion { return .deleted }
-                    return .found(Array(UnsafeRawBufferPointer(rebasing: a[valueRange(a, entry[node])])))
+            let node = seekNode(lookupKey)
+            guard node > 0 else { return .absent }
+            return arena.withUnsafeBytes { a in
+                nodes.withUnsafeBufferPointer { nb in
+                    lookupKey.withUnsafeBytes { target in
+                        guard let parsed = ParsedInternalKey(Memtable.key(a, nb, node)),
+                            compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
+                        else { return .absent }
+                        if parsed.kind == .deletion { return .deleted }
+                        return .found(Array(UnsafeRawBufferPointer(rebasing: a[Memtable.valueRange(a, nb, node)])))
+                    }
                 }
             }
         }
@@ -165,35 +171,36 @@ final class Memtable: @unchecked Sendable {
 
         var isValid: Bool { node > 0 }
 
+        /// REQUIRES: the table's read lock held.
         private func load() {
             guard node > 0 else { return }
             table.arena.withUnsafeBytes { a in
-                let off = table.entry[node]
-                let k = table.internalKey(a, off)
-                key.removeAll(keepingCapacity: true)
-                key.append(contentsOf: k)
-                valueBuffer.removeAll(keepingCapacity: true)
-                valueBuffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: a[table.valueRange(a, off)]))
+                table.nodes.withUnsafeBufferPointer { nb in
+                    key.removeAll(keepingCapacity: true)
+                    key.append(contentsOf: Memtable.key(a, nb, node))
+                    valueBuffer.removeAll(keepingCapacity: true)
+                    valueBuffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: a[Memtable.valueRange(a, nb, node)]))
+                }
             }
         }
 
         func seekToFirst() {
             table.lock.withReadLock {
-                node = Int(table.links[0])
+                node = table.nodes[2]
                 load()
             }
         }
 
         func seek(_ target: [UInt8]) {
             table.lock.withReadLock {
-                node = table.arena.withUnsafeBytes { a in target.withUnsafeBytes { table.seekNode(a, $0) } }
+                node = table.seekNode(target)
                 load()
             }
         }
 
         func next() {
             table.lock.withReadLock {
-                node = Int(table.links[node * Memtable.maxHeight])
+                node = table.nodes[node + 2]
                 load()
             }
         }
