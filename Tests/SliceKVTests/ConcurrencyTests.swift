@@ -74,9 +74,16 @@ import Testing
         var options = Options()
         options.syncPolicy = .always
         let db = try SliceDB(path: dir.path, options: options)
-        DispatchQueue.concurrentPerform(iterations: 8) { t in
-            for i in 0..<200 { try! db.put("t\(t)-\(i)", "v") }
+        // Real threads: concurrentPerform would use only as many threads as cores.
+        let group = DispatchGroup()
+        for t in 0..<8 {
+            group.enter()
+            Thread {
+                for i in 0..<200 { try! db.put("t\(t)-\(i)", "v") }
+                group.leave()
+            }.start()
         }
+        group.wait()
         let s = db.stats()
         #expect(s.writeBatches == 1600)
         #expect(s.walSyncs == s.groupCommits)

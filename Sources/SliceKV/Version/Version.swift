@@ -14,15 +14,23 @@ final class Version: Sendable {
 
     var fileCount: Int { levels.reduce(0) { $0 + $1.count } }
 
-    /// Applies an edit, giving the next version.
+    /// Applies an edit, giving the next version. A file the edit moves to another level (a
+    /// trivial move) keeps its `FileMetaData`, so there is one object per file: the file is
+    /// deleted only when no version at all refers to it.
     func applying(_ edit: VersionEdit, deleter: FileDeleter) -> Version {
         var levels = self.levels
+        var existing: [UInt64: FileMetaData] = [:]
         for d in edit.deletedFiles where d.level < levels.count {
-            levels[d.level].removeAll { $0.number == d.number }
+            levels[d.level].removeAll { f in
+                guard f.number == d.number else { return false }
+                existing[f.number] = f
+                return true
+            }
         }
         for f in edit.newFiles where f.level < levels.count {
             levels[f.level].append(
-                FileMetaData(number: f.number, size: f.size, smallest: f.smallest, largest: f.largest, deleter: deleter))
+                existing[f.number]
+                    ?? FileMetaData(number: f.number, size: f.size, smallest: f.smallest, largest: f.largest, deleter: deleter))
         }
         levels[0].sort { $0.number > $1.number }
         for l in 1..<levels.count {
