@@ -193,9 +193,10 @@ struct Bench: ParsableCommand {
             let c = try store.scan()
             var n = 0
             var bytes = 0
-            while let kv = try c.next() {
+            try c.forEach { k, v in
                 n += 1
-                bytes += kv.key.count + kv.value.count
+                bytes += k.count + v.count
+                return true
             }
             let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             return Result(name: name, ops: n, seconds: s, bytes: bytes, found: nil, perThread: [Double(n) / s], latency: .init(numberOfSignificantValueDigits: .two))

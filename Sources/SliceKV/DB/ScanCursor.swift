@@ -113,6 +113,43 @@ public final class ScanCursor: Sendable {
         }
     }
 
+    /// Calls `body` with each live entry's key and value bytes, without copying them, until it
+    /// returns false or the range ends. The buffers are valid only during the call.
+    public func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try state.withLock { s in
+            if s.done { return }
+            if !s.started {
+                s.started = true
+                if let start = s.start {
+                    try s.merged.seek(makeInternalKey(start, maxSequenceNumber, .value))
+                } else {
+                    try s.merged.seekToFirst()
+                }
+            }
+            while s.merged.isValid {
+                let key = s.merged.key
+                // nil: not visible; false: past the end; true: delivered.
+                var wantsMore = true
+                let delivered: Bool? = try key.withUnsafeBytes { k -> Bool? in
+                    guard let p = ParsedInternalKey(k) else { throw SliceError(.corruption, "malformed internal key in scan") }
+                    if p.sequence > s.sequence { return nil }
+                    if s.haveLast && s.lastUserKey.withUnsafeBytes({ compareBytes($0, p.userKey) == 0 }) { return nil }
+                    if let end = s.end, end.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) { return false }
+                    s.lastUserKey.removeAll(keepingCapacity: true)
+                    s.lastUserKey.append(contentsOf: p.userKey)
+                    s.haveLast = true
+                    if p.kind == .deletion { return nil }
+                    wantsMore = try s.merged.value.withUnsafeBytes { try body(p.userKey, $0) }
+                    return true
+                }
+                if delivered == false { break }
+                try s.merged.next()
+                if !wantsMore { return }
+            }
+            s.done = true
+        }
+    }
+
     /// Up to `limit` entries (used by the async sequence to amortise thread hops).
     public func next(batch limit: Int) throws -> [KeyValue] {
         var out: [KeyValue] = []

@@ -62,7 +62,7 @@ final class BlockIterator: InternalIterator {
                 let vlen = buf.varint(at: &p, limit: limit),
                 Int(shared) <= key.count, UInt64(limit - p) >= unshared &+ vlen
             else { throw corrupt() }
-            key.removeSubrange(Int(shared)...)
+            key.removeLast(key.count - Int(shared))
             key.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[p..<(p + Int(unshared))]))
             p += Int(unshared)
             valueRange = p..<(p + Int(vlen))

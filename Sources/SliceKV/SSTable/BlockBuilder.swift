@@ -44,7 +44,7 @@ struct BlockBuilder {
         buffer.appendVarint(value.count)
         buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: key[shared...]))
         buffer.append(contentsOf: value)
-        lastKey.removeSubrange(shared...)
+        lastKey.removeLast(lastKey.count - shared)
         lastKey.append(contentsOf: UnsafeRawBufferPointer(rebasing: key[shared...]))
         counter += 1
         entries += 1
