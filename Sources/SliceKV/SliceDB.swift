@@ -18,39 +18,44 @@ public final class SliceDB: Sendable {
     public var path: String { engine.path }
     public var options: Options { engine.options }
 
-    // Concrete [UInt8] overloads: generic entry points are not specialised across modules,
-    // and the unspecialised path cost more than the write itself.
-    public func put(_ key: [UInt8], _ value: [UInt8]) throws { try engine.put(key, value) }
-    public func get(_ key: [UInt8], snapshot: Snapshot? = nil) throws -> [UInt8]? { try engine.get(key, snapshot: snapshot) }
-    public func delete(_ key: [UInt8]) throws { try engine.delete(key) }
-
-    public func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) throws {
-        try engine.put(key, value)
+    // Concrete [UInt8] entry points: generic ones are not specialised across modules, and the
+    // unspecialised path cost more than the write itself.
+    public func put(_ key: [UInt8], _ value: [UInt8], keyspace: Keyspace = .user) throws {
+        try engine.put(key, value, keyspace: keyspace)
     }
 
-    public func put(_ key: String, _ value: String) throws { try engine.put(key.utf8, value.utf8) }
-
-    public func put(_ key: String, _ value: some Collection<UInt8>) throws { try engine.put(key.utf8, value) }
-
     /// The value of `key`, or nil when absent.
+    public func get(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> [UInt8]? {
+        try engine.get(key, keyspace: keyspace, snapshot: snapshot)
+    }
+
+    /// Deleting an absent key is not an error.
+    public func delete(_ key: [UInt8], keyspace: Keyspace = .user) throws { try engine.delete(key, keyspace: keyspace) }
+
+    public func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) throws {
+        try engine.put(Array(key), Array(value))
+    }
+
+    public func put(_ key: String, _ value: String) throws { try engine.put(Array(key.utf8), Array(value.utf8)) }
+    public func put(_ key: String, _ value: some Collection<UInt8>) throws { try engine.put(Array(key.utf8), Array(value)) }
+
     public func get(_ key: some Collection<UInt8>, snapshot: Snapshot? = nil) throws -> [UInt8]? {
-        try engine.get(key, snapshot: snapshot)
+        try engine.get(Array(key), snapshot: snapshot)
     }
 
     public func get(_ key: String, snapshot: Snapshot? = nil) throws -> [UInt8]? {
-        try engine.get(key.utf8, snapshot: snapshot)
+        try engine.get(Array(key.utf8), snapshot: snapshot)
     }
 
-    public func delete(_ key: some Collection<UInt8>) throws { try engine.delete(key) }
-
-    public func delete(_ key: String) throws { try engine.delete(key.utf8) }
+    public func delete(_ key: some Collection<UInt8>) throws { try engine.delete(Array(key)) }
+    public func delete(_ key: String) throws { try engine.delete(Array(key.utf8)) }
 
     /// Applies all operations of `batch` or none. `sync` overrides the store's sync policy.
     public func write(_ batch: WriteBatch, sync: Bool? = nil) throws { try engine.write(batch, sync: sync) }
 
     /// A cursor over `range` (default: everything) as it is now, or as of `snapshot`.
-    public func scan(_ range: KeyRange = .all, snapshot: Snapshot? = nil) throws -> ScanCursor {
-        try engine.scan(range, snapshot: snapshot)
+    public func scan(_ range: KeyRange = .all, keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> ScanCursor {
+        try engine.scan(range, keyspace: keyspace, snapshot: snapshot)
     }
 
     /// Keys starting with `prefix`.

@@ -90,7 +90,7 @@ import Testing
         var seen: [(ValueKind, [UInt8], Int)] = []
         try b.forEach { k, key, value in seen.append((k, Array(key), value.count)) }
         #expect(seen.map(\.0) == [.value, .deletion, .value])
-        #expect(seen.map(\.1) == [bytes("a"), bytes("b"), bytes("c")])
+        #expect(seen.map(\.1) == [[1] + bytes("a"), [1] + bytes("b"), [1] + bytes("c")])  // keyspace byte first
         #expect(seen.map(\.2) == [1, 0, 1000])
         #expect(WriteBatch(rep: b.rep).sequence == 42)
         var broken = b.rep

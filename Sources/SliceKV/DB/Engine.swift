@@ -276,15 +276,15 @@ final class Engine: @unchecked Sendable {
 
     // MARK: Writes
 
-    func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) throws {
+    func put(_ key: [UInt8], _ value: [UInt8], keyspace: Keyspace = .user) throws {
         var batch = WriteBatch()
-        batch.put(key, value)
+        batch.put(key, value, keyspace: keyspace)
         try write(batch)
     }
 
-    func delete(_ key: some Collection<UInt8>) throws {
+    func delete(_ key: [UInt8], keyspace: Keyspace = .user) throws {
         var batch = WriteBatch()
-        batch.delete(key)
+        batch.delete(key, keyspace: keyspace)
         try write(batch)
     }
 
@@ -296,16 +296,17 @@ final class Engine: @unchecked Sendable {
         var deletes = 0
         var bytes = 0
         try batch.forEach { kind, key, value in
-            guard !key.isEmpty else { throw SliceError(.invalidArgument, "empty key") }
-            guard key.count <= Options.maxKeySize else {
-                throw SliceError(.invalidArgument, "key of \(key.count) bytes exceeds the limit of \(Options.maxKeySize)")
+            // Engine keys carry a keyspace byte in front of the user's key.
+            guard key.count > 1 else { throw SliceError(.invalidArgument, "empty key") }
+            guard key.count - 1 <= Options.maxKeySize else {
+                throw SliceError(.invalidArgument, "key of \(key.count - 1) bytes exceeds the limit of \(Options.maxKeySize)")
             }
             guard value.count <= options.maxValueSize else {
                 throw SliceError(
                     .invalidArgument, "value of \(value.count) bytes exceeds the limit of \(options.maxValueSize)")
             }
             if kind == .value { puts += 1 } else { deletes += 1 }
-            bytes += key.count + value.count
+            bytes += key.count - 1 + value.count
         }
         guard !batch.isEmpty else { return }
         let w = Writer(batch: batch, sync: sync ?? (options.syncPolicy == .always))
@@ -488,13 +489,13 @@ final class Engine: @unchecked Sendable {
         }
     }
 
-    func get(_ key: some Collection<UInt8>, snapshot: Snapshot? = nil) throws -> [UInt8]? {
+    func get(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> [UInt8]? {
         let start = monotonicNanos()
         guard !key.isEmpty, key.count <= Options.maxKeySize else {
             throw SliceError(.invalidArgument, key.isEmpty ? "empty key" : "key exceeds \(Options.maxKeySize) bytes")
         }
         let (mem, imm, version, seq) = try readState(snapshot)
-        let lookupKey = makeInternalKey(key, seq, .value)
+        let lookupKey = makeLookupKey(keyspace, key, seq)
         var result: Memtable.Lookup = mem.get(lookupKey)
         if case .absent = result {
             for table in imm.reversed() {
@@ -519,7 +520,7 @@ final class Engine: @unchecked Sendable {
     func getFromMemory(_ key: [UInt8]) throws -> [UInt8]?? {
         guard !key.isEmpty, key.count <= Options.maxKeySize else { return nil }
         let (mem, imm, _, seq) = try readState(nil)
-        let lookupKey = makeInternalKey(key, seq, .value)
+        let lookupKey = makeLookupKey(.user, key, seq)
         for table in [mem] + imm.reversed() {
             switch table.get(lookupKey) {
             case .found(let v):
@@ -536,7 +537,7 @@ final class Engine: @unchecked Sendable {
     }
 
     /// A cursor over `range` as of now (or as of `snapshot`).
-    func scan(_ range: KeyRange, snapshot: Snapshot? = nil) throws -> ScanCursor {
+    func scan(_ range: KeyRange, keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> ScanCursor {
         let (mem, imm, version, seq) = try readState(snapshot)
         var children: [any InternalIterator] = [Memtable.Iterator(mem)]
         for table in imm.reversed() { children.append(Memtable.Iterator(table)) }
@@ -544,7 +545,9 @@ final class Engine: @unchecked Sendable {
         for level in 1..<version.levels.count where !version.levels[level].isEmpty {
             children.append(LevelIterator(files: version.levels[level], tableCache: tableCache, fillCache: true))
         }
-        return ScanCursor(merged: MergingIterator(children), sequence: seq, range: range, version: version)
+        let (start, end) = keyspace.engineRange(range)
+        return ScanCursor(
+            merged: MergingIterator(children), sequence: seq, range: KeyRange(start: start, end: end), version: version)
     }
 
     func snapshot() throws -> Snapshot {

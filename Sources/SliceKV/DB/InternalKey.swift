@@ -35,6 +35,17 @@ func makeInternalKey(_ userKey: some Collection<UInt8>, _ seq: SequenceNumber, _
     return k
 }
 
+/// The internal key that finds the newest version of `key` in `keyspace` visible at `seq`.
+@inline(__always)
+func makeLookupKey(_ keyspace: Keyspace, _ key: [UInt8], _ seq: SequenceNumber) -> [UInt8] {
+    var k = [UInt8]()
+    k.reserveCapacity(key.count + 9)
+    k.append(keyspace.rawValue)
+    k.append(contentsOf: key)
+    k.appendFixed64(packTrailer(seq, .value))
+    return k
+}
+
 /// Bytewise comparison of two byte ranges (memcmp, then length).
 @inline(__always)
 func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {

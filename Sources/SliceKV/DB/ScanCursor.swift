@@ -45,7 +45,8 @@ public struct KeyRange: Sendable {
     }
 }
 
-/// A forward cursor over the live keys of a store as of the moment it was created.
+/// A forward cursor over the live keys of one keyspace as of the moment it was created.
+/// Keys it returns are without the keyspace byte.
 ///
 /// It sees one consistent version of the data: writes that start after it was created are
 /// invisible (it filters by sequence number), and the table files it reads stay on disk until
@@ -106,7 +107,7 @@ public final class ScanCursor: Sendable {
                 s.haveLast = true
                 let value = kind == .value ? Array(s.merged.value) : nil
                 try s.merged.next()
-                if let value { return KeyValue(key: s.lastUserKey, value: value) }
+                if let value { return KeyValue(key: Array(s.lastUserKey[1...]), value: value) }
             }
             s.done = true
             return nil
@@ -139,7 +140,9 @@ public final class ScanCursor: Sendable {
                     s.lastUserKey.append(contentsOf: p.userKey)
                     s.haveLast = true
                     if p.kind == .deletion { return nil }
-                    wantsMore = try s.merged.value.withUnsafeBytes { try body(p.userKey, $0) }
+                    wantsMore = try s.merged.value.withUnsafeBytes {
+                        try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), $0)
+                    }
                     return true
                 }
                 if delivered == false { break }

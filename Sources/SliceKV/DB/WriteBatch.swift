@@ -6,6 +6,7 @@
 /// batch := sequence:fixed64  count:fixed32  op*
 /// op    := 0x01 varint(keyLen) key varint(valueLen) value     -- put
 ///        | 0x00 varint(keyLen) key                            -- delete
+/// key   := keyspace:uint8 userKey                             (see `Keyspace`)
 /// ```
 /// `sequence` is that of the first op; op `i` gets `sequence + i`.
 public struct WriteBatch: Sendable {
@@ -36,35 +37,32 @@ public struct WriteBatch: Sendable {
 
     private mutating func setCount(_ n: Int) { rep.putFixed32(UInt32(n), at: 8) }
 
-    public mutating func put(_ key: [UInt8], _ value: [UInt8]) {
+    public mutating func put(_ key: [UInt8], _ value: [UInt8], keyspace: Keyspace = .user) {
         rep.append(ValueKind.value.rawValue)
-        rep.appendVarint(key.count)
+        rep.appendVarint(key.count + 1)
+        rep.append(keyspace.rawValue)
         rep.append(contentsOf: key)
         rep.appendVarint(value.count)
         rep.append(contentsOf: value)
         setCount(count + 1)
     }
 
-    public mutating func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>) {
-        rep.append(ValueKind.value.rawValue)
-        rep.appendLengthPrefixed(key)
-        rep.appendLengthPrefixed(value)
-        setCount(count + 1)
+    public mutating func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>, keyspace: Keyspace = .user) {
+        put(Array(key), Array(value), keyspace: keyspace)
     }
 
     public mutating func put(_ key: String, _ value: String) { put(Array(key.utf8), Array(value.utf8)) }
 
-    public mutating func delete(_ key: [UInt8]) {
+    public mutating func delete(_ key: [UInt8], keyspace: Keyspace = .user) {
         rep.append(ValueKind.deletion.rawValue)
-        rep.appendVarint(key.count)
+        rep.appendVarint(key.count + 1)
+        rep.append(keyspace.rawValue)
         rep.append(contentsOf: key)
         setCount(count + 1)
     }
 
-    public mutating func delete(_ key: some Collection<UInt8>) {
-        rep.append(ValueKind.deletion.rawValue)
-        rep.appendLengthPrefixed(key)
-        setCount(count + 1)
+    public mutating func delete(_ key: some Collection<UInt8>, keyspace: Keyspace = .user) {
+        delete(Array(key), keyspace: keyspace)
     }
 
     public mutating func delete(_ key: String) { delete(Array(key.utf8)) }
