@@ -6,11 +6,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SliceKV", targets: ["SliceKV"]),
+        .library(name: "SliceFS", targets: ["SliceFS"]),
         .executable(name: "slice", targets: ["slice"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
@@ -20,19 +20,23 @@ let package = Package(
             name: "SliceKV",
             dependencies: [
                 "CSliceKV",
-                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // libfuse3, found through pkg-config (Debian: libfuse3-dev).
+        .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .target(name: "SliceFS", dependencies: ["SliceKV", "CFuse"]),
         .executableTarget(
             name: "slice",
             dependencies: [
                 "SliceKV",
+                "SliceFS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "SliceKVTests", dependencies: ["SliceKV", "slice"]),
+        .testTarget(name: "SliceFSTests", dependencies: ["SliceFS", "SliceKV", "slice"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,26 @@
+#ifndef SLICE_CFUSE_SHIM_H
+#define SLICE_CFUSE_SHIM_H
+/* libfuse 3.12+ API: fuse_new, fuse_loop_mt and fuse_loop_cfg_* are real functions at this
+   version (macros at older ones, which Swift cannot call). */
+#define FUSE_USE_VERSION 312
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <sys/xattr.h>
+#include <sys/statvfs.h>
+
+/* Not exported to Swift by Glibc. */
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+static const unsigned int slice_rename_noreplace = RENAME_NOREPLACE;
+static const unsigned int slice_rename_exchange = RENAME_EXCHANGE;
+static const int slice_xattr_create = XATTR_CREATE;
+static const int slice_xattr_replace = XATTR_REPLACE;
+static const long slice_utime_now = UTIME_NOW;
+static const long slice_utime_omit = UTIME_OMIT;
+/* Swift sees `statvfs` as the struct's initialiser, not the function. */
+static inline int slice_statvfs(const char *path, struct statvfs *buf) { return statvfs(path, buf); }
+#endif

@@ -1,0 +1,249 @@
+import CFuse
+import SliceKV
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// The libfuse high-level callbacks. C function pointers cannot capture, so each is a top-level
+// function that finds the filesystem through the FUSE context's private data and forwards.
+
+@inline(__always)
+private func fs() -> SliceFileSystem {
+    Unmanaged<SliceFileSystem>.fromOpaque(fuse_get_context()!.pointee.private_data!).takeUnretainedValue()
+}
+
+@inline(__always)
+private func caller() -> (uid: uid_t, gid: gid_t) {
+    let c = fuse_get_context()!.pointee
+    return (c.uid, c.gid)
+}
+
+private func fsInit(_ conn: UnsafeMutablePointer<fuse_conn_info>?, _ cfg: UnsafeMutablePointer<fuse_config>?) -> UnsafeMutableRawPointer? {
+    if let cfg {
+        // Unlinking an open file removes the key at once (no .fuse_hidden files in the store).
+        cfg.pointee.hard_remove = 1
+        // The mount process is the only writer of its store (the LOCK file makes sure), so the
+        // kernel may cache attributes, names and file pages: a cached stat costs 2 us instead of
+        // a 30-40 us round trip.
+        cfg.pointee.attr_timeout = 1.0
+        cfg.pointee.entry_timeout = 1.0
+        cfg.pointee.negative_timeout = 0
+        cfg.pointee.kernel_cache = 1
+        cfg.pointee.use_ino = 0
+    }
+    // The return value replaces private_data: hand back the filesystem.
+    return fuse_get_context()!.pointee.private_data
+}
+
+private func fsDestroy(_ data: UnsafeMutableRawPointer?) {
+    guard let data else { return }
+    Unmanaged<SliceFileSystem>.fromOpaque(data).takeUnretainedValue().flushAll()
+}
+
+private func fsGetattr(_ path: UnsafePointer<CChar>?, _ st: UnsafeMutablePointer<stat>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().getattr(path!, st!)
+}
+
+private func fsReadlink(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
+    fs().readlink(path!, buf!, size)
+}
+
+private func fsMknod(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ dev: dev_t) -> Int32 {
+    if mode & S_IFMT == S_IFREG {
+        var fh: UInt64 = 0
+        let c = caller()
+        let r = fs().create(path!, mode & 0o7777, uid: c.uid, gid: c.gid, fh: &fh)
+        if r == 0 { _ = fs().release(fh) }
+        return r
+    }
+    return -EPERM  // device nodes, FIFOs and sockets cannot be stored
+}
+
+private func fsMkdir(_ path: UnsafePointer<CChar>?, _ mode: mode_t) -> Int32 {
+    let c = caller()
+    return fs().mkdir(path!, mode & 0o7777, uid: c.uid, gid: c.gid)
+}
+
+private func fsUnlink(_ path: UnsafePointer<CChar>?) -> Int32 { fs().unlink(path!) }
+private func fsRmdir(_ path: UnsafePointer<CChar>?) -> Int32 { fs().rmdir(path!) }
+
+private func fsSymlink(_ target: UnsafePointer<CChar>?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    let c = caller()
+    return fs().symlink(target!, path!, uid: c.uid, gid: c.gid)
+}
+
+private func fsRename(_ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?, _ flags: UInt32) -> Int32 {
+    fs().rename(from!, to!, flags: flags)
+}
+
+private func fsLink(_ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?) -> Int32 { fs().link(from!, to!) }
+
+private func fsChmod(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().chmod(path!, mode)
+}
+
+private func fsChown(_ path: UnsafePointer<CChar>?, _ uid: uid_t, _ gid: gid_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().chown(path!, uid, gid)
+}
+
+private func fsTruncate(_ path: UnsafePointer<CChar>?, _ size: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().truncate(path, size, fh: fi?.pointee.fh)
+}
+
+private func fsOpen(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    var fh: UInt64 = 0
+    var direct = false
+    let r = fs().open(path!, flags: fi!.pointee.flags, fh: &fh, directIO: &direct)
+    if r == 0 {
+        fi!.pointee.fh = fh
+        if direct { fi!.pointee.direct_io = 1 } else { fi!.pointee.keep_cache = 1 }
+    }
+    return r
+}
+
+private func fsCreate(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    var fh: UInt64 = 0
+    let c = caller()
+    let r = fs().create(path!, mode & 0o7777, uid: c.uid, gid: c.gid, fh: &fh)
+    if r == 0 { fi!.pointee.fh = fh }
+    return r
+}
+
+private func fsRead(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int, _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().read(fi!.pointee.fh, buf!, size, offset)
+}
+
+private func fsWrite(_ path: UnsafePointer<CChar>?, _ buf: UnsafePointer<CChar>?, _ size: Int, _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().write(fi!.pointee.fh, buf!, size, offset)
+}
+
+private func fsStatfs(_ path: UnsafePointer<CChar>?, _ st: UnsafeMutablePointer<statvfs>?) -> Int32 { fs().statfs(st!) }
+
+private func fsFlush(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 { fs().flush(fi!.pointee.fh) }
+
+private func fsRelease(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 { fs().release(fi!.pointee.fh) }
+
+private func fsFsync(_ path: UnsafePointer<CChar>?, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().fsync(fi!.pointee.fh)
+}
+
+private func fsSetxattr(_ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) -> Int32 {
+    fs().setxattr(path!, name!, value, size, flags)
+}
+
+private func fsGetxattr(_ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?, _ value: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
+    fs().getxattr(path!, name!, value, size)
+}
+
+private func fsListxattr(_ path: UnsafePointer<CChar>?, _ list: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
+    fs().listxattr(path!, list, size)
+}
+
+private func fsRemovexattr(_ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?) -> Int32 { fs().removexattr(path!, name!) }
+
+private func fsReaddir(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutableRawPointer?, _ filler: fuse_fill_dir_t?, _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ flags: fuse_readdir_flags) -> Int32 {
+    var st = stat()
+    st.st_mode = S_IFDIR
+    _ = filler!(buf, ".", &st, 0, fuse_fill_dir_flags(0))
+    _ = filler!(buf, "..", &st, 0, fuse_fill_dir_flags(0))
+    let isRoot = strcmp(path!, "/") == 0
+    if isRoot {
+        st.st_mode = S_IFREG
+        for name in PathMapping.controlNames.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            _ = (name + [0]).withUnsafeBufferPointer { n in
+                n.withMemoryRebound(to: CChar.self) { filler!(buf, $0.baseAddress, &st, 0, fuse_fill_dir_flags(0)) }
+            }
+        }
+    }
+    return fs().readdir(path!) { name, mode in
+        st.st_mode = mode
+        return (name + [0]).withUnsafeBufferPointer { n in
+            n.withMemoryRebound(to: CChar.self) { filler!(buf, $0.baseAddress, &st, 0, fuse_fill_dir_flags(0)) == 0 }
+        }
+    }
+}
+
+private func fsUtimens(_ path: UnsafePointer<CChar>?, _ tv: UnsafePointer<timespec>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().utimens(path!, tv)
+}
+
+/// The operation table handed to libfuse.
+func makeOperations() -> fuse_operations {
+    var ops = fuse_operations()
+    ops.`init` = fsInit
+    ops.destroy = fsDestroy
+    ops.getattr = fsGetattr
+    ops.readlink = fsReadlink
+    ops.mknod = fsMknod
+    ops.mkdir = fsMkdir
+    ops.unlink = fsUnlink
+    ops.rmdir = fsRmdir
+    ops.symlink = fsSymlink
+    ops.rename = fsRename
+    ops.link = fsLink
+    ops.chmod = fsChmod
+    ops.chown = fsChown
+    ops.truncate = fsTruncate
+    ops.open = fsOpen
+    ops.create = fsCreate
+    ops.read = fsRead
+    ops.write = fsWrite
+    ops.statfs = fsStatfs
+    ops.flush = fsFlush
+    ops.release = fsRelease
+    ops.fsync = fsFsync
+    ops.setxattr = fsSetxattr
+    ops.getxattr = fsGetxattr
+    ops.listxattr = fsListxattr
+    ops.removexattr = fsRemovexattr
+    ops.readdir = fsReaddir
+    ops.utimens = fsUtimens
+    return ops
+}
+
+/// Mounts a filesystem and serves it until unmounted or signalled.
+public enum FuseMount {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Mounts `fs` at `mountpoint` with `options` (FUSE `-o` options), calls `ready` once the
+    /// mount is live, and serves requests on a multithreaded loop until `fusermount3 -u`,
+    /// `umount`, SIGTERM, SIGINT or SIGHUP. Open files are written back before it returns.
+    public static func serve(_ fs: SliceFileSystem, at mountpoint: String, options: [String], ready: () -> Void) throws {
+        var ops = makeOperations()
+        var arguments = ["slice"]
+        if !options.isEmpty { arguments += ["-o", options.joined(separator: ",")] }
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        defer { for a in argv { free(a) } }
+        let retained = Unmanaged.passRetained(fs)
+        defer { retained.release() }
+        let f: OpaquePointer? = argv.withUnsafeMutableBufferPointer { buf in
+            var args = fuse_args(argc: Int32(arguments.count), argv: buf.baseAddress, allocated: 0)
+            defer { fuse_opt_free_args(&args) }
+            return fuse_new(&args, &ops, MemoryLayout<fuse_operations>.size, retained.toOpaque())
+        }
+        guard let f else { throw Failure(description: "fuse_new failed (bad mount options: \(options.joined(separator: ",")))") }
+        defer { fuse_destroy(f) }
+        guard fuse_mount(f, mountpoint) == 0 else {
+            throw Failure(description: "cannot mount at \(mountpoint) (is /dev/fuse available, and the mount point an empty directory?)")
+        }
+        let session = fuse_get_session(f)
+        guard fuse_set_signal_handlers(session) == 0 else {
+            fuse_unmount(f)
+            throw Failure(description: "cannot install signal handlers")
+        }
+        ready()
+        let config = fuse_loop_cfg_create()
+        fuse_loop_cfg_set_max_threads(config, 32)
+        fuse_loop_cfg_set_idle_threads(config, 8)
+        fuse_loop_cfg_set_clone_fd(config, 0)
+        let result = fuse_loop_mt(f, config)
+        fuse_loop_cfg_destroy(config)
+        fuse_remove_signal_handlers(session)
+        fuse_unmount(f)
+        fs.flushAll()
+        if result < 0 { throw Failure(description: "FUSE loop failed: \(String(cString: strerror(-result)))") }
+    }
+}

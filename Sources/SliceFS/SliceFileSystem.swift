@@ -1,0 +1,826 @@
+import CFuse
+import Foundation
+import SliceKV
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The filesystem view of a store: every operation the FUSE bridge forwards, in terms of keys.
+///
+/// Mapping: see `PathMapping`. File content is the `.user` value of the key; attributes live in
+/// `FSKeyspace` records written in the same `WriteBatch` as the content, so a change is atomic.
+/// Directories are implicit in the keys below them; `mkdir` records a directory so that it
+/// exists while empty, and removing the last entry of a directory records it as well, so a
+/// directory never vanishes under `rm -r`.
+///
+/// Threads: FUSE calls come from many threads at once. `metaLock` serialises every change to
+/// the namespace or to attribute records (create, mkdir, unlink, rename, chmod, commit of file
+/// content...); reads take no lock (the engine gives each read a consistent view).
+/// Every method returns 0 or a negated errno, as FUSE expects.
+public final class SliceFileSystem: @unchecked Sendable {
+    public let db: SliceDB
+    let mountTime = Timestamp.now
+    let defaultUid: UInt32
+    let defaultGid: UInt32
+    private let metaLock = Locked<Void>(())
+    private let openFiles = Locked<[[UInt8]: OpenFile]>([:])
+    private let handles = Locked<(next: UInt64, table: [UInt64: Handle])>((1, [:]))
+    let controlResults = ControlResults()
+
+    public init(db: SliceDB, uid: UInt32 = getuid(), gid: UInt32 = getgid()) {
+        self.db = db
+        defaultUid = uid
+        defaultGid = gid
+    }
+
+    var maxFileSize: Int { db.options.maxValueSize }
+
+    // MARK: Errors
+
+    static func errno(_ error: Error) -> Int32 {
+        guard let e = error as? SliceError else { return -EIO }
+        switch e.code {
+        case .noSpace: return -ENOSPC
+        case .invalidArgument: return -EINVAL
+        case .corruption, .ioError, .closed, .locked, .unsupportedFormat: return -EIO
+        }
+    }
+
+    /// Runs `body`, mapping thrown engine errors to a negated errno.
+    @inline(__always)
+    func guarded(_ body: () throws -> Int32) -> Int32 {
+        do { return try body() } catch { return SliceFileSystem.errno(error) }
+    }
+
+    struct FSError: Error {
+        let code: Int32
+        init(_ code: Int32) { self.code = code }
+    }
+
+    func resolve(_ path: UnsafePointer<CChar>) throws -> PathMapping.Resolved {
+        let bytes = UnsafeRawBufferPointer(start: path, count: strlen(path))
+        switch PathMapping.resolve(Array(bytes)) {
+        case .success(let r):
+            if !r.isRoot && r.key.count > SliceKV.Options.maxKeySize { throw FSError(-ENAMETOOLONG) }
+            return r
+        case .failure(.nameTooLong): throw FSError(-ENAMETOOLONG)
+        case .failure(.notCanonical): throw FSError(-EINVAL)
+        }
+    }
+
+    func run(_ body: () throws -> Int32) -> Int32 {
+        do { return try body() } catch let e as FSError { return e.code } catch { return SliceFileSystem.errno(error) }
+    }
+
+    static func controlKind(_ path: UnsafePointer<CChar>) -> ControlFile.Kind? {
+        guard path[0] == 0x2f, path[1] == 0x2e else { return nil }
+        return ControlFile.Kind(rawValue: String(cString: path + 1))
+    }
+
+    // MARK: Lookups
+
+    /// What a key is in the namespace.
+    enum Node {
+        case file(NodeRecord?, size: Int)
+        case directory(NodeRecord?)
+        case symlink(NodeRecord)
+    }
+
+    func record(_ key: [UInt8], _ keyspace: Keyspace) throws -> NodeRecord? {
+        guard let bytes = try db.get(key, keyspace: keyspace) else { return nil }
+        guard let r = NodeRecord.decode(bytes) else { throw FSError(-EIO) }
+        return r
+    }
+
+    /// Whether any key (content or node) lies under `prefix`.
+    func hasChildren(_ prefix: [UInt8]) throws -> Bool {
+        for ks in [Keyspace.user, FSKeyspace.nodes] {
+            var found = false
+            try db.scan(.prefix(prefix), keyspace: ks).forEach { _, _ in
+                found = true
+                return false
+            }
+            if found { return true }
+        }
+        return false
+    }
+
+    func fileSize(_ key: [UInt8]) throws -> Int? {
+        if let open = openFiles.withLock({ $0[key] }), let n = open.state.withLock({ $0.data?.count }) { return n }
+        return try db.get(key)?.count
+    }
+
+    /// Resolves a path to its node, or nil when nothing is there.
+    func node(_ r: PathMapping.Resolved) throws -> Node? {
+        if r.isRoot { return .directory(try record([UInt8]("root".utf8), FSKeyspace.root)) }
+        if r.isSelfEntry {
+            // The value of a key that is also a directory.
+            guard let size = try fileSize(r.key), try hasChildren(r.childPrefix) else { return nil }
+            return .file(try record(r.key, FSKeyspace.fileAttributes), size: size)
+        }
+        if let n = try record(r.key, FSKeyspace.nodes) {
+            return n.kind == .symlink ? .symlink(n) : .directory(n)
+        }
+        if let size = try r.key.isEmpty ? nil : fileSize(r.key) {
+            if try hasChildren(r.childPrefix) { return .directory(nil) }
+            return .file(try record(r.key, FSKeyspace.fileAttributes), size: size)
+        }
+        if try hasChildren(r.childPrefix) { return .directory(nil) }
+        return nil
+    }
+
+    func fill(_ st: UnsafeMutablePointer<stat>, _ node: Node) {
+        memset(st, 0, MemoryLayout<stat>.size)
+        let defaults = NodeRecord(kind: .file, mode: 0, uid: defaultUid, gid: defaultGid, time: mountTime)
+        var rec: NodeRecord
+        switch node {
+        case .file(let r, let size):
+            rec = r ?? { var d = defaults; d.mode = 0o644; return d }()
+            st.pointee.st_mode = S_IFREG | mode_t(rec.mode)
+            st.pointee.st_size = off_t(size)
+            st.pointee.st_nlink = 1
+        case .directory(let r):
+            rec = r ?? { var d = defaults; d.mode = 0o755; return d }()
+            st.pointee.st_mode = S_IFDIR | mode_t(rec.mode)
+            // 1: "subdirectory count unknown", so find(1) does not skip subdirectories.
+            st.pointee.st_nlink = 1
+        case .symlink(let r):
+            rec = r
+            st.pointee.st_mode = S_IFLNK | mode_t(rec.mode)
+            st.pointee.st_size = off_t(r.target.count)
+            st.pointee.st_nlink = 1
+        }
+        st.pointee.st_uid = rec.uid
+        st.pointee.st_gid = rec.gid
+        st.pointee.st_atim = rec.atime.timespec
+        st.pointee.st_mtim = rec.mtime.timespec
+        st.pointee.st_ctim = rec.ctime.timespec
+        st.pointee.st_blksize = 4096
+        st.pointee.st_blocks = blkcnt_t((st.pointee.st_size + 511) / 512)
+    }
+
+    // MARK: Attributes
+
+    public func getattr(_ path: UnsafePointer<CChar>, _ st: UnsafeMutablePointer<stat>) -> Int32 {
+        if let kind = SliceFileSystem.controlKind(path) {
+            memset(st, 0, MemoryLayout<stat>.size)
+            st.pointee.st_mode = S_IFREG | (kind.isWritable ? 0o644 : 0o444)
+            st.pointee.st_nlink = 1
+            st.pointee.st_uid = defaultUid
+            st.pointee.st_gid = defaultGid
+            st.pointee.st_mtim = Timestamp.now.timespec
+            return 0
+        }
+        return run {
+            let r = try resolve(path)
+            guard var n = try node(r) else { return -ENOENT }
+            if case .file(let rec, let size) = n, let open = openFiles.withLock({ $0[r.key] }),
+                let mtime = open.state.withLock({ $0.mtime })
+            {
+                var rec = rec ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+                rec.mtime = mtime
+                rec.ctime = mtime
+                n = .file(rec, size: size)
+            }
+            fill(st, n)
+            return 0
+        }
+    }
+
+    /// Read-modify-write of a node's record. Creates a record with defaults for nodes that had
+    /// none (API-written files, implicit directories).
+    private func updateRecord(_ path: UnsafePointer<CChar>, _ change: (inout NodeRecord) throws -> Void) -> Int32 {
+        if SliceFileSystem.controlKind(path) != nil { return -EPERM }
+        return run {
+            let r = try resolve(path)
+            return try metaLock.withLock { _ in
+                guard let n = try node(r) else { return -ENOENT }
+                var batch = WriteBatch()
+                let now = Timestamp.now
+                switch n {
+                case .file(let rec, _):
+                    var rec = rec ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+                    try change(&rec)
+                    rec.ctime = now
+                    batch.put(r.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
+                case .directory(let rec):
+                    var rec = rec ?? NodeRecord(kind: .directory, mode: 0o755, uid: defaultUid, gid: defaultGid, time: mountTime)
+                    try change(&rec)
+                    rec.ctime = now
+                    if r.isRoot {
+                        batch.put(Array("root".utf8), rec.encode(), keyspace: FSKeyspace.root)
+                    } else {
+                        batch.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
+                    }
+                case .symlink(var rec):
+                    try change(&rec)
+                    rec.ctime = now
+                    batch.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
+                }
+                try db.write(batch)
+                return 0
+            }
+        }
+    }
+
+    public func chmod(_ path: UnsafePointer<CChar>, _ mode: mode_t) -> Int32 {
+        updateRecord(path) { $0.mode = UInt32(mode) & 0o7777 }
+    }
+
+    public func chown(_ path: UnsafePointer<CChar>, _ uid: uid_t, _ gid: gid_t) -> Int32 {
+        updateRecord(path) { rec in
+            if uid != uid_t.max { rec.uid = uid }
+            if gid != gid_t.max { rec.gid = gid }
+        }
+    }
+
+    public func utimens(_ path: UnsafePointer<CChar>, _ tv: UnsafePointer<timespec>?) -> Int32 {
+        let now = Timestamp.now
+        func pick(_ t: timespec, _ old: Timestamp) -> Timestamp {
+            if t.tv_nsec == Int(UTIME_OMIT_VALUE) { return old }
+            if t.tv_nsec == Int(UTIME_NOW_VALUE) { return now }
+            return Timestamp(seconds: Int64(t.tv_sec), nanoseconds: UInt32(t.tv_nsec))
+        }
+        // A pending write would otherwise overwrite the new mtime when it is committed.
+        if let r = try? resolve(path), let open = openFiles.withLock({ $0[r.key] }) { _ = commit(open) }
+        return updateRecord(path) { rec in
+            guard let tv else {
+                rec.atime = now
+                rec.mtime = now
+                return
+            }
+            rec.atime = pick(tv[0], rec.atime)
+            rec.mtime = pick(tv[1], rec.mtime)
+        }
+    }
+
+    // MARK: Directories
+
+    /// Lists a directory: one scan of the content keys and one of the node records below it,
+    /// skipping whole subtrees (a seek each), never walking the store.
+    public func readdir(_ path: UnsafePointer<CChar>, _ emit: ([UInt8], mode_t) -> Bool) -> Int32 {
+        run {
+            let r = try resolve(path)
+            guard let n = try node(r) else { return -ENOENT }
+            guard case .directory = n else { return -ENOTDIR }
+            var names: [[UInt8]] = []
+            var kinds: [[UInt8]: mode_t] = [:]
+            func add(_ name: [UInt8], _ kind: mode_t) {
+                if let existing = kinds[name] {
+                    if existing == S_IFREG && kind == S_IFDIR { kinds[name] = S_IFDIR }
+                    return
+                }
+                kinds[name] = kind
+                names.append(name)
+            }
+            let prefix = r.childPrefix
+            for ks in [Keyspace.user, FSKeyspace.nodes] {
+                var start = prefix
+                let end = KeyRange.prefix(prefix).end
+                while true {
+                    let cursor = try db.scan(KeyRange(start: start, end: end), keyspace: ks)
+                    var skipTo: [UInt8]?
+                    try cursor.forEach { key, value in
+                        let rest = key[prefix.count...]
+                        if rest.isEmpty {
+                            // The directory's own key holds a value: its `%=` entry.
+                            if ks == .user { add(PathMapping.selfName, S_IFREG) }
+                            return true
+                        }
+                        if let slash = rest.firstIndex(of: 0x2f) {
+                            let child = Array(rest[..<slash])
+                            add(firstComponent(child, topLevel: r.isRoot), S_IFDIR)
+                            // Jump past the subtree: prefix + child + "0" ('/' + 1).
+                            skipTo = prefix + child + [0x30]
+                            return false
+                        }
+                        let child = Array(rest)
+                        let pieces = PathMapping.split(PathMapping.encodeComponent(child[...], topLevel: r.isRoot))
+                        var kind: mode_t = S_IFREG
+                        if ks == FSKeyspace.nodes, let rec = NodeRecord.decode(Array(value)) {
+                            kind = rec.kind == .symlink ? S_IFLNK : S_IFDIR
+                        }
+                        add(pieces[0], pieces.count > 1 ? S_IFDIR : kind)
+                        return true
+                    }
+                    guard let next = skipTo else { break }
+                    start = next
+                }
+            }
+            for name in names where !emit(name, kinds[name]!) { break }
+            return 0
+        }
+    }
+
+    private func firstComponent(_ child: [UInt8], topLevel: Bool) -> [UInt8] {
+        PathMapping.split(PathMapping.encodeComponent(child[...], topLevel: topLevel))[0]
+    }
+
+    /// Parent of a key ([] and isRoot for top-level keys).
+    private func parentKey(_ key: [UInt8]) -> (key: [UInt8], isRoot: Bool) {
+        guard let slash = key.lastIndex(of: 0x2f) else { return ([], true) }
+        return (Array(key[..<slash]), false)
+    }
+
+    /// Records the parent directory of `key` if it is implicit, so that removing `key` does not
+    /// make it vanish. REQUIRES: metaLock.
+    private func keepParent(_ key: [UInt8], in batch: inout WriteBatch) throws {
+        let parent = parentKey(key)
+        guard !parent.isRoot else { return }
+        if try record(parent.key, FSKeyspace.nodes) != nil { return }
+        let rec = NodeRecord(kind: .directory, mode: 0o755, uid: defaultUid, gid: defaultGid, time: mountTime)
+        batch.put(parent.key, rec.encode(), keyspace: FSKeyspace.nodes)
+    }
+
+    /// Checks a new name can be created at `r`. REQUIRES: metaLock.
+    private func checkCreatable(_ r: PathMapping.Resolved) throws {
+        if r.isRoot || r.isSelfEntry { throw FSError(-EEXIST) }
+        if try node(r) != nil { throw FSError(-EEXIST) }
+        if r.key.isEmpty { throw FSError(-EINVAL) }
+        let parent = parentKey(r.key)
+        if !parent.isRoot, try fileSize(parent.key) != nil, try !hasChildren(parent.key + [0x2f]) {
+            throw FSError(-ENOTDIR)
+        }
+    }
+
+    public func mkdir(_ path: UnsafePointer<CChar>, _ mode: mode_t, uid: uid_t, gid: gid_t) -> Int32 {
+        if SliceFileSystem.controlKind(path) != nil { return -EEXIST }
+        return run {
+            let r = try resolve(path)
+            return try metaLock.withLock { _ in
+                try checkCreatable(r)
+                let rec = NodeRecord(kind: .directory, mode: UInt32(mode), uid: uid, gid: gid)
+                try db.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
+                return 0
+            }
+        }
+    }
+
+    public func rmdir(_ path: UnsafePointer<CChar>) -> Int32 {
+        if SliceFileSystem.controlKind(path) != nil { return -ENOTDIR }
+        return run {
+            let r = try resolve(path)
+            if r.isRoot { return -EBUSY }
+            return try metaLock.withLock { _ in
+                guard let n = try node(r) else { return -ENOENT }
+                guard case .directory = n else { return -ENOTDIR }
+                if try hasChildren(r.childPrefix) || (try fileSize(r.key) != nil) { return -ENOTEMPTY }
+                var batch = WriteBatch()
+                batch.delete(r.key, keyspace: FSKeyspace.nodes)
+                try keepParent(r.key, in: &batch)
+                try db.write(batch)
+                return 0
+            }
+        }
+    }
+
+    public func symlink(_ target: UnsafePointer<CChar>, _ path: UnsafePointer<CChar>, uid: uid_t, gid: gid_t) -> Int32 {
+        if SliceFileSystem.controlKind(path) != nil { return -EEXIST }
+        return run {
+            let r = try resolve(path)
+            return try metaLock.withLock { _ in
+                try checkCreatable(r)
+                var rec = NodeRecord(kind: .symlink, mode: 0o777, uid: uid, gid: gid)
+                rec.target = Array(UnsafeRawBufferPointer(start: target, count: strlen(target)))
+                try db.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
+                return 0
+            }
+        }
+    }
+
+    public func readlink(_ path: UnsafePointer<CChar>, _ buf: UnsafeMutablePointer<CChar>, _ size: Int) -> Int32 {
+        run {
+            let r = try resolve(path)
+            guard case .symlink(let rec) = try node(r) else { return -EINVAL }
+            let n = min(rec.target.count, size - 1)
+            rec.target.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress!, n) }
+            buf[n] = 0
+            return 0
+        }
+    }
+
+    // MARK: Files
+
+    private func newHandle(_ h: Handle) -> UInt64 {
+        handles.withLock { t in
+            let id = t.next
+            t.next += 1
+            t.table[id] = h
+            return id
+        }
+    }
+
+    func handle(_ fh: UInt64) -> Handle? { handles.withLock { $0.table[fh] } }
+
+    /// Registers one more open handle on `key`'s shared staging.
+    private func acquireOpenFile(_ key: [UInt8]) -> OpenFile {
+        openFiles.withLock { table in
+            let f = table[key] ?? OpenFile(key: key)
+            table[key] = f
+            f.state.withLock { $0.opens += 1 }
+            return f
+        }
+    }
+
+    public func create(_ path: UnsafePointer<CChar>, _ mode: mode_t, uid: uid_t, gid: gid_t, fh: inout UInt64) -> Int32 {
+        if SliceFileSystem.controlKind(path) != nil { return -EEXIST }
+        return run {
+            let r = try resolve(path)
+            return try metaLock.withLock { _ in
+                try checkCreatable(r)
+                var batch = WriteBatch()
+                batch.put(r.key, [], keyspace: .user)
+                batch.put(r.key, NodeRecord(kind: .file, mode: UInt32(mode), uid: uid, gid: gid).encode(),
+                    keyspace: FSKeyspace.fileAttributes)
+                try db.write(batch)
+                let f = acquireOpenFile(r.key)
+                f.state.withLock { $0.data = $0.data ?? [] }
+                fh = newHandle(.file(f))
+                return 0
+            }
+        }
+    }
+
+    public func open(_ path: UnsafePointer<CChar>, flags: Int32, fh: inout UInt64, directIO: inout Bool) -> Int32 {
+        if let kind = SliceFileSystem.controlKind(path) {
+            let writing = flags & O_ACCMODE != O_RDONLY
+            if writing && !kind.isWritable { return -EACCES }
+            let content: [UInt8]
+            switch kind {
+            case .stats: content = Array(db.stats().prometheusText.utf8)
+            case .statsJSON: content = Array((db.stats().jsonText + "\n").utf8)
+            default: content = Array(controlResults.get(kind).utf8)
+            }
+            fh = newHandle(.control(ControlFile(kind: kind, content: content)))
+            directIO = true
+            return 0
+        }
+        return run {
+            let r = try resolve(path)
+            guard let n = try node(r) else { return -ENOENT }
+            switch n {
+            case .directory: return -EISDIR
+            case .symlink: return -ELOOP
+            case .file: break
+            }
+            let f = acquireOpenFile(r.key)
+            if flags & O_TRUNC != 0 {
+                f.state.withLock { s in
+                    s.data = []
+                    s.dirty = true
+                    s.mtime = .now
+                }
+            }
+            fh = newHandle(.file(f))
+            return 0
+        }
+    }
+
+    /// Loads the file's content into its staging if not there yet. REQUIRES: f.state locked.
+    private func load(_ s: inout OpenFile.State) throws {
+        if s.data == nil { s.data = try db.get(s.key) ?? [] }
+    }
+
+    public func read(_ fh: UInt64, _ buf: UnsafeMutablePointer<CChar>, _ size: Int, _ offset: off_t) -> Int32 {
+        switch handle(fh) {
+        case .control(let c):
+            let start = min(Int(offset), c.content.count)
+            let n = min(size, c.content.count - start)
+            c.content.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + start, n) }
+            return Int32(n)
+        case .file(let f):
+            return run {
+                try f.state.withLock { s in
+                    try load(&s)
+                    let data = s.data!
+                    let start = min(Int(offset), data.count)
+                    let n = min(size, data.count - start)
+                    if n > 0 { data.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + start, n) } }
+                    return Int32(n)
+                }
+            }
+        case nil: return -EBADF
+        }
+    }
+
+    public func write(_ fh: UInt64, _ buf: UnsafePointer<CChar>, _ size: Int, _ offset: off_t) -> Int32 {
+        switch handle(fh) {
+        case .control(let c):
+            let result: String
+            var failed = false
+            do {
+                switch c.kind {
+                case .flush: try db.flush()
+                case .compact: try db.compact()
+                case .sync: try db.sync()
+                default: return -EPERM
+                }
+                result = "ok \(c.kind.rawValue.dropFirst()) \(ISO8601DateFormatter().string(from: Date()))\n"
+            } catch {
+                failed = true
+                result = "error: \(error)\n"
+            }
+            controlResults.set(c.kind, result)
+            return failed ? -EIO : Int32(size)
+        case .file(let f):
+            let end = Int(offset) + size
+            if end > maxFileSize { return -EFBIG }
+            return run {
+                try f.state.withLock { s in
+                    try load(&s)
+                    if s.data!.count < end {
+                        s.data!.append(contentsOf: repeatElement(0, count: end - s.data!.count))
+                    }
+                    s.data!.withUnsafeMutableBytes { _ = memcpy($0.baseAddress! + Int(offset), buf, size) }
+                    s.dirty = true
+                    s.mtime = .now
+                    return Int32(size)
+                }
+            }
+        case nil: return -EBADF
+        }
+    }
+
+    /// Writes staged content back: value and attributes in one batch.
+    func commit(_ f: OpenFile, sync: Bool = false) -> Int32 {
+        run {
+            try metaLock.withLock { _ in
+                try f.state.withLock { s in
+                    guard s.dirty, !s.unlinked, let data = s.data else { return 0 }
+                    var rec = try record(s.key, FSKeyspace.fileAttributes)
+                        ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+                    let t = s.mtime ?? .now
+                    rec.mtime = t
+                    rec.ctime = t
+                    var batch = WriteBatch()
+                    batch.put(s.key, data, keyspace: .user)
+                    batch.put(s.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
+                    try db.write(batch, sync: sync)
+                    s.dirty = false
+                    s.mtime = nil
+                    return 0
+                }
+            }
+        }
+    }
+
+    public func flush(_ fh: UInt64) -> Int32 {
+        guard case .file(let f) = handle(fh) else { return 0 }
+        return commit(f)
+    }
+
+    public func fsync(_ fh: UInt64) -> Int32 {
+        guard case .file(let f) = handle(fh) else { return 0 }
+        let r = commit(f, sync: true)
+        if r != 0 { return r }
+        return guarded {
+            try db.sync()
+            return 0
+        }
+    }
+
+    public func release(_ fh: UInt64) -> Int32 {
+        guard let h = handles.withLock({ $0.table.removeValue(forKey: fh) }) else { return -EBADF }
+        guard case .file(let f) = h else { return 0 }
+        let result = commit(f)
+        openFiles.withLock { table in
+            let remaining = f.state.withLock { s in
+                s.opens -= 1
+                return s.opens
+            }
+            if remaining == 0 {
+                let key = f.state.withLock { $0.key }
+                if table[key] === f { table[key] = nil }
+            }
+        }
+        return result
+    }
+
+    public func truncate(_ path: UnsafePointer<CChar>?, _ size: off_t, fh: UInt64?) -> Int32 {
+        if size < 0 { return -EINVAL }
+        if Int(size) > maxFileSize { return -EFBIG }
+        if let path, SliceFileSystem.controlKind(path) != nil { return -EPERM }
+        return run {
+            var file: OpenFile?
+            var temporary: UInt64?
+            if let fh, case .file(let f) = handle(fh) { file = f }
+            if file == nil, let path {
+                let r = try resolve(path)
+                guard let n = try node(r) else { return -ENOENT }
+                guard case .file = n else { return -EISDIR }
+                let f = acquireOpenFile(r.key)
+                temporary = newHandle(.file(f))  // released (and committed) below
+                file = f
+            }
+            defer { if let temporary { _ = release(temporary) } }
+            guard let f = file else { return -EBADF }
+            try f.state.withLock { s in
+                try load(&s)
+                let n = Int(size)
+                if s.data!.count > n {
+                    s.data!.removeLast(s.data!.count - n)
+                } else {
+                    s.data!.append(contentsOf: repeatElement(0, count: n - s.data!.count))
+                }
+                s.dirty = true
+                s.mtime = .now
+            }
+            return commit(f)
+        }
+    }
+
+    public func unlink(_ path: UnsafePointer<CChar>) -> Int32 {
+        if SliceFileSystem.controlKind(path) != nil { return -EPERM }
+        return run {
+            let r = try resolve(path)
+            return try metaLock.withLock { _ in
+                guard let n = try node(r) else { return -ENOENT }
+                var batch = WriteBatch()
+                switch n {
+                case .directory: return -EISDIR
+                case .symlink: batch.delete(r.key, keyspace: FSKeyspace.nodes)
+                case .file:
+                    batch.delete(r.key, keyspace: .user)
+                    batch.delete(r.key, keyspace: FSKeyspace.fileAttributes)
+                }
+                if !r.isSelfEntry { try keepParent(r.key, in: &batch) }
+                try db.write(batch)
+                if let f = openFiles.withLock({ $0[r.key] }) { f.state.withLock { $0.unlinked = true } }
+                return 0
+            }
+        }
+    }
+
+    public func link(_ from: UnsafePointer<CChar>, _ to: UnsafePointer<CChar>) -> Int32 {
+        -EPERM  // hard links are not supported: a key has one path
+    }
+
+    // MARK: Rename
+
+    public func rename(_ from: UnsafePointer<CChar>, _ to: UnsafePointer<CChar>, flags: UInt32) -> Int32 {
+        if SliceFileSystem.controlKind(from) != nil || SliceFileSystem.controlKind(to) != nil { return -EPERM }
+        if flags & RENAME_EXCHANGE_VALUE != 0 { return -EINVAL }
+        return run {
+            let src = try resolve(from)
+            let dst = try resolve(to)
+            if src.isRoot || dst.isRoot { return -EBUSY }
+            // Pending writes under the source go to the engine first, so the batch moves them.
+            let pending = openFiles.withLock { Array($0.values) }
+            for f in pending {
+                let key = f.state.withLock { $0.key }
+                if key == src.key || key.starts(with: src.childPrefix) { _ = commit(f) }
+            }
+            return try metaLock.withLock { _ in
+                guard let s = try node(src) else { return -ENOENT }
+                let d = try node(dst)
+                if src.key == dst.key && src.isSelfEntry == dst.isSelfEntry { return 0 }
+                if d != nil && flags & RENAME_NOREPLACE_VALUE != 0 { return -EEXIST }
+                if d == nil, dst.key.isEmpty { return -EINVAL }
+                var batch = WriteBatch()
+                switch s {
+                case .directory:
+                    if dst.key.starts(with: src.childPrefix) { return -EINVAL }
+                    if let d {
+                        guard case .directory = d else { return -ENOTDIR }
+                        if try hasChildren(dst.childPrefix) || (try fileSize(dst.key) != nil) { return -ENOTEMPTY }
+                    }
+                    try moveTree(src, dst, into: &batch)
+                case .file, .symlink:
+                    if let d {
+                        if case .directory = d { return -EISDIR }
+                        batch.delete(dst.key, keyspace: .user)
+                        batch.delete(dst.key, keyspace: FSKeyspace.fileAttributes)
+                        batch.delete(dst.key, keyspace: FSKeyspace.nodes)
+                    }
+                    try moveOne(src.key, dst.key, into: &batch)
+                }
+                if !src.isSelfEntry { try keepParent(src.key, in: &batch) }
+                try db.write(batch)
+                // Open files follow their paths.
+                openFiles.withLock { table in
+                    for (key, f) in table where key == src.key || key.starts(with: src.childPrefix) {
+                        let newKey = dst.key + key.dropFirst(src.key.count)
+                        table[key] = nil
+                        table[newKey] = f
+                        f.state.withLock { $0.key = newKey }
+                    }
+                }
+                return 0
+            }
+        }
+    }
+
+    /// Moves one key's content and records. REQUIRES: metaLock.
+    private func moveOne(_ from: [UInt8], _ to: [UInt8], into batch: inout WriteBatch) throws {
+        for ks in [Keyspace.user, FSKeyspace.fileAttributes, FSKeyspace.nodes] {
+            if let v = try db.get(from, keyspace: ks) {
+                batch.put(to, v, keyspace: ks)
+                batch.delete(from, keyspace: ks)
+            }
+        }
+    }
+
+    /// Moves a directory and everything under it, as part of one batch. REQUIRES: metaLock.
+    private func moveTree(_ src: PathMapping.Resolved, _ dst: PathMapping.Resolved, into batch: inout WriteBatch) throws {
+        try moveOne(src.key, dst.key, into: &batch)
+        let prefix = src.childPrefix
+        for ks in [Keyspace.user, FSKeyspace.fileAttributes, FSKeyspace.nodes] {
+            let cursor = try db.scan(.prefix(prefix), keyspace: ks)
+            while let kv = try cursor.next() {
+                batch.put(dst.childPrefix + kv.key.dropFirst(prefix.count), kv.value, keyspace: ks)
+                batch.delete(kv.key, keyspace: ks)
+            }
+        }
+        if try record(dst.key, FSKeyspace.nodes) == nil && (try db.get(src.key, keyspace: FSKeyspace.nodes)) == nil {
+            // An implicit directory stays a directory at its new name even if empty.
+            let rec = NodeRecord(kind: .directory, mode: 0o755, uid: defaultUid, gid: defaultGid, time: mountTime)
+            batch.put(dst.key, rec.encode(), keyspace: FSKeyspace.nodes)
+        }
+    }
+
+    // MARK: Extended attributes
+
+    public func setxattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) -> Int32 {
+        let n = Array(UnsafeRawBufferPointer(start: name, count: strlen(name)))
+        let v = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+        if n.count > 255 { return -ERANGE }
+        if v.count > 64 << 10 { return -E2BIG }
+        var error: Int32 = 0
+        let r = updateRecord(path) { rec in
+            let exists = rec.xattrs[n] != nil
+            if flags & XATTR_CREATE_VALUE != 0 && exists { error = -EEXIST; return }
+            if flags & XATTR_REPLACE_VALUE != 0 && !exists { error = -ENODATA; return }
+            rec.xattrs[n] = v
+        }
+        return error != 0 ? error : r
+    }
+
+    public func getxattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
+        if SliceFileSystem.controlKind(path) != nil { return -ENODATA }
+        return run {
+            let r = try resolve(path)
+            guard let node = try node(r) else { return -ENOENT }
+            let n = Array(UnsafeRawBufferPointer(start: name, count: strlen(name)))
+            guard let v = recordOf(node)?.xattrs[n] else { return -ENODATA }
+            if size == 0 { return Int32(v.count) }
+            if size < v.count { return -ERANGE }
+            if !v.isEmpty { v.withUnsafeBytes { _ = memcpy(buf!, $0.baseAddress!, v.count) } }
+            return Int32(v.count)
+        }
+    }
+
+    public func listxattr(_ path: UnsafePointer<CChar>, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
+        if SliceFileSystem.controlKind(path) != nil { return 0 }
+        return run {
+            let r = try resolve(path)
+            guard let node = try node(r) else { return -ENOENT }
+            var out: [UInt8] = []
+            for name in (recordOf(node)?.xattrs.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []) {
+                out.append(contentsOf: name)
+                out.append(0)
+            }
+            if size == 0 { return Int32(out.count) }
+            if size < out.count { return -ERANGE }
+            if !out.isEmpty { out.withUnsafeBytes { _ = memcpy(buf!, $0.baseAddress!, out.count) } }
+            return Int32(out.count)
+        }
+    }
+
+    public func removexattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>) -> Int32 {
+        let n = Array(UnsafeRawBufferPointer(start: name, count: strlen(name)))
+        var error: Int32 = 0
+        let r = updateRecord(path) { rec in
+            if rec.xattrs.removeValue(forKey: n) == nil { error = -ENODATA }
+        }
+        return error != 0 ? error : r
+    }
+
+    private func recordOf(_ n: Node) -> NodeRecord? {
+        switch n {
+        case .file(let r, _): return r
+        case .directory(let r): return r
+        case .symlink(let r): return r
+        }
+    }
+
+    // MARK: Filesystem
+
+    public func statfs(_ st: UnsafeMutablePointer<statvfs>) -> Int32 {
+        guard slice_statvfs(db.path, st) == 0 else { return -Glibc.errno }
+        st.pointee.f_namemax = UInt(PathMapping.nameMax)
+        return 0
+    }
+
+    /// Writes back every open file (unmount, SIGTERM).
+    public func flushAll() {
+        for f in openFiles.withLock({ Array($0.values) }) { _ = commit(f) }
+    }
+}
+
+let RENAME_NOREPLACE_VALUE: UInt32 = 1
+let RENAME_EXCHANGE_VALUE: UInt32 = 2
+let XATTR_CREATE_VALUE: Int32 = 1
+let XATTR_REPLACE_VALUE: Int32 = 2
+let UTIME_NOW_VALUE: Int = (1 << 30) - 1
+let UTIME_OMIT_VALUE: Int = (1 << 30) - 2

@@ -1,0 +1,223 @@
+import ArgumentParser
+import Foundation
+import SliceFS
+import SliceKV
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct Mount: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mount a store as a directory (FUSE).",
+        discussion: """
+            By default the command returns once the mount is ready and the store keeps being \
+            served in the background (log: DATA_DIR/mount.log); --foreground serves in this \
+            process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
+            Slice's own sync=none|always, cache_mb=N, memtable_mb=N; anything else goes to FUSE \
+            (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
+            nofail, _netdev, x-...) are ignored. A stale mount point ("Transport endpoint is not \
+            connected") left by a killed daemon is unmounted first.
+            """)
+
+    @Argument(help: "The store's data directory (created if missing).") var directory: String
+    @Argument(help: "An existing empty directory to mount on.") var mountpoint: String
+    @Option(name: .short, help: "Mount options, comma-separated.") var o: [String] = []
+    @Flag(help: "Serve in this process instead of returning once mounted.") var foreground = false
+    @Option(name: .customLong("ready-fd"), help: .hidden) var readyFD: Int32?
+
+    func run() throws {
+        try runReporting {
+            let dir = absolute(directory)
+            let mnt = absolute(mountpoint)
+            var fuseOptions = ["fsname=slice:\(dir)", "subtype=slice", "default_permissions"]
+            var options = Options()
+            for opt in o.flatMap({ $0.split(separator: ",").map(String.init) }) {
+                let parts = opt.split(separator: "=", maxSplits: 1).map(String.init)
+                switch parts[0] {
+                case "sync":
+                    guard parts.count == 2, let p = Options.SyncPolicy(rawValue: parts[1]) else {
+                        throw CLIError("-o sync takes none or always")
+                    }
+                    options.syncPolicy = p
+                case "cache_mb":
+                    guard parts.count == 2, let n = Int(parts[1]), n >= 0 else { throw CLIError("-o cache_mb takes a number") }
+                    options.blockCacheBytes = n << 20
+                case "memtable_mb":
+                    guard parts.count == 2, let n = Int(parts[1]), n >= 1 else { throw CLIError("-o memtable_mb takes a number") }
+                    options.memtableSize = n << 20
+                case "defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "rw":
+                    continue
+                default:
+                    if parts[0].hasPrefix("x-") || parts[0].hasPrefix("comment=") { continue }
+                    fuseOptions.append(opt)
+                }
+            }
+            try recoverStaleMount(mnt)
+            var st = stat()
+            guard stat(mnt, &st) == 0 else { throw CLIError("mount point \(mnt): \(String(cString: strerror(errno)))") }
+            guard st.st_mode & S_IFMT == S_IFDIR else { throw CLIError("mount point \(mnt) is not a directory") }
+            if foreground || readyFD != nil {
+                try serve(dir: dir, mountpoint: mnt, options: options, fuseOptions: fuseOptions)
+            } else {
+                try daemonize(dir: dir)
+            }
+        }
+    }
+
+    private func serve(dir: String, mountpoint: String, options: Options, fuseOptions: [String]) throws {
+        func report(_ line: String) {
+            guard let fd = readyFD else { return }
+            _ = line.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
+            close(fd)
+        }
+        let db: SliceDB
+        do {
+            db = try SliceDB(path: dir, options: options)
+        } catch let e as SliceError where e.code == .locked {
+            report("error: the store at \(dir) is in use by another process\n")
+            throw CLIError("the store at \(dir) is in use by another process")
+        } catch {
+            report("error: \(error)\n")
+            throw error
+        }
+        for note in db.recoveryNotes { Terminal.error("recovery: \(note)") }
+        let fs = SliceFileSystem(db: db)
+        do {
+            try FuseMount.serve(fs, at: mountpoint, options: fuseOptions) {
+                report("ok\n")
+                Terminal.error("mounted \(dir) at \(mountpoint)")
+            }
+        } catch {
+            report("error: \(error)\n")
+            try? db.close()
+            throw error
+        }
+        try db.close()
+        Terminal.error("unmounted \(mountpoint); store closed")
+    }
+
+    /// Starts `slice mount --ready-fd` in a new session and waits until it says the mount is
+    /// ready (or why it is not).
+    private func daemonize(dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw CLIError("pipe: \(String(cString: strerror(errno)))") }
+        let self_ = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var args = [self_, "mount", directory, mountpoint, "--ready-fd", "3"]
+        for opt in o { args += ["-o", opt] }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/mount.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Order matters: the pipe's read end may itself be descriptor 3.
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
+        if fds[1] != 3 { posix_spawn_file_actions_addclose(&actions, fds[1]) }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, 0x80)  // POSIX_SPAWN_SETSID (glibc), not exported to Swift
+        var cargs = args.map { strdup($0) } + [nil]
+        defer { for a in cargs { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, self_, &actions, &attr, &cargs, environ)
+        close(fds[1])
+        guard rc == 0 else { throw CLIError("cannot start the mount process: \(String(cString: strerror(rc)))") }
+        var reply: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 512)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            reply.append(contentsOf: buf[0..<n])
+            if reply.contains(0x0a) { break }
+        }
+        close(fds[0])
+        let text = String(decoding: reply, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text == "ok" else {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw CLIError(text.isEmpty ? "the mount process exited early; see \(dir)/mount.log" : String(text.dropFirst("error: ".count)))
+        }
+    }
+}
+
+struct Umount: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "umount",
+        abstract: "Unmount a Slice mount and wait until its store is flushed and closed.")
+
+    @Argument var mountpoint: String
+    @Option(help: "Seconds to wait for the store to close.") var timeout: Double = 60
+
+    func run() throws {
+        try runReporting {
+            let mnt = absolute(mountpoint)
+            guard let source = mountSource(mnt) else { throw CLIError("\(mnt) is not a Slice mount") }
+            let tool = FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3") ? "/usr/bin/fusermount3" : "/bin/fusermount3"
+            let status = runTool(tool, ["-u", mnt])
+            guard status == 0 else { throw CLIError("fusermount3 -u \(mnt) failed (is the mount busy?)") }
+            // The daemon flushes and closes after the kernel lets go: wait for its LOCK.
+            guard let dir = source.hasPrefix("slice:") ? String(source.dropFirst(6)) : nil else { return }
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let fd = open("\(dir)/LOCK", O_RDWR)
+                if fd < 0 { return }
+                let locked = flock(fd, LOCK_EX | LOCK_NB) != 0
+                if !locked { flock(fd, LOCK_UN) }
+                close(fd)
+                if !locked { return }
+                usleep(50_000)
+            }
+            throw CLIError("unmounted, but the store at \(dir) was still busy after \(Int(timeout)) s")
+        }
+    }
+}
+
+/// The source (`fsname`) of a FUSE mount at `mountpoint`, from /proc/self/mountinfo.
+func mountSource(_ mountpoint: String) -> String? {
+    guard let info = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+    for line in info.split(separator: "\n") {
+        let fields = line.split(separator: " ")
+        guard fields.count > 9, unescapeMountField(String(fields[4])) == mountpoint,
+            let dash = fields.firstIndex(of: "-"), dash + 2 < fields.count, fields[dash + 1].hasPrefix("fuse")
+        else { continue }
+        return unescapeMountField(String(fields[dash + 2]))
+    }
+    return nil
+}
+
+private func unescapeMountField(_ s: String) -> String {
+    s.replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t")
+        .replacingOccurrences(of: "\\012", with: "\n").replacingOccurrences(of: "\\134", with: "\\")
+}
+
+/// A mount point whose daemon was killed answers ENOTCONN: unmount it lazily so a new mount
+/// can take its place.
+func recoverStaleMount(_ mountpoint: String) throws {
+    var st = stat()
+    guard stat(mountpoint, &st) != 0, errno == ENOTCONN else { return }
+    Terminal.error("\(mountpoint): stale mount (transport endpoint is not connected); unmounting it")
+    if runTool("/bin/fusermount3", ["-u", "-z", mountpoint]) != 0 && runTool("/bin/umount", ["-l", mountpoint]) != 0 {
+        throw CLIError("cannot clear the stale mount at \(mountpoint)")
+    }
+}
+
+@discardableResult
+func runTool(_ path: String, _ args: [String]) -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice
+    do { try p.run() } catch { return -1 }
+    p.waitUntilExit()
+    return p.terminationStatus
+}
+
+func absolute(_ path: String) -> String {
+    let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
+    return url.standardizedFileURL.path
+}
