@@ -36,7 +36,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SliceKVTests", dependencies: ["SliceKV", "slice"]),
-        .testTarget(name: "SliceFSTests", dependencies: ["SliceFS", "SliceKV", "slice"]),
+        .testTarget(name: "SliceFSTests", dependencies: ["SliceFS", "SliceKV", "CFuse", "slice"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what Slice needs on a fresh Debian machine (run as root): the FUSE library and
-# tools, pkg-config, and the peers the benchmarks compare against. Safe to run again.
+# tools, pkg-config, rsync and attr (used by the tests), and with SLICE_BENCH_PEERS=1 the
+# engines the benchmarks compare against. Safe to run again.
 set -euo pipefail
 
 need=()
 dpkg -s libfuse3-dev >/dev/null 2>&1 || need+=(libfuse3-dev)
 dpkg -s fuse3 >/dev/null 2>&1 || need+=(fuse3)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# The filesystem tests drive real tools through the mount.
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
+command -v setfattr >/dev/null 2>&1 || need+=(attr)
 if [ "${SLICE_BENCH_PEERS:-0}" = 1 ]; then
   for p in libleveldb-dev librocksdb-dev liblmdb-dev; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 fi

@@ -68,6 +68,8 @@ public enum PathMapping {
         var start = 0
         while encoded.count - start > nameMax {
             var end = start + pieceMax
+            // The last piece keeps at least 3 bytes, so it can never read as ".", "..", "%" or "%=".
+            if encoded.count - end < 3 { end = encoded.count - 3 }
             // Never cut an escape sequence in two.
             if encoded[end - 1] == percent { end -= 1 } else if encoded[end - 2] == percent { end -= 2 }
             pieces.append(Array(encoded[start..<end]) + Array("%+".utf8))
@@ -131,9 +133,14 @@ public enum PathMapping {
         public var isSelfEntry: Bool
         /// The mount's root. (`/%` also has the empty key, as a directory of keys under `/`.)
         public var isRoot: Bool
+        /// A path ending in a `%+` piece of a long component: a directory of the keys that
+        /// continue that component (its key is the partial component, without a `/`).
+        public var isPieceDirectory = false
+        /// Number of path components.
+        public var depth = 0
 
         /// Prefix of the keys inside this path when it is a directory.
-        public var childPrefix: [UInt8] { isRoot ? [] : key + [0x2f] }
+        public var childPrefix: [UInt8] { isRoot || isPieceDirectory ? key : key + [0x2f] }
     }
 
     /// The key a path names. The root is the empty key.
@@ -156,13 +163,25 @@ public enum PathMapping {
                 pending = nil
             }
         }
-        if let pending { joined.append(pending + "%+".utf8) }  // a dangling piece: not canonical below
         var key: [UInt8] = []
         for (i, c) in joined.enumerated() {
             if i > 0 { key.append(0x2f) }
             key.append(contentsOf: decodeComponent(c))
         }
+        if let pending {
+            // A directory level inside a long component: canonical when its pieces re-encode
+            // to themselves.
+            if isSelf { return .failure(.notCanonical) }
+            let partial = decodeComponent(pending)
+            guard encodeComponent(partial[...], topLevel: joined.isEmpty) == pending,
+                joined.isEmpty || components(forKey: key) == Array(comps.prefix(joined.count))
+            else { return .failure(.notCanonical) }
+            if !joined.isEmpty { key.append(0x2f) }
+            key.append(contentsOf: partial)
+            return .success(
+                Resolved(key: key, isSelfEntry: false, isRoot: false, isPieceDirectory: true, depth: comps.count))
+        }
         guard joined.isEmpty || components(forKey: key) == comps else { return .failure(.notCanonical) }
-        return .success(Resolved(key: key, isSelfEntry: isSelf, isRoot: joined.isEmpty))
+        return .success(Resolved(key: key, isSelfEntry: isSelf, isRoot: joined.isEmpty, depth: comps.count))
     }
 }

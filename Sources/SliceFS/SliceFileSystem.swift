@@ -88,6 +88,8 @@ public final class SliceFileSystem: @unchecked Sendable {
     }
 
     func record(_ key: [UInt8], _ keyspace: Keyspace) throws -> NodeRecord? {
+        // The directory `/%` (keys starting with "/") has the empty key, which holds nothing.
+        if key.isEmpty { return nil }
         guard let bytes = try db.get(key, keyspace: keyspace) else { return nil }
         guard let r = NodeRecord.decode(bytes) else { throw FSError(-EIO) }
         return r
@@ -107,6 +109,7 @@ public final class SliceFileSystem: @unchecked Sendable {
     }
 
     func fileSize(_ key: [UInt8]) throws -> Int? {
+        if key.isEmpty { return nil }
         if let open = openFiles.withLock({ $0[key] }), let n = open.state.withLock({ $0.data?.count }) { return n }
         return try db.get(key)?.count
     }
@@ -114,6 +117,7 @@ public final class SliceFileSystem: @unchecked Sendable {
     /// Resolves a path to its node, or nil when nothing is there.
     func node(_ r: PathMapping.Resolved) throws -> Node? {
         if r.isRoot { return .directory(try record([UInt8]("root".utf8), FSKeyspace.root)) }
+        if r.isPieceDirectory { return try hasChildren(r.childPrefix) ? .directory(nil) : nil }
         if r.isSelfEntry {
             // The value of a key that is also a directory.
             guard let size = try fileSize(r.key), try hasChildren(r.childPrefix) else { return nil }
@@ -194,6 +198,7 @@ public final class SliceFileSystem: @unchecked Sendable {
         if SliceFileSystem.controlKind(path) != nil { return -EPERM }
         return run {
             let r = try resolve(path)
+            if !r.isRoot && r.key.isEmpty { return -EPERM }  // `/%` cannot carry attributes
             return try metaLock.withLock { _ in
                 guard let n = try node(r) else { return -ENOENT }
                 var batch = WriteBatch()
@@ -275,6 +280,20 @@ public final class SliceFileSystem: @unchecked Sendable {
                 names.append(name)
             }
             let prefix = r.childPrefix
+            if r.isPieceDirectory {
+                // Inside a long component: name children by the canonical path of each key.
+                for ks in [Keyspace.user, FSKeyspace.nodes] {
+                    try db.scan(.prefix(prefix), keyspace: ks).forEach { key, _ in
+                        let comps = PathMapping.components(forKey: Array(key))
+                        if comps.count > r.depth { add(comps[r.depth], comps.count > r.depth + 1 || ks == FSKeyspace.nodes ? S_IFDIR : S_IFREG) }
+                        return true
+                    }
+                }
+                for name in names where !emit(name, kinds[name]!) { break }
+                return 0
+            }
+            // The directory's own key holds a value too: its `%=` entry.
+            if !r.isRoot, try fileSize(r.key) != nil { add(PathMapping.selfName, S_IFREG) }
             for ks in [Keyspace.user, FSKeyspace.nodes] {
                 var start = prefix
                 let end = KeyRange.prefix(prefix).end
@@ -283,11 +302,6 @@ public final class SliceFileSystem: @unchecked Sendable {
                     var skipTo: [UInt8]?
                     try cursor.forEach { key, value in
                         let rest = key[prefix.count...]
-                        if rest.isEmpty {
-                            // The directory's own key holds a value: its `%=` entry.
-                            if ks == .user { add(PathMapping.selfName, S_IFREG) }
-                            return true
-                        }
                         if let slash = rest.firstIndex(of: 0x2f) {
                             let child = Array(rest[..<slash])
                             add(firstComponent(child, topLevel: r.isRoot), S_IFDIR)
@@ -529,10 +543,15 @@ public final class SliceFileSystem: @unchecked Sendable {
             return run {
                 try f.state.withLock { s in
                     try load(&s)
-                    if s.data!.count < end {
-                        s.data!.append(contentsOf: repeatElement(0, count: end - s.data!.count))
+                    let incoming = UnsafeRawBufferPointer(start: buf, count: size)
+                    if Int(offset) == s.data!.count {
+                        s.data!.append(contentsOf: incoming)  // the common case: appending
+                    } else {
+                        if s.data!.count < end {
+                            s.data!.append(contentsOf: [UInt8](repeating: 0, count: end - s.data!.count))
+                        }
+                        s.data!.withUnsafeMutableBytes { _ = memcpy($0.baseAddress! + Int(offset), buf, size) }
                     }
-                    s.data!.withUnsafeMutableBytes { _ = memcpy($0.baseAddress! + Int(offset), buf, size) }
                     s.dirty = true
                     s.mtime = .now
                     return Int32(size)
@@ -745,6 +764,8 @@ public final class SliceFileSystem: @unchecked Sendable {
         let n = Array(UnsafeRawBufferPointer(start: name, count: strlen(name)))
         let v = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
         if n.count > 255 { return -ERANGE }
+        // POSIX ACLs are not supported; refusing them makes cp -a and rsync fall back to chmod.
+        if n.starts(with: Array("system.posix_acl_".utf8)) { return -EOPNOTSUPP }
         if v.count > 64 << 10 { return -E2BIG }
         var error: Int32 = 0
         let r = updateRecord(path) { rec in

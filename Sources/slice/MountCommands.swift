@@ -14,7 +14,7 @@ struct Mount: ParsableCommand {
             By default the command returns once the mount is ready and the store keeps being \
             served in the background (log: DATA_DIR/mount.log); --foreground serves in this \
             process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
-            Slice's own sync=none|always, cache_mb=N, memtable_mb=N; anything else goes to FUSE \
+            Slice's own sync=none|always, cache_mb=N, memtable_mb=N, max_file_mb=N (largest file, default 64); anything else goes to FUSE \
             (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
             nofail, _netdev, x-...) are ignored. A stale mount point ("Transport endpoint is not \
             connected") left by a killed daemon is unmounted first.
@@ -43,6 +43,9 @@ struct Mount: ParsableCommand {
                 case "cache_mb":
                     guard parts.count == 2, let n = Int(parts[1]), n >= 0 else { throw CLIError("-o cache_mb takes a number") }
                     options.blockCacheBytes = n << 20
+                case "max_file_mb":
+                    guard parts.count == 2, let n = Int(parts[1]), n >= 1 else { throw CLIError("-o max_file_mb takes a number") }
+                    options.maxValueSize = n << 20
                 case "memtable_mb":
                     guard parts.count == 2, let n = Int(parts[1]), n >= 1 else { throw CLIError("-o memtable_mb takes a number") }
                     options.memtableSize = n << 20
@@ -116,6 +119,11 @@ struct Mount: ParsableCommand {
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
         if fds[1] != 3 { posix_spawn_file_actions_addclose(&actions, fds[1]) }
+        // Nothing else is inherited: a caller waiting for our output to end (a pipe) must not
+        // wait for the daemon too.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            if let fd = Int32(name), fd > 3, fd != fds[0], fd != fds[1] { posix_spawn_file_actions_addclose(&actions, fd) }
+        }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }

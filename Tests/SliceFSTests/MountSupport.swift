@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+@testable import SliceFS
+@testable import SliceKV
+
+/// A store mounted through the real kernel by the `slice` binary, in fresh temp directories.
+final class MountedStore: @unchecked Sendable {
+    let root: String
+    let data: String
+    let mnt: String
+    private(set) var mounted = false
+
+    init(options: [String] = []) throws {
+        var template = Array("/tmp/slicefs-XXXXXX".utf8CString)
+        root = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        data = root + "/data"
+        mnt = root + "/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        try mount(options: options)
+    }
+
+    func mount(options: [String] = []) throws {
+        var args = ["mount", data, mnt]
+        for o in options { args += ["-o", o] }
+        let r = try run(sliceExecutable, args)
+        guard r.status == 0 else { throw TestFailure("mount failed: \(r.err)") }
+        mounted = true
+    }
+
+    func unmount() throws {
+        guard mounted else { return }
+        let r = try run(sliceExecutable, ["umount", mnt])
+        guard r.status == 0 else { throw TestFailure("umount failed: \(r.err)") }
+        mounted = false
+    }
+
+    func path(_ p: String) -> String { mnt + "/" + p }
+
+    deinit {
+        if mounted {
+            _ = try? run(sliceExecutable, ["umount", mnt])
+            _ = try? run("/bin/fusermount3", ["-u", "-z", mnt])
+        }
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+var sliceExecutable: String {
+    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: me).deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("slice").path) && dir.path != "/" {
+        dir = dir.deletingLastPathComponent()
+    }
+    return dir.appendingPathComponent("slice").path
+}
+
+@discardableResult
+func run(_ executable: String, _ args: [String], stdin: [UInt8]? = nil) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Runs a shell command line, returning its status and output.
+@discardableResult
+func sh(_ command: String) throws -> (status: Int32, out: String, err: String) {
+    try run("/bin/bash", ["-c", command])
+}
+
+func readFile(_ path: String) -> [UInt8]? {
+    FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+}
+
+func writeFile(_ path: String, _ bytes: [UInt8]) -> Int32 {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    if fd < 0 { return errno }
+    defer { close(fd) }
+    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    return n == bytes.count ? 0 : errno
+}
+
+/// errno of a failing call, 0 on success.
+func errnoOf(_ result: Int32) -> Int32 { result < 0 ? errno : 0 }
+
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

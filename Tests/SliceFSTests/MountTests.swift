@@ -1,0 +1,437 @@
+import CFuse
+import Foundation
+import Testing
+
+@testable import SliceFS
+@testable import SliceKV
+
+/// Real mounts through the kernel: each test mounts a fresh store and uses ordinary system
+/// calls or shell tools on it.
+@Suite(.serialized) struct MountTests {
+    @Test func filesReadWriteAppendTruncate() throws {
+        let m = try MountedStore()
+        let f = m.path("hello.txt")
+        #expect(writeFile(f, Array("hello".utf8)) == 0)
+        #expect(readFile(f) == Array("hello".utf8))
+        // Append, write at an offset, sparse extension, truncate down and up.
+        try sh("echo ' world' >> '\(f)'")
+        #expect(readFile(f) == Array("hello world\n".utf8))
+        let fd = open(f, O_RDWR)
+        #expect(fd >= 0)
+        #expect(pwrite(fd, "J", 1, 0) == 1)
+        // A write is visible to other readers at once, before close.
+        #expect(readFile(f) == Array("Jello world\n".utf8))
+        #expect(pwrite(fd, "!", 1, 20) == 1)
+        var st = stat()
+        #expect(fstat(fd, &st) == 0)
+        #expect(st.st_size == 21)
+        #expect(ftruncate(fd, 5) == 0)
+        #expect(fsync(fd) == 0)
+        close(fd)
+        #expect(readFile(f) == Array("Jello".utf8))
+        #expect(truncate(f, 8) == 0)
+        #expect(readFile(f) == Array("Jello".utf8) + [0, 0, 0])
+        // O_TRUNC.
+        let t = open(f, O_WRONLY | O_TRUNC)
+        #expect(t >= 0)
+        close(t)
+        #expect(readFile(f) == [])
+        // Data reaches the engine: visible through the API after unmount.
+        #expect(writeFile(m.path("dir-less.bin"), [1, 2, 3, 0, 255]) == 0)
+        try m.unmount()
+        let db = try SliceDB(path: m.data)
+        #expect(try db.get("dir-less.bin") == [1, 2, 3, 0, 255])
+        #expect(try db.get("hello.txt") == [])
+    }
+
+    @Test func errnosForBadRequests() throws {
+        let m = try MountedStore(options: ["max_file_mb=1"])
+        #expect(errnoOf(open(m.path("missing"), O_RDONLY)) == ENOENT)
+        let long = String(repeating: "n", count: 256)
+        #expect(errnoOf(open(m.path(long), O_WRONLY | O_CREAT, 0o644)) == ENAMETOOLONG)
+        let ok255 = String(repeating: "n", count: 255)
+        #expect(writeFile(m.path(ok255), [1]) == 0)
+        #expect(mkdir(m.path("d"), 0o755) == 0)
+        #expect(errnoOf(mkdir(m.path("d"), 0o755)) == EEXIST)
+        #expect(errnoOf(open(m.path("d"), O_WRONLY)) == EISDIR)
+        #expect(errnoOf(unlink(m.path("d"))) == EISDIR)
+        #expect(writeFile(m.path("d/f"), [1]) == 0)
+        #expect(errnoOf(rmdir(m.path("d"))) == ENOTEMPTY)
+        #expect(errnoOf(rmdir(m.path("d/f"))) == ENOTDIR)
+        #expect(errnoOf(mkdir(m.path("d/f/x"), 0o755)) == ENOTDIR)
+        #expect(errnoOf(link(m.path("d/f"), m.path("hard"))) == EPERM)
+        #expect(errnoOf(mknod(m.path("fifo"), S_IFIFO | 0o644, 0)) == EPERM)
+        // Files are limited to the engine's value size (1 MiB here): EFBIG, nothing lost.
+        let fd = open(m.path("big"), O_WRONLY | O_CREAT, 0o644)
+        let chunk = [UInt8](repeating: 7, count: 1 << 20)
+        #expect(chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == 1 << 20)
+        #expect(errnoOf(Int32(chunk.withUnsafeBytes { write(fd, $0.baseAddress, 1) })) == EFBIG)
+        close(fd)
+        #expect(readFile(m.path("big")) == chunk)
+        #expect(errnoOf(truncate(m.path("big"), 2 << 20)) == EFBIG)
+        // A non-canonical spelling of a key is refused.
+        #expect(errnoOf(open(m.path("%41"), O_WRONLY | O_CREAT, 0o644)) == EINVAL)
+        #expect(writeFile(m.path("50%off"), [5]) == 0)
+        #expect(readFile(m.path("50%off")) == [5])
+    }
+
+    @Test func renameFilesAndDirectories() throws {
+        let m = try MountedStore()
+        for i in 0..<50 { #expect(writeFile(m.path("a/\(i)"), Array("v\(i)".utf8)) == ENOENT) }
+        #expect(mkdir(m.path("a"), 0o755) == 0)
+        #expect(mkdir(m.path("a/sub"), 0o700) == 0)
+        for i in 0..<50 { #expect(writeFile(m.path("a/\(i)"), Array("v\(i)".utf8)) == 0) }
+        #expect(writeFile(m.path("a/sub/deep"), Array("deep".utf8)) == 0)
+        #expect(rename(m.path("a"), m.path("b")) == 0)
+        #expect(access(m.path("a"), F_OK) != 0)
+        for i in 0..<50 { #expect(readFile(m.path("b/\(i)")) == Array("v\(i)".utf8)) }
+        #expect(readFile(m.path("b/sub/deep")) == Array("deep".utf8))
+        var st = stat()
+        #expect(stat(m.path("b/sub"), &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o700)
+        // File over file replaces; errors as POSIX says.
+        #expect(writeFile(m.path("x"), Array("x".utf8)) == 0)
+        #expect(writeFile(m.path("y"), Array("y".utf8)) == 0)
+        #expect(rename(m.path("x"), m.path("y")) == 0)
+        #expect(readFile(m.path("y")) == Array("x".utf8))
+        #expect(errnoOf(rename(m.path("y"), m.path("b"))) == EISDIR)
+        #expect(errnoOf(rename(m.path("b"), m.path("y"))) == ENOTDIR)
+        #expect(mkdir(m.path("c"), 0o755) == 0)
+        #expect(writeFile(m.path("c/z"), [1]) == 0)
+        #expect(errnoOf(rename(m.path("b"), m.path("c"))) == ENOTEMPTY)
+        #expect(errnoOf(rename(m.path("b"), m.path("b/sub/inside"))) == EINVAL)
+        #expect(mkdir(m.path("empty"), 0o755) == 0)
+        #expect(rename(m.path("b"), m.path("empty")) == 0)
+        #expect(readFile(m.path("empty/sub/deep")) == Array("deep".utf8))
+        // Removing every entry leaves the directory in place (rm -r works).
+        let r = try sh("rm -r '\(m.path("empty"))' && ls '\(m.mnt)'")
+        #expect(r.status == 0, "\(r.err)")
+        #expect(!r.out.contains("empty"))
+    }
+
+    @Test func metadataPersistsAcrossRemount() throws {
+        let m = try MountedStore()
+        let f = m.path("meta")
+        #expect(writeFile(f, [1, 2, 3]) == 0)
+        #expect(chmod(f, 0o640) == 0)
+        #expect(chown(f, 1234, 5678) == 0)
+        try sh("touch -d '2001-02-03 04:05:06' '\(f)'")
+        #expect(symlink("meta", m.path("link")) == 0)
+        #expect(setxattr(f, "user.color", "blue", 4, 0) == 0)
+        #expect(errnoOf(setxattr(f, "user.color", "red", 3, XATTR_CREATE_FLAG)) == EEXIST)
+        #expect(errnoOf(setxattr(f, "user.none", "x", 1, XATTR_REPLACE_FLAG)) == ENODATA)
+        try m.unmount()
+        try m.mount()
+        var st = stat()
+        #expect(stat(f, &st) == 0)
+        #expect(st.st_mode & 0o7777 == 0o640)
+        #expect(st.st_uid == 1234 && st.st_gid == 5678)
+        #expect(st.st_mtim.tv_sec == 981_173_106 - Int(TimeZone.current.secondsFromGMT()) || st.st_mtim.tv_sec > 0)
+        #expect(st.st_size == 3)
+        var buf = [CChar](repeating: 0, count: 64)
+        #expect(readlink(m.path("link"), &buf, 63) == 4)
+        #expect(readFile(m.path("link")) == [1, 2, 3])
+        var value = [UInt8](repeating: 0, count: 16)
+        #expect(getxattr(f, "user.color", &value, 16) == 4)
+        #expect(Array(value.prefix(4)) == Array("blue".utf8))
+        #expect(errnoOf(Int32(getxattr(f, "user.absent", &value, 16))) == ENODATA)
+        #expect(listxattr(f, nil, 0) == 11)
+        #expect(removexattr(f, "user.color") == 0)
+        #expect(errnoOf(removexattr(f, "user.color")) == ENODATA)
+        // statfs reports the data directory's filesystem.
+        let r = try sh("df -P '\(m.mnt)' | tail -1")
+        #expect(r.out.hasPrefix("slice:"))
+        // The API sees exactly the file's bytes, no metadata.
+        try m.unmount()
+        let db = try SliceDB(path: m.data)
+        #expect(try db.get("meta") == [1, 2, 3])
+        #expect(try allKeys(db) == ["meta"])
+    }
+
+    func allKeys(_ db: SliceDB) throws -> [String] {
+        let c = try db.scan()
+        var keys: [String] = []
+        while let kv = try c.next() { keys.append(kv.keyString) }
+        return keys
+    }
+
+    @Test func controlFiles() throws {
+        let m = try MountedStore()
+        #expect(writeFile(m.path("k"), Array("v".utf8)) == 0)
+        let stats = String(decoding: readFile(m.path(".stats")) ?? [], as: UTF8.self)
+        #expect(stats.contains("# TYPE slice_puts_total counter"))
+        #expect(stats.contains("slice_level_files{level=\"0\"}"))
+        let json = try JSONSerialization.jsonObject(with: Data(readFile(m.path(".stats.json")) ?? [])) as? [String: Any]
+        #expect(json?["puts"] as? Int ?? 0 >= 1)
+        for name in [".flush", ".compact", ".sync"] {
+            let r = try sh("echo go > '\(m.path(name))' && cat '\(m.path(name))'")
+            #expect(r.status == 0, "\(name): \(r.err)")
+            #expect(r.out.hasPrefix("ok \(name.dropFirst())"))
+        }
+        let after = String(decoding: readFile(m.path(".stats")) ?? [], as: UTF8.self)
+        #expect(after.contains("slice_flushes_total 1") || after.contains("slice_flushes_total 2"))
+        #expect(errnoOf(unlink(m.path(".stats"))) == EPERM)
+        #expect(errnoOf(chmod(m.path(".flush"), 0o777)) == EPERM)
+        #expect(errnoOf(rename(m.path("k"), m.path(".stats"))) == EPERM)
+        #expect(errnoOf(open(m.path(".stats"), O_WRONLY)) == EACCES)
+        let listing = try sh("ls -a '\(m.mnt)'").out
+        #expect(listing.contains(".stats"))
+        // A user key named like a control file is reached escaped.
+        try m.unmount()
+        do {
+            let db = try SliceDB(path: m.data)
+            try db.put(".stats", "user data")
+            try db.close()
+        }
+        try m.mount()
+        #expect(readFile(m.path("%2Estats")) == Array("user data".utf8))
+    }
+
+    /// Keys written through the API (awkward bytes included) are files, and back.
+    @Test func apiKeysAreFilesAndFilesAreKeys() throws {
+        let m = try MountedStore()
+        try m.unmount()
+        var rng = SeededRandom(seed: 5)
+        var keys: [[UInt8]: [UInt8]] = [:]
+        do {
+            let db = try SliceDB(path: m.data)
+            let special: [[UInt8]] = [
+                Array("/lead".utf8), Array("trail/".utf8), Array("a//b".utf8), Array("x/./y/../z".utf8),
+                [0x6e, 0x00, 0x6c], Array("both".utf8), Array("both/child".utf8), Array(".stats".utf8),
+                [UInt8](repeating: 0x71, count: 400), Array("%41".utf8), Array("50%off".utf8),
+            ]
+            for k in special { keys[k] = Array("value of \(k)".utf8) }
+            for _ in 0..<200 {
+                let n = Int.random(in: 1...20, using: &rng)
+                let k: [UInt8] = (0..<n).map { _ in
+                    [0x2f, 0x2e, 0x25, 0x00, 0x61, 0x62][Int.random(in: 0..<6, using: &rng)]
+                }
+                keys[k] = (0..<Int.random(in: 0...100, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            }
+            for (k, v) in keys { try db.put(k, v) }
+            try db.close()
+        }
+        try m.mount()
+        // Each key's file (or its %= entry when it is also a directory) holds its value.
+        var reachable = 0
+        for (k, v) in keys {
+            let path = m.mnt + String(decoding: PathMapping.path(forKey: k), as: UTF8.self)
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                Issue.record("no file for key \(k) at \(path)")
+                continue
+            }
+            let file = st.st_mode & S_IFMT == S_IFDIR ? path + "/%=" : path
+            #expect(readFile(file) == v, "key \(k)")
+            reachable += 1
+        }
+        #expect(reachable == keys.count)
+        // find(1) sees as many files as there are keys.
+        let control = PathMapping.controlNames.map { "! -path '\(m.mnt)/\(String(decoding: $0, as: UTF8.self))'" }.joined(separator: " ")
+        let found = try sh("find '\(m.mnt)' -type f \(control) | wc -l")
+        #expect(Int(found.out.trimmingCharacters(in: .whitespacesAndNewlines)) == keys.count)
+        // Files created through the mount are keys.
+        #expect(writeFile(m.path("made-here"), [9]) == 0)
+        try m.unmount()
+        let db = try SliceDB(path: m.data)
+        #expect(try db.get("made-here") == [9])
+    }
+
+    @Test func copyTreeInAndOutWithCpRsyncTar() throws {
+        let m = try MountedStore()
+        let src = m.root + "/src"
+        // 2,000 files: nested directories, empty files, binary content, symlinks, one 50 MiB file.
+        let make = """
+            set -e
+            mkdir -p '\(src)'
+            cd '\(src)'
+            for d in $(seq 0 39); do mkdir -p "d$d/sub"; for f in $(seq 0 48); do printf "file $d $f" > "d$d/f$f"; done; done
+            for f in $(seq 0 9); do : > "empty$f"; head -c 3000 /dev/urandom > "d$f/sub/bin"; ln -s "../../d0/f$f" "d1/sub/link$f"; done
+            head -c 52428800 /dev/urandom > big.bin
+            chmod 600 d0/f0; chmod 755 d1/f1
+            find . -type f | wc -l
+            """
+        let made = try sh(make)
+        #expect(made.status == 0, "\(made.err)")
+        #expect(Int(made.out.trimmingCharacters(in: .whitespacesAndNewlines))! >= 1000)
+        let total = try sh("find '\(src)' | wc -l").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(Int(total)! >= 2000)
+        let checks = """
+            set -e
+            cp -a '\(src)' '\(m.mnt)/cp'
+            diff -r '\(src)' '\(m.mnt)/cp'
+            cp -a '\(m.mnt)/cp' '\(m.root)/back'
+            diff -r '\(src)' '\(m.root)/back'
+            (cd '\(src)' && find . -printf '%p %m %T@ %l\\n' | sort) > '\(m.root)/a.txt'
+            (cd '\(m.mnt)/cp' && find . -printf '%p %m %T@ %l\\n' | sort) > '\(m.root)/b.txt'
+            (cd '\(m.root)/back' && find . -printf '%p %m %T@ %l\\n' | sort) > '\(m.root)/c.txt'
+            diff '\(m.root)/a.txt' '\(m.root)/b.txt'
+            diff '\(m.root)/a.txt' '\(m.root)/c.txt'
+            rsync -a '\(src)/' '\(m.mnt)/rs/'
+            diff -r '\(src)' '\(m.mnt)/rs'
+            rsync -a '\(m.mnt)/rs/' '\(m.root)/rsback/'
+            diff -r '\(src)' '\(m.root)/rsback'
+            tar -C '\(src)' -cf '\(m.root)/t.tar' .
+            mkdir '\(m.mnt)/tar' && tar -C '\(m.mnt)/tar' -xf '\(m.root)/t.tar'
+            diff -r '\(src)' '\(m.mnt)/tar'
+            tar -C '\(m.mnt)/tar' -cf - . | tar -tf - | wc -l
+            """
+        let r = try sh(checks)
+        #expect(r.status == 0, "\(r.err) \(r.out.prefix(3000))")
+    }
+
+    /// The same random operations on the mount and on a local directory: same results, same
+    /// errnos, same listings after every step.
+    @Test func randomOperationsMatchALocalDirectory() throws {
+        let m = try MountedStore()
+        let local = m.root + "/local"
+        try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        var rng = SeededRandom(seed: 77)
+        let names = ["a", "b", "c", "d/e", "d/f", "g/h/i", "d", "g", "g/h"]
+        func both(_ op: (String) -> Int32) -> (Int32, Int32) {
+            errno = 0
+            let a = op(m.mnt)
+            let ea = a < 0 ? errno : 0
+            errno = 0
+            let b = op(local)
+            let eb = b < 0 ? errno : 0
+            return (ea, eb)
+        }
+        for step in 0..<400 {
+            let n = names.randomElement(using: &rng)!
+            let n2 = names.randomElement(using: &rng)!
+            let data = (0..<Int.random(in: 0..<300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let offset = off_t(Int.random(in: 0..<200, using: &rng))
+            let op = Int.random(in: 0..<9, using: &rng)
+            let (ea, eb) = both { root in
+                switch op {
+                case 0:
+                    let fd = open(root + "/" + n, O_WRONLY | O_CREAT, 0o644)
+                    if fd < 0 { return -1 }
+                    defer { close(fd) }
+                    return data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, offset) } < 0 ? -1 : 0
+                case 1:
+                    let fd = open(root + "/" + n, O_WRONLY | O_APPEND)
+                    if fd < 0 { return -1 }
+                    defer { close(fd) }
+                    return data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } < 0 ? -1 : 0
+                case 2: return truncate(root + "/" + n, offset)
+                case 3: return rename(root + "/" + n, root + "/" + n2)
+                case 4: return unlink(root + "/" + n)
+                case 5: return mkdir(root + "/" + n, 0o755)
+                case 6: return rmdir(root + "/" + n)
+                case 7:
+                    guard let d = opendir(root + "/" + n) else { return -1 }
+                    closedir(d)
+                    return 0
+                default:
+                    let fd = open(root + "/" + n, O_RDONLY)
+                    if fd < 0 { return -1 }
+                    close(fd)
+                    return 0
+                }
+            }
+            #expect(ea == eb, "step \(step): op \(op) on \(n) -> \(n2): mount errno \(ea), local errno \(eb)")
+            let listing = "cd '%@' && find . -printf '%%p %%y\\n' | sort && find . -type f -printf '%%p %%s\\n' | sort && find . -type f -exec md5sum {} + | sort"
+            let a = try sh(String(format: listing, m.mnt)).out.split(separator: "\n").filter { !$0.contains("./.") }
+            let b = try sh(String(format: listing, local)).out.split(separator: "\n").filter { !$0.contains("./.") }
+            #expect(a == b, "step \(step): op \(op) on \(n) -> \(n2)")
+            if a != b { break }
+        }
+    }
+
+    @Test func parallelProcessesNeverLoseWrites() throws {
+        let m = try MountedStore()
+        // 8 writers: each creates, appends to, renames and rereads its own files, and appends a
+        // line to one shared file; every writer records what it wrote.
+        let script = """
+            w=$1; dir='\(m.mnt)'; end=$((SECONDS+4)); i=0
+            while [ $SECONDS -lt $end ] && [ $i -lt 150 ]; do
+              printf "w$w-$i" > "$dir/p$w-$i.tmp"
+              printf ".more" >> "$dir/p$w-$i.tmp"
+              mv "$dir/p$w-$i.tmp" "$dir/p$w-$i"
+              [ "$(cat "$dir/p$w-$i")" = "w$w-$i.more" ] || { echo "bad read p$w-$i"; exit 1; }
+              echo "w$w-$i" >> "$dir/shared"
+              i=$((i+1))
+            done
+            echo $i
+            """
+        try script.write(toFile: m.root + "/writer.sh", atomically: true, encoding: .utf8)
+        let r = try sh("for w in $(seq 1 8); do bash '\(m.root)/writer.sh' $w > '\(m.root)/out'$w & done; wait; cat '\(m.root)'/out*")
+        #expect(r.status == 0)
+        let counts = r.out.split(separator: "\n").compactMap { Int($0) }
+        #expect(counts.count == 8, "\(r.out)")
+        var expectedShared = 0
+        for (w, n) in counts.enumerated() {
+            expectedShared += n
+            for i in 0..<n { #expect(readFile(m.path("p\(w + 1)-\(i)")) == Array("w\(w + 1)-\(i).more".utf8)) }
+        }
+        let shared = String(decoding: readFile(m.path("shared")) ?? [], as: UTF8.self).split(separator: "\n")
+        #expect(shared.count == expectedShared)
+    }
+
+    @Test func ownershipAndPermissionsWithAllowOther() throws {
+        let m = try MountedStore(options: ["allow_other"])
+        #expect(chmod(m.root, 0o755) == 0)  // mkdtemp made it 0700: others could not reach the mount
+        #expect(chmod(m.mnt, 0o777) == 0)
+        let asNobody = try sh("setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c 'echo hi > \(m.mnt)/mine && stat -c %U:%a \(m.mnt)/mine'")
+        #expect(asNobody.status == 0, "\(asNobody.err)")
+        #expect(asNobody.out.hasPrefix("nobody:644"))
+        #expect(writeFile(m.path("rootfile"), [1]) == 0)
+        #expect(chmod(m.path("rootfile"), 0o644) == 0)
+        let refused = try sh("setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c 'echo x > \(m.mnt)/rootfile'")
+        #expect(refused.status != 0)
+        #expect(refused.err.contains("Permission denied"))
+        #expect(readFile(m.path("rootfile")) == [1])
+    }
+
+    @Test func killedDaemonLosesNothingFsyncedAndStaleMountRecovers() throws {
+        let m = try MountedStore()
+        var written: [String: [UInt8]] = [:]
+        for i in 0..<30 {
+            let name = "synced\(i)"
+            let data = Array("content \(i) ".utf8) + [UInt8](repeating: UInt8(i), count: i * 100)
+            let fd = open(m.path(name), O_WRONLY | O_CREAT, 0o644)
+            #expect(data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == data.count)
+            #expect(fsync(fd) == 0)
+            close(fd)
+            written[name] = data
+        }
+        // Kill the daemon outright.
+        let pid = try sh("pgrep -f 'slice mount .*\(m.data)' | head -1").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!pid.isEmpty)
+        try sh("kill -9 \(pid)")
+        usleep(300_000)
+        var st = stat()
+        #expect(stat(m.mnt, &st) != 0 && errno == ENOTCONN)
+        try m.mount()  // recovers the stale mount point
+        for (name, data) in written { #expect(readFile(m.path(name)) == data, "\(name)") }
+    }
+
+    @Test func listingAHundredThousandEntries() throws {
+        let m = try MountedStore()
+        try m.unmount()
+        do {
+            let db = try SliceDB(path: m.data)
+            var batch = WriteBatch()
+            for i in 0..<100_000 {
+                batch.put(Array("big/\(i)".utf8), [])
+                if batch.count == 5000 {
+                    try db.write(batch)
+                    batch = WriteBatch()
+                }
+            }
+            try db.write(batch)
+            try db.put("big0/other", "x")
+            try db.close()
+        }
+        try m.mount()
+        let r = try sh("ls -f '\(m.mnt)/big' | wc -l")
+        #expect(Int(r.out.trimmingCharacters(in: .whitespacesAndNewlines)) == 100_002)  // with . and ..
+        let root = try sh("ls '\(m.mnt)'").out.split(separator: "\n")
+        #expect(root == ["big", "big0"])
+    }
+}
+
+let XATTR_CREATE_FLAG: Int32 = 1
+let XATTR_REPLACE_FLAG: Int32 = 2
