@@ -245,7 +245,7 @@ import Testing
             set -e
             mkdir -p '\(src)'
             cd '\(src)'
-            for d in $(seq 0 39); do mkdir -p "d$d/sub"; for f in $(seq 0 48); do printf "file $d $f" > "d$d/f$f"; done; done
+            for d in $(seq 0 40); do mkdir -p "d$d/sub"; for f in $(seq 0 48); do printf "file $d $f" > "d$d/f$f"; done; done
             for f in $(seq 0 9); do : > "empty$f"; head -c 3000 /dev/urandom > "d$f/sub/bin"; ln -s "../../d0/f$f" "d1/sub/link$f"; done
             head -c 52428800 /dev/urandom > big.bin
             chmod 600 d0/f0; chmod 755 d1/f1
@@ -406,6 +406,53 @@ import Testing
         #expect(stat(m.mnt, &st) != 0 && errno == ENOTCONN)
         try m.mount()  // recovers the stale mount point
         for (name, data) in written { #expect(readFile(m.path(name)) == data, "\(name)") }
+    }
+
+    /// A full disk: ENOSPC, nothing acknowledged lost, writes work again once space is freed.
+    @Test func diskFullGivesENOSPCAndRecovers() throws {
+        let m = try MountedStore()
+        try m.unmount()
+        let small = m.root + "/small"
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        #expect(try sh("mount -t tmpfs -o size=40m tmpfs '\(small)'").status == 0)
+        defer { _ = try? sh("umount -l '\(small)'") }
+        #expect(try sh("head -c 8388608 /dev/zero > '\(small)/filler'").status == 0)
+        let store = small + "/store"
+        let r = try run(sliceExecutable, ["mount", store, m.mnt, "-o", "memtable_mb=4"])
+        #expect(r.status == 0, "\(r.err)")
+        defer { _ = try? run(sliceExecutable, ["umount", m.mnt]) }
+        var saved: [String: [UInt8]] = [:]
+        var sawENOSPC = false
+        for i in 0..<100 {
+            let name = "f\(i)"
+            let data = [UInt8](repeating: UInt8(i), count: 1 << 20)
+            let fd = open(m.mnt + "/" + name, O_WRONLY | O_CREAT, 0o644)
+            if fd < 0 {
+                sawENOSPC = errno == ENOSPC
+                break
+            }
+            let w = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let s = fsync(fd)
+            let e = errno
+            close(fd)
+            if w != data.count || s != 0 {
+                #expect(e == ENOSPC, "errno \(e)")
+                sawENOSPC = e == ENOSPC
+                break
+            }
+            saved[name] = data
+        }
+        #expect(sawENOSPC)
+        #expect(!saved.isEmpty)
+        // Free space outside the store: writes work again.
+        #expect(unlink(small + "/filler") == 0)
+        #expect(writeFile(m.mnt + "/after", Array("after".utf8)) == 0)
+        #expect(try run(sliceExecutable, ["umount", m.mnt]).status == 0)
+        let db = try SliceDB(path: store)
+        for (name, data) in saved { #expect(try db.get(name) == data, "\(name)") }
+        #expect(try db.get("after") == Array("after".utf8))
+        _ = try db.check()
+        try db.close()
     }
 
     @Test func listingAHundredThousandEntries() throws {

@@ -267,7 +267,13 @@ final class Engine: @unchecked Sendable {
                 try? FileSystem.remove(FileNames.table(path, number))
                 lock.withLock {
                     pendingOutputs.remove(number)
-                    setBackgroundError(error)
+                    if (error as? SliceError)?.code == .noSpace {
+                        // Out of space: the memtable stays queued (its WAL is intact) and the flush
+                        // is retried, so writes resume once space is freed.
+                        lock.waitForWork(seconds: 1)
+                    } else {
+                        setBackgroundError(error)
+                    }
                 }
             }
             lock.lock()
