@@ -250,15 +250,3 @@ struct Bench: ParsableCommand {
             latency: merged)
     }
 }
-
-/// A value guarded by a lock (the CLI's own; the engine's is internal).
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}

@@ -80,18 +80,8 @@ struct CrashWriter: ParsableCommand {
     }
 }
 
-/// One `write(2)` per line, so lines from different threads never interleave in the pipe.
+/// One `write(2)` per line (short lines are written whole), so lines from different threads
+/// never interleave in the pipe.
 private func emit(_ line: String) {
-    var bytes = Array(line.utf8)
-    bytes.withUnsafeMutableBytes { buf in
-        var off = 0
-        while off < buf.count {
-            let n = write(1, buf.baseAddress! + off, buf.count - off)
-            if n <= 0 {
-                if errno == EINTR { continue }
-                Glibc.exit(4)
-            }
-            off += n
-        }
-    }
+    Terminal.writeStdout(Array(line.utf8))
 }

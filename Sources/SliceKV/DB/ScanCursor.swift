@@ -73,18 +73,22 @@ public final class ScanCursor: Sendable {
         state = Locked(State(merged: merged, sequence: sequence, end: range.end, start: range.start, version: version))
     }
 
+    /// Positions the merged iterator at the start of the range on first use.
+    private static func startIfNeeded(_ s: inout State) throws {
+        guard !s.started else { return }
+        s.started = true
+        if let start = s.start {
+            try s.merged.seek(makeInternalKey(start, maxSequenceNumber, .value))
+        } else {
+            try s.merged.seekToFirst()
+        }
+    }
+
     /// The next live entry, or nil at the end of the range.
     public func next() throws -> KeyValue? {
         try state.withLock { s in
             if s.done { return nil }
-            if !s.started {
-                s.started = true
-                if let start = s.start {
-                    try s.merged.seek(makeInternalKey(start, maxSequenceNumber, .value))
-                } else {
-                    try s.merged.seekToFirst()
-                }
-            }
+            try ScanCursor.startIfNeeded(&s)
             while s.merged.isValid {
                 let key = s.merged.key
                 let (seq, kind, isSame, pastEnd) = key.withUnsafeBytes { k -> (UInt64, ValueKind?, Bool, Bool) in
@@ -119,14 +123,7 @@ public final class ScanCursor: Sendable {
     public func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         try state.withLock { s in
             if s.done { return }
-            if !s.started {
-                s.started = true
-                if let start = s.start {
-                    try s.merged.seek(makeInternalKey(start, maxSequenceNumber, .value))
-                } else {
-                    try s.merged.seekToFirst()
-                }
-            }
+            try ScanCursor.startIfNeeded(&s)
             while s.merged.isValid {
                 let key = s.merged.key
                 // nil: not visible; false: past the end; true: delivered.
