@@ -19,7 +19,9 @@ private func caller() -> (uid: uid_t, gid: gid_t) {
     return (c.uid, c.gid)
 }
 
-private func fsInit(_ conn: UnsafeMutablePointer<fuse_conn_info>?, _ cfg: UnsafeMutablePointer<fuse_config>?) -> UnsafeMutableRawPointer? {
+private func fsInit(_ conn: UnsafeMutablePointer<fuse_conn_info>?, _ cfg: UnsafeMutablePointer<fuse_config>?)
+    -> UnsafeMutableRawPointer?
+{
     if let cfg {
         // Unlinking an open file removes the key at once (no .fuse_hidden files in the store).
         cfg.pointee.hard_remove = 1
@@ -41,7 +43,9 @@ private func fsDestroy(_ data: UnsafeMutableRawPointer?) {
     Unmanaged<SliceFileSystem>.fromOpaque(data).takeUnretainedValue().flushAll()
 }
 
-private func fsGetattr(_ path: UnsafePointer<CChar>?, _ st: UnsafeMutablePointer<stat>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsGetattr(
+    _ path: UnsafePointer<CChar>?, _ st: UnsafeMutablePointer<stat>?, _ fi: UnsafeMutablePointer<fuse_file_info>?
+) -> Int32 {
     fs().getattr(path!, st!)
 }
 
@@ -79,15 +83,21 @@ private func fsRename(_ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?
 
 private func fsLink(_ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?) -> Int32 { fs().link(from!, to!) }
 
-private func fsChmod(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsChmod(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?)
+    -> Int32
+{
     fs().chmod(path!, mode)
 }
 
-private func fsChown(_ path: UnsafePointer<CChar>?, _ uid: uid_t, _ gid: gid_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsChown(
+    _ path: UnsafePointer<CChar>?, _ uid: uid_t, _ gid: gid_t, _ fi: UnsafeMutablePointer<fuse_file_info>?
+) -> Int32 {
     fs().chown(path!, uid, gid)
 }
 
-private func fsTruncate(_ path: UnsafePointer<CChar>?, _ size: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsTruncate(_ path: UnsafePointer<CChar>?, _ size: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?)
+    -> Int32
+{
     fs().truncate(path, size, fh: fi?.pointee.fh)
 }
 
@@ -102,7 +112,9 @@ private func fsOpen(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fu
     return r
 }
 
-private func fsCreate(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsCreate(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?)
+    -> Int32
+{
     var fh: UInt64 = 0
     let c = caller()
     let r = fs().create(path!, mode & 0o7777, uid: c.uid, gid: c.gid, fh: &fh)
@@ -110,29 +122,46 @@ private func fsCreate(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: Unsaf
     return r
 }
 
-private func fsRead(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int, _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsRead(
+    _ path: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int, _ offset: off_t,
+    _ fi: UnsafeMutablePointer<fuse_file_info>?
+) -> Int32 {
     fs().read(fi!.pointee.fh, buf!, size, offset)
 }
 
-private func fsWrite(_ path: UnsafePointer<CChar>?, _ buf: UnsafePointer<CChar>?, _ size: Int, _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsWrite(
+    _ path: UnsafePointer<CChar>?, _ buf: UnsafePointer<CChar>?, _ size: Int, _ offset: off_t,
+    _ fi: UnsafeMutablePointer<fuse_file_info>?
+) -> Int32 {
     fs().write(fi!.pointee.fh, buf!, size, offset)
 }
 
 private func fsStatfs(_ path: UnsafePointer<CChar>?, _ st: UnsafeMutablePointer<statvfs>?) -> Int32 { fs().statfs(st!) }
 
-private func fsFlush(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 { fs().flush(fi!.pointee.fh) }
+private func fsFlush(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().flush(fi!.pointee.fh)
+}
 
-private func fsRelease(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 { fs().release(fi!.pointee.fh) }
+private func fsRelease(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().release(fi!.pointee.fh)
+}
 
-private func fsFsync(_ path: UnsafePointer<CChar>?, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsFsync(_ path: UnsafePointer<CChar>?, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?)
+    -> Int32
+{
     fs().fsync(fi!.pointee.fh)
 }
 
-private func fsSetxattr(_ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) -> Int32 {
+private func fsSetxattr(
+    _ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?, _ size: Int,
+    _ flags: Int32
+) -> Int32 {
     fs().setxattr(path!, name!, value, size, flags)
 }
 
-private func fsGetxattr(_ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?, _ value: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
+private func fsGetxattr(
+    _ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?, _ value: UnsafeMutablePointer<CChar>?, _ size: Int
+) -> Int32 {
     fs().getxattr(path!, name!, value, size)
 }
 
@@ -140,9 +169,14 @@ private func fsListxattr(_ path: UnsafePointer<CChar>?, _ list: UnsafeMutablePoi
     fs().listxattr(path!, list, size)
 }
 
-private func fsRemovexattr(_ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?) -> Int32 { fs().removexattr(path!, name!) }
+private func fsRemovexattr(_ path: UnsafePointer<CChar>?, _ name: UnsafePointer<CChar>?) -> Int32 {
+    fs().removexattr(path!, name!)
+}
 
-private func fsReaddir(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutableRawPointer?, _ filler: fuse_fill_dir_t?, _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ flags: fuse_readdir_flags) -> Int32 {
+private func fsReaddir(
+    _ path: UnsafePointer<CChar>?, _ buf: UnsafeMutableRawPointer?, _ filler: fuse_fill_dir_t?, _ offset: off_t,
+    _ fi: UnsafeMutablePointer<fuse_file_info>?, _ flags: fuse_readdir_flags
+) -> Int32 {
     var st = stat()
     st.st_mode = S_IFDIR
     _ = filler!(buf, ".", &st, 0, fuse_fill_dir_flags(0))
@@ -164,7 +198,9 @@ private func fsReaddir(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutableRawPoi
     }
 }
 
-private func fsUtimens(_ path: UnsafePointer<CChar>?, _ tv: UnsafePointer<timespec>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+private func fsUtimens(
+    _ path: UnsafePointer<CChar>?, _ tv: UnsafePointer<timespec>?, _ fi: UnsafeMutablePointer<fuse_file_info>?
+) -> Int32 {
     fs().utimens(path!, tv)
 }
 
@@ -211,7 +247,8 @@ public enum FuseMount {
     /// Mounts `fs` at `mountpoint` with `options` (FUSE `-o` options), calls `ready` once the
     /// mount is live, and serves requests on a multithreaded loop until `fusermount3 -u`,
     /// `umount`, SIGTERM, SIGINT or SIGHUP. Open files are written back before it returns.
-    public static func serve(_ fs: SliceFileSystem, at mountpoint: String, options: [String], ready: () -> Void) throws {
+    public static func serve(_ fs: SliceFileSystem, at mountpoint: String, options: [String], ready: () -> Void) throws
+    {
         var ops = makeOperations()
         var arguments = ["slice"]
         if !options.isEmpty { arguments += ["-o", options.joined(separator: ",")] }
@@ -224,10 +261,14 @@ public enum FuseMount {
             defer { fuse_opt_free_args(&args) }
             return fuse_new(&args, &ops, MemoryLayout<fuse_operations>.size, retained.toOpaque())
         }
-        guard let f else { throw Failure(description: "fuse_new failed (bad mount options: \(options.joined(separator: ",")))") }
+        guard let f else {
+            throw Failure(description: "fuse_new failed (bad mount options: \(options.joined(separator: ",")))")
+        }
         defer { fuse_destroy(f) }
         guard fuse_mount(f, mountpoint) == 0 else {
-            throw Failure(description: "cannot mount at \(mountpoint) (is /dev/fuse available, and the mount point an empty directory?)")
+            throw Failure(
+                description:
+                    "cannot mount at \(mountpoint) (is /dev/fuse available, and the mount point an empty directory?)")
         }
         let session = fuse_get_session(f)
         guard fuse_set_signal_handlers(session) == 0 else {

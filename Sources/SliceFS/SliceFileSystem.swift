@@ -140,12 +140,24 @@ public final class SliceFileSystem: @unchecked Sendable {
         var rec: NodeRecord
         switch node {
         case .file(let r, let size):
-            rec = r ?? { var d = defaults; d.mode = 0o644; return d }()
+            rec =
+                r
+                ?? {
+                    var d = defaults
+                    d.mode = 0o644
+                    return d
+                }()
             st.pointee.st_mode = S_IFREG | mode_t(rec.mode)
             st.pointee.st_size = off_t(size)
             st.pointee.st_nlink = 1
         case .directory(let r):
-            rec = r ?? { var d = defaults; d.mode = 0o755; return d }()
+            rec =
+                r
+                ?? {
+                    var d = defaults
+                    d.mode = 0o755
+                    return d
+                }()
             st.pointee.st_mode = S_IFDIR | mode_t(rec.mode)
             // 1: "subdirectory count unknown", so find(1) does not skip subdirectories.
             st.pointee.st_nlink = 1
@@ -205,12 +217,15 @@ public final class SliceFileSystem: @unchecked Sendable {
                 let now = Timestamp.now
                 switch n {
                 case .file(let rec, _):
-                    var rec = rec ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+                    var rec =
+                        rec ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
                     try change(&rec)
                     rec.ctime = now
                     batch.put(r.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
                 case .directory(let rec):
-                    var rec = rec ?? NodeRecord(kind: .directory, mode: 0o755, uid: defaultUid, gid: defaultGid, time: mountTime)
+                    var rec =
+                        rec
+                        ?? NodeRecord(kind: .directory, mode: 0o755, uid: defaultUid, gid: defaultGid, time: mountTime)
                     try change(&rec)
                     rec.ctime = now
                     if r.isRoot {
@@ -285,7 +300,9 @@ public final class SliceFileSystem: @unchecked Sendable {
                 for ks in [Keyspace.user, FSKeyspace.nodes] {
                     try db.scan(.prefix(prefix), keyspace: ks).forEach { key, _ in
                         let comps = PathMapping.components(forKey: Array(key))
-                        if comps.count > r.depth { add(comps[r.depth], comps.count > r.depth + 1 || ks == FSKeyspace.nodes ? S_IFDIR : S_IFREG) }
+                        if comps.count > r.depth {
+                            add(comps[r.depth], comps.count > r.depth + 1 || ks == FSKeyspace.nodes ? S_IFDIR : S_IFREG)
+                        }
                         return true
                     }
                 }
@@ -437,7 +454,8 @@ public final class SliceFileSystem: @unchecked Sendable {
         }
     }
 
-    public func create(_ path: UnsafePointer<CChar>, _ mode: mode_t, uid: uid_t, gid: gid_t, fh: inout UInt64) -> Int32 {
+    public func create(_ path: UnsafePointer<CChar>, _ mode: mode_t, uid: uid_t, gid: gid_t, fh: inout UInt64) -> Int32
+    {
         if SliceFileSystem.controlKind(path) != nil { return -EEXIST }
         return run {
             let r = try resolve(path)
@@ -445,7 +463,8 @@ public final class SliceFileSystem: @unchecked Sendable {
                 try checkCreatable(r)
                 var batch = WriteBatch()
                 batch.put(r.key, [], keyspace: .user)
-                batch.put(r.key, NodeRecord(kind: .file, mode: UInt32(mode), uid: uid, gid: gid).encode(),
+                batch.put(
+                    r.key, NodeRecord(kind: .file, mode: UInt32(mode), uid: uid, gid: gid).encode(),
                     keyspace: FSKeyspace.fileAttributes)
                 try db.write(batch)
                 let f = acquireOpenFile(r.key)
@@ -567,7 +586,8 @@ public final class SliceFileSystem: @unchecked Sendable {
             try metaLock.withLock { _ in
                 try f.state.withLock { s in
                     guard s.dirty, !s.unlinked, let data = s.data else { return 0 }
-                    var rec = try record(s.key, FSKeyspace.fileAttributes)
+                    var rec =
+                        try record(s.key, FSKeyspace.fileAttributes)
                         ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
                     let t = s.mtime ?? .now
                     rec.mtime = t
@@ -741,7 +761,8 @@ public final class SliceFileSystem: @unchecked Sendable {
     }
 
     /// Moves a directory and everything under it, as part of one batch. REQUIRES: metaLock.
-    private func moveTree(_ src: PathMapping.Resolved, _ dst: PathMapping.Resolved, into batch: inout WriteBatch) throws {
+    private func moveTree(_ src: PathMapping.Resolved, _ dst: PathMapping.Resolved, into batch: inout WriteBatch) throws
+    {
         try moveOne(src.key, dst.key, into: &batch)
         let prefix = src.childPrefix
         for ks in [Keyspace.user, FSKeyspace.fileAttributes, FSKeyspace.nodes] {
@@ -760,7 +781,10 @@ public final class SliceFileSystem: @unchecked Sendable {
 
     // MARK: Extended attributes
 
-    public func setxattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) -> Int32 {
+    public func setxattr(
+        _ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>?, _ size: Int,
+        _ flags: Int32
+    ) -> Int32 {
         let n = Array(UnsafeRawBufferPointer(start: name, count: strlen(name)))
         let v = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
         if n.count > 255 { return -ERANGE }
@@ -770,14 +794,22 @@ public final class SliceFileSystem: @unchecked Sendable {
         var error: Int32 = 0
         let r = updateRecord(path) { rec in
             let exists = rec.xattrs[n] != nil
-            if flags & XATTR_CREATE_VALUE != 0 && exists { error = -EEXIST; return }
-            if flags & XATTR_REPLACE_VALUE != 0 && !exists { error = -ENODATA; return }
+            if flags & XATTR_CREATE_VALUE != 0 && exists {
+                error = -EEXIST
+                return
+            }
+            if flags & XATTR_REPLACE_VALUE != 0 && !exists {
+                error = -ENODATA
+                return
+            }
             rec.xattrs[n] = v
         }
         return error != 0 ? error : r
     }
 
-    public func getxattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
+    public func getxattr(
+        _ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int
+    ) -> Int32 {
         if SliceFileSystem.controlKind(path) != nil { return -ENODATA }
         return run {
             let r = try resolve(path)

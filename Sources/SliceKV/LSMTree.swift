@@ -21,7 +21,9 @@ public final class LSMTree: Sendable {
 
     /// Opens with a block cache of `cacheSize` blocks: the cache holds `cacheSize x blockSize`
     /// bytes (4 KiB blocks by default, so `cacheSize: 5000` is about 20 MiB).
-    public convenience init(path: String, cacheSize: Int, compaction: CompactionConfig = CompactionConfig()) async throws {
+    public convenience init(path: String, cacheSize: Int, compaction: CompactionConfig = CompactionConfig())
+        async throws
+    {
         var options = Options()
         options.blockCacheBytes = cacheSize * options.blockSize
         options.compaction = compaction

@@ -37,7 +37,9 @@ public final class SliceDB: Sendable {
     }
 
     public func put(_ key: String, _ value: String) throws { try engine.put(Array(key.utf8), Array(value.utf8)) }
-    public func put(_ key: String, _ value: some Collection<UInt8>) throws { try engine.put(Array(key.utf8), Array(value)) }
+    public func put(_ key: String, _ value: some Collection<UInt8>) throws {
+        try engine.put(Array(key.utf8), Array(value))
+    }
 
     public func get(_ key: some Collection<UInt8>, snapshot: Snapshot? = nil) throws -> [UInt8]? {
         try engine.get(Array(key), snapshot: snapshot)
@@ -54,7 +56,9 @@ public final class SliceDB: Sendable {
     public func write(_ batch: WriteBatch, sync: Bool? = nil) throws { try engine.write(batch, sync: sync) }
 
     /// A cursor over `range` (default: everything) as it is now, or as of `snapshot`.
-    public func scan(_ range: KeyRange = .all, keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> ScanCursor {
+    public func scan(_ range: KeyRange = .all, keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws
+        -> ScanCursor
+    {
         try engine.scan(range, keyspace: keyspace, snapshot: snapshot)
     }
 

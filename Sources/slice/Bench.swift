@@ -15,7 +15,8 @@ struct Bench: ParsableCommand {
             """)
 
     @Option(name: .customLong("benchmarks"), help: "Comma-separated list of benchmarks.")
-    var benchmarks = "fillseq,fillrandom,overwrite,readrandom,readmissing,readhot,readseq,seekrandom,deleterandom,compact,stats"
+    var benchmarks =
+        "fillseq,fillrandom,overwrite,readrandom,readmissing,readhot,readseq,seekrandom,deleterandom,compact,stats"
     @Option(name: .customLong("num"), help: "Number of entries.") var num = 1_000_000
     @Option(name: .customLong("reads"), help: "Read operations (default: --num).") var reads: Int?
     @Option(name: .customLong("key_size")) var keySize = 16
@@ -53,7 +54,9 @@ struct Bench: ParsableCommand {
                 return s
             }
             if !json {
-                print("Slice db_bench: keys \(keySize) bytes, values \(valueSize) bytes, entries \(num), threads \(threads), cache \(cacheSize) bytes, bloom \(bloomBits) bits, sync \(sync)")
+                print(
+                    "Slice db_bench: keys \(keySize) bytes, values \(valueSize) bytes, entries \(num), threads \(threads), cache \(cacheSize) bytes, bloom \(bloomBits) bits, sync \(sync)"
+                )
             }
             for name in benchmarks.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
                 let fresh = name.hasPrefix("fill") && !useExistingDB
@@ -94,7 +97,8 @@ struct Bench: ParsableCommand {
             }
             if histogram && latency.totalCount > 0 {
                 func us(_ p: Double) -> String { String(format: "%.2f", Double(latency.valueAtPercentile(p)) / 1000) }
-                s += "\n    latency us: p50 \(us(50)) p99 \(us(99)) p99.9 \(us(99.9)) max \(String(format: "%.2f", Double(latency.max) / 1000))"
+                s +=
+                    "\n    latency us: p50 \(us(50)) p99 \(us(99)) p99.9 \(us(99.9)) max \(String(format: "%.2f", Double(latency.max) / 1000))"
             }
             return s
         }
@@ -102,7 +106,8 @@ struct Bench: ParsableCommand {
         var json: String {
             func us(_ p: Double) -> Double { latency.totalCount == 0 ? 0 : Double(latency.valueAtPercentile(p)) / 1000 }
             let obj: [String: Any] = [
-                "benchmark": name, "ops": ops, "seconds": seconds, "micros_per_op": microsPerOp, "mb_per_s": mbPerSecond,
+                "benchmark": name, "ops": ops, "seconds": seconds, "micros_per_op": microsPerOp,
+                "mb_per_s": mbPerSecond,
                 "found": found ?? -1, "ops_per_s_per_thread": perThread,
                 "p50_us": us(50), "p99_us": us(99), "p999_us": us(99.9),
                 "max_us": Double(latency.max) / 1000,
@@ -116,13 +121,18 @@ struct Bench: ParsableCommand {
     func key(_ i: Int, into k: inout [UInt8]) {
         k.removeAll(keepingCapacity: true)
         let digits = Array(String(i).utf8)
-        if digits.count < keySize { k.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: keySize - digits.count)) }
+        if digits.count < keySize {
+            k.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: keySize - digits.count))
+        }
         k.append(contentsOf: digits.suffix(keySize))
     }
 
     func runOne(_ name: String, _ store: SliceDB) throws -> Result? {
         let reads = self.reads ?? num
-        typealias Op = @Sendable (_ thread: Int, _ i: Int, _ rng: inout UInt64, _ k: inout [UInt8], _ value: [UInt8]) throws -> (Int, Bool)
+        typealias Op =
+            @Sendable (_ thread: Int, _ i: Int, _ rng: inout UInt64, _ k: inout [UInt8], _ value: [UInt8]) throws -> (
+                Int, Bool
+            )
         let num = self.num
         @Sendable func next(_ r: inout UInt64) -> Int {
             r ^= r << 13
@@ -187,7 +197,9 @@ struct Bench: ParsableCommand {
         case "readseq", "readreverse":
             guard name == "readseq" else {
                 Terminal.error("readreverse: not supported (SliceKV scans forward only)")
-                return Result(name: name, ops: 0, seconds: 0, bytes: 0, found: nil, perThread: [], latency: .init(numberOfSignificantValueDigits: .two))
+                return Result(
+                    name: name, ops: 0, seconds: 0, bytes: 0, found: nil, perThread: [],
+                    latency: .init(numberOfSignificantValueDigits: .two))
             }
             let start = DispatchTime.now().uptimeNanoseconds
             let c = try store.scan()
@@ -199,12 +211,16 @@ struct Bench: ParsableCommand {
                 return true
             }
             let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            return Result(name: name, ops: n, seconds: s, bytes: bytes, found: nil, perThread: [Double(n) / s], latency: .init(numberOfSignificantValueDigits: .two))
+            return Result(
+                name: name, ops: n, seconds: s, bytes: bytes, found: nil, perThread: [Double(n) / s],
+                latency: .init(numberOfSignificantValueDigits: .two))
         case "compact":
             let start = DispatchTime.now().uptimeNanoseconds
             try store.compact()
             let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            return Result(name: name, ops: 1, seconds: s, bytes: 0, found: nil, perThread: [], latency: .init(numberOfSignificantValueDigits: .two))
+            return Result(
+                name: name, ops: 1, seconds: s, bytes: 0, found: nil, perThread: [],
+                latency: .init(numberOfSignificantValueDigits: .two))
         default:
             return nil
         }

@@ -36,12 +36,20 @@ enum Escaping {
         var hi: UInt8 = 0xbf
         switch b {
         case 0xc2...0xdf: n = 2
-        case 0xe0: n = 3; lo = 0xa0
+        case 0xe0:
+            n = 3
+            lo = 0xa0
         case 0xe1...0xec, 0xee...0xef: n = 3
-        case 0xed: n = 3; hi = 0x9f
-        case 0xf0: n = 4; lo = 0x90
+        case 0xed:
+            n = 3
+            hi = 0x9f
+        case 0xf0:
+            n = 4
+            lo = 0x90
         case 0xf1...0xf3: n = 4
-        case 0xf4: n = 4; hi = 0x8f
+        case 0xf4:
+            n = 4
+            hi = 0x8f
         default: return 0
         }
         guard i + n <= s.count else { return 0 }

@@ -121,11 +121,12 @@ struct Import: ParsableCommand {
     func run() throws {
         try runReporting {
             let db = try store.open()
-            let fd: Int32 = try file.map { path in
-                let fd = open(path, O_RDONLY)
-                guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
-                return fd
-            } ?? 0
+            let fd: Int32 =
+                try file.map { path in
+                    let fd = open(path, O_RDONLY)
+                    guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
+                    return fd
+                } ?? 0
             let total = file.flatMap { path -> Int? in
                 var st = stat()
                 return stat(path, &st) == 0 ? Int(st.st_size) : nil
@@ -195,7 +196,9 @@ struct LineReader {
                 if errno == EINTR { continue }
                 throw CLIError("read failed: \(String(cString: strerror(errno)))")
             }
-            if n == 0 { eof = true } else {
+            if n == 0 {
+                eof = true
+            } else {
                 buffer.append(contentsOf: chunk[0..<n])
                 bytesRead += n
             }

@@ -41,13 +41,19 @@ struct Mount: ParsableCommand {
                     }
                     options.syncPolicy = p
                 case "cache_mb":
-                    guard parts.count == 2, let n = Int(parts[1]), n >= 0 else { throw CLIError("-o cache_mb takes a number") }
+                    guard parts.count == 2, let n = Int(parts[1]), n >= 0 else {
+                        throw CLIError("-o cache_mb takes a number")
+                    }
                     options.blockCacheBytes = n << 20
                 case "max_file_mb":
-                    guard parts.count == 2, let n = Int(parts[1]), n >= 1 else { throw CLIError("-o max_file_mb takes a number") }
+                    guard parts.count == 2, let n = Int(parts[1]), n >= 1 else {
+                        throw CLIError("-o max_file_mb takes a number")
+                    }
                     options.maxValueSize = n << 20
                 case "memtable_mb":
-                    guard parts.count == 2, let n = Int(parts[1]), n >= 1 else { throw CLIError("-o memtable_mb takes a number") }
+                    guard parts.count == 2, let n = Int(parts[1]), n >= 1 else {
+                        throw CLIError("-o memtable_mb takes a number")
+                    }
                     options.memtableSize = n << 20
                 case "defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "rw":
                     continue
@@ -106,7 +112,8 @@ struct Mount: ParsableCommand {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw CLIError("pipe: \(String(cString: strerror(errno)))") }
-        let self_ = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let self_ =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var args = [self_, "mount", directory, mountpoint, "--ready-fd", "3"]
         for opt in o { args += ["-o", opt] }
         var actions = posix_spawn_file_actions_t()
@@ -122,7 +129,9 @@ struct Mount: ParsableCommand {
         // Nothing else is inherited: a caller waiting for our output to end (a pipe) must not
         // wait for the daemon too.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
-            if let fd = Int32(name), fd > 3, fd != fds[0], fd != fds[1] { posix_spawn_file_actions_addclose(&actions, fd) }
+            if let fd = Int32(name), fd > 3, fd != fds[0], fd != fds[1] {
+                posix_spawn_file_actions_addclose(&actions, fd)
+            }
         }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
@@ -148,7 +157,9 @@ struct Mount: ParsableCommand {
         guard text == "ok" else {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
-            throw CLIError(text.isEmpty ? "the mount process exited early; see \(dir)/mount.log" : String(text.dropFirst("error: ".count)))
+            throw CLIError(
+                text.isEmpty
+                    ? "the mount process exited early; see \(dir)/mount.log" : String(text.dropFirst("error: ".count)))
         }
     }
 }
@@ -165,7 +176,9 @@ struct Umount: ParsableCommand {
         try runReporting {
             let mnt = absolute(mountpoint)
             guard let source = mountSource(mnt) else { throw CLIError("\(mnt) is not a Slice mount") }
-            let tool = FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3") ? "/usr/bin/fusermount3" : "/bin/fusermount3"
+            let tool =
+                FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3")
+                ? "/usr/bin/fusermount3" : "/bin/fusermount3"
             let status = runTool(tool, ["-u", mnt])
             guard status == 0 else { throw CLIError("fusermount3 -u \(mnt) failed (is the mount busy?)") }
             // The daemon flushes and closes after the kernel lets go: wait for its LOCK.
@@ -226,6 +239,9 @@ func runTool(_ path: String, _ args: [String]) -> Int32 {
 }
 
 func absolute(_ path: String) -> String {
-    let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
+    let url =
+        path.hasPrefix("/")
+        ? URL(fileURLWithPath: path)
+        : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
     return url.standardizedFileURL.path
 }

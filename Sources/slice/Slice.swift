@@ -51,7 +51,8 @@ struct StoreOptions: ParsableArguments {
         do {
             return try SliceDB(path: directory, options: options)
         } catch let e as SliceError where e.code == .locked {
-            throw CLIError("the store at \(directory) is in use by another process (slice mount, or another slice command)")
+            throw CLIError(
+                "the store at \(directory) is in use by another process (slice mount, or another slice command)")
         }
     }
 }

@@ -61,7 +61,9 @@ var sliceExecutable: String {
 }
 
 @discardableResult
-func run(_ executable: String, _ args: [String], stdin: [UInt8]? = nil) throws -> (status: Int32, out: String, err: String) {
+func run(_ executable: String, _ args: [String], stdin: [UInt8]? = nil) throws -> (
+    status: Int32, out: String, err: String
+) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args

@@ -227,7 +227,8 @@ import Testing
         }
         #expect(reachable == keys.count)
         // find(1) sees as many files as there are keys.
-        let control = PathMapping.controlNames.map { "! -path '\(m.mnt)/\(String(decoding: $0, as: UTF8.self))'" }.joined(separator: " ")
+        let control = PathMapping.controlNames.map { "! -path '\(m.mnt)/\(String(decoding: $0, as: UTF8.self))'" }
+            .joined(separator: " ")
         let found = try sh("find '\(m.mnt)' -type f \(control) | wc -l")
         #expect(Int(found.out.trimmingCharacters(in: .whitespacesAndNewlines)) == keys.count)
         // Files created through the mount are keys.
@@ -332,7 +333,8 @@ import Testing
                 }
             }
             #expect(ea == eb, "step \(step): op \(op) on \(n) -> \(n2): mount errno \(ea), local errno \(eb)")
-            let listing = "cd '%@' && find . -printf '%%p %%y\\n' | sort && find . -type f -printf '%%p %%s\\n' | sort && find . -type f -exec md5sum {} + | sort"
+            let listing =
+                "cd '%@' && find . -printf '%%p %%y\\n' | sort && find . -type f -printf '%%p %%s\\n' | sort && find . -type f -exec md5sum {} + | sort"
             let a = try sh(String(format: listing, m.mnt)).out.split(separator: "\n").filter { !$0.contains("./.") }
             let b = try sh(String(format: listing, local)).out.split(separator: "\n").filter { !$0.contains("./.") }
             #expect(a == b, "step \(step): op \(op) on \(n) -> \(n2)")
@@ -357,7 +359,9 @@ import Testing
             echo $i
             """
         try script.write(toFile: m.root + "/writer.sh", atomically: true, encoding: .utf8)
-        let r = try sh("for w in $(seq 1 8); do bash '\(m.root)/writer.sh' $w > '\(m.root)/out'$w & done; wait; cat '\(m.root)'/out*")
+        let r = try sh(
+            "for w in $(seq 1 8); do bash '\(m.root)/writer.sh' $w > '\(m.root)/out'$w & done; wait; cat '\(m.root)'/out*"
+        )
         #expect(r.status == 0)
         let counts = r.out.split(separator: "\n").compactMap { Int($0) }
         #expect(counts.count == 8, "\(r.out)")
@@ -374,12 +378,15 @@ import Testing
         let m = try MountedStore(options: ["allow_other"])
         #expect(chmod(m.root, 0o755) == 0)  // mkdtemp made it 0700: others could not reach the mount
         #expect(chmod(m.mnt, 0o777) == 0)
-        let asNobody = try sh("setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c 'echo hi > \(m.mnt)/mine && stat -c %U:%a \(m.mnt)/mine'")
+        let asNobody = try sh(
+            "setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c 'echo hi > \(m.mnt)/mine && stat -c %U:%a \(m.mnt)/mine'"
+        )
         #expect(asNobody.status == 0, "\(asNobody.err)")
         #expect(asNobody.out.hasPrefix("nobody:644"))
         #expect(writeFile(m.path("rootfile"), [1]) == 0)
         #expect(chmod(m.path("rootfile"), 0o644) == 0)
-        let refused = try sh("setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c 'echo x > \(m.mnt)/rootfile'")
+        let refused = try sh(
+            "setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c 'echo x > \(m.mnt)/rootfile'")
         #expect(refused.status != 0)
         #expect(refused.err.contains("Permission denied"))
         #expect(readFile(m.path("rootfile")) == [1])
@@ -398,7 +405,8 @@ import Testing
             written[name] = data
         }
         // Kill the daemon outright.
-        let pid = try sh("pgrep -f 'slice mount .*\(m.data)' | head -1").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid = try sh("pgrep -f 'slice mount .*\(m.data)' | head -1").out.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         #expect(!pid.isEmpty)
         try sh("kill -9 \(pid)")
         usleep(300_000)

@@ -31,7 +31,8 @@ import Testing
             var rng = SeededRandom(seed: 5)
             for i in 0..<500 {
                 let key = bytes("k\(i)") + (i % 10 == 0 ? [0x09, 0x0a, 0x5c, 0xff, 0x00] : [])
-                let value = (0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                let value = (0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng)
+                }
                 try db.put(key, value)
             }
             try db.put("é/ünïcode", "välue")

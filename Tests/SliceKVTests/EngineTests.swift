@@ -17,7 +17,8 @@ import Testing
         #expect(levelsBefore.flatMap { $0 }.count > 1)
         // Replaying the manifest alone gives the same files per level.
         let counters = EngineCounters()
-        let cache = TableCache(directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 0), counters: counters)
+        let cache = TableCache(
+            directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 0), counters: counters)
         let vs = VersionSet(
             directory: dir.path, options: tinyOptions(),
             deleter: FileDeleter(directory: dir.path, tableCache: cache, counters: counters))
@@ -176,7 +177,8 @@ import Testing
     @Test func compactionConfigRunsParallelMergesAndConcurrentJobs() throws {
         let dir = TempDir()
         var o = tinyOptions()
-        o.compaction = CompactionConfig(maxConcurrentCompactions: 3, mergeParallelism: 4, maxSSTablesPerJob: 3, enableParallelMerge: true)
+        o.compaction = CompactionConfig(
+            maxConcurrentCompactions: 3, mergeParallelism: 4, maxSSTablesPerJob: 3, enableParallelMerge: true)
         let db = try SliceDB(path: dir.path, options: o)
         var rng = SeededRandom(seed: 3)
         var model: [String: String] = [:]
@@ -202,7 +204,8 @@ import Testing
         #expect(all.allSatisfy { model[$0.keyString] == $0.valueString })
 
         var serial = tinyOptions()
-        serial.compaction = CompactionConfig(maxConcurrentCompactions: 1, mergeParallelism: 1, maxSSTablesPerJob: 2, enableParallelMerge: false)
+        serial.compaction = CompactionConfig(
+            maxConcurrentCompactions: 1, mergeParallelism: 1, maxSSTablesPerJob: 2, enableParallelMerge: false)
         let dir2 = TempDir()
         let db2 = try SliceDB(path: dir2.path, options: serial)
         for i in 0..<5000 { try db2.put("key\(i % 1000)", "value\(i)") }
@@ -214,7 +217,9 @@ import Testing
     @Test func obsoleteFilesAreDeletedAndSpaceReturns() throws {
         let dir = TempDir()
         let db = try SliceDB(path: dir.path, options: tinyOptions())
-        for round in 0..<5 { for i in 0..<1000 { try db.put("key\(i)", "round\(round)-" + String(repeating: "x", count: 100)) } }
+        for round in 0..<5 {
+            for i in 0..<1000 { try db.put("key\(i)", "round\(round)-" + String(repeating: "x", count: 100)) }
+        }
         try db.compact()
         let live = Set(db.engine.versions.current.levels.flatMap { $0.map(\.number) })
         let onDisk = files(in: dir.path, suffix: ".sst")
@@ -235,11 +240,16 @@ import Testing
         let dir3 = TempDir()
         let tuned = try await LSMTree(
             path: dir3.path, cacheSize: 1000,
-            compaction: CompactionConfig(maxConcurrentCompactions: 4, mergeParallelism: 8, maxSSTablesPerJob: 5, enableParallelMerge: true))
+            compaction: CompactionConfig(
+                maxConcurrentCompactions: 4, mergeParallelism: 8, maxSSTablesPerJob: 5, enableParallelMerge: true))
         #expect(tuned.db.options.compaction.maxConcurrentCompactions == 4)
         try await db.put("user:1", "Alice")
         try await db.put("user:2", "Bob")
-        if let v = try await db.get("user:1") { #expect(String(decoding: v, as: UTF8.self) == "Alice") } else { Issue.record("missing") }
+        if let v = try await db.get("user:1") {
+            #expect(String(decoding: v, as: UTF8.self) == "Alice")
+        } else {
+            Issue.record("missing")
+        }
         try await db.delete("user:2")
         #expect(try await db.get("user:2") == nil)
         try await db.flush()

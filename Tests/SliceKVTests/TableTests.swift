@@ -72,7 +72,8 @@ import Testing
         #expect(try t.verify() == 5000)
         for i in stride(from: 0, to: 5000, by: 37) {
             let lookup = makeInternalKey(bytes(String(format: "key%06d", i)), maxSequenceNumber, .value)
-            guard case .found(let v) = try t.get(lookup, userKeyHash: BloomFilter.hash(Array(lookup.dropLast(8)))) else {
+            guard case .found(let v) = try t.get(lookup, userKeyHash: BloomFilter.hash(Array(lookup.dropLast(8))))
+            else {
                 Issue.record("key \(i) not found")
                 continue
             }
@@ -131,7 +132,9 @@ import Testing
             let key = bytes(String(format: "k%04d", i % 150))
             let ik = makeInternalKey(key, UInt64(i + 1), .value)
             ik.withUnsafeBytes { _ in }
-            key.withUnsafeBytes { k in bytes("v\(i)").withUnsafeBytes { v in target.add(UInt64(i + 1), .value, key: k, value: v) } }
+            key.withUnsafeBytes { k in
+                bytes("v\(i)").withUnsafeBytes { v in target.add(UInt64(i + 1), .value, key: k, value: v) }
+            }
             expected.append(ik)
         }
         expected.sort { compareInternalKeys($0, $1) < 0 }

@@ -13,7 +13,10 @@ final class CompactionJob: @unchecked Sendable {
     let smallestSnapshot: SequenceNumber
     let allowTrivialMove: Bool
 
-    init(level: Int, outputLevel: Int, inputs: [[FileMetaData]], version: Version, smallestSnapshot: SequenceNumber, allowTrivialMove: Bool) {
+    init(
+        level: Int, outputLevel: Int, inputs: [[FileMetaData]], version: Version, smallestSnapshot: SequenceNumber,
+        allowTrivialMove: Bool
+    ) {
         self.level = level
         self.outputLevel = outputLevel
         self.inputs = inputs
@@ -88,7 +91,9 @@ extension Engine {
 
     /// A job for `chosen` at `level` plus overlapping files below, unless any of those are busy
     /// or its output range overlaps a running job's. REQUIRES: lock held.
-    private func jobIfFree(level: Int, _ chosen: [FileMetaData], version: Version, allowTrivialMove: Bool = true) -> CompactionJob? {
+    private func jobIfFree(level: Int, _ chosen: [FileMetaData], version: Version, allowTrivialMove: Bool = true)
+        -> CompactionJob?
+    {
         guard !chosen.isEmpty else { return nil }
         let lo = chosen.map(\.smallestUserKey).min { compareSlices($0, $1) < 0 }!
         let hi = chosen.map(\.largestUserKey).max { compareSlices($0, $1) < 0 }!
@@ -150,13 +155,17 @@ extension Engine {
         for (i, files) in job.inputs.enumerated() {
             for f in files { edit.deletedFiles.append((i == 0 ? job.level : job.outputLevel, f.number)) }
         }
-        if let last = job.inputs[0].map(\.largest).max(by: { compareInternalKeys($0, $1) < 0 }), job.level != job.outputLevel {
+        if let last = job.inputs[0].map(\.largest).max(by: { compareInternalKeys($0, $1) < 0 }),
+            job.level != job.outputLevel
+        {
             edit.compactPointers.append((job.level, last))
         }
         var outputs: [VersionEdit.NewFile] = []
         if job.isTrivialMove {
             let f = job.inputs[0][0]
-            outputs = [.init(level: job.outputLevel, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest)]
+            outputs = [
+                .init(level: job.outputLevel, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest)
+            ]
             counters.trivialMoves.add(1, ordering: .relaxed)
         } else {
             outputs = try merge(job)
@@ -243,7 +252,11 @@ extension Engine {
             children.append(LevelIterator(files: job.inputs[1], tableCache: tableCache, fillCache: false))
         }
         let input = MergingIterator(children)
-        if let from { try input.seek(makeInternalKey(from, maxSequenceNumber, .value)) } else { try input.seekToFirst() }
+        if let from {
+            try input.seek(makeInternalKey(from, maxSequenceNumber, .value))
+        } else {
+            try input.seekToFirst()
+        }
 
         var outputs: [VersionEdit.NewFile] = []
         var builder: TableBuilder?
@@ -252,7 +265,10 @@ extension Engine {
             guard let b = builder else { return }
             builder = nil
             let size = try b.finish()
-            outputs.append(.init(level: job.outputLevel, number: builderNumber, size: size, smallest: b.smallest, largest: b.largest))
+            outputs.append(
+                .init(
+                    level: job.outputLevel, number: builderNumber, size: size, smallest: b.smallest, largest: b.largest)
+            )
         }
         // Per-level cursors for "is there anything below this key" (keys only increase).
         var levelCursor = Array(repeating: 0, count: options.numLevels)
@@ -261,9 +277,13 @@ extension Engine {
                 let files = job.version.levels[lvl]
                 while levelCursor[lvl] < files.count {
                     let f = files[levelCursor[lvl]]
-                    let c = f.largest.withUnsafeBytes { compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey) }
+                    let c = f.largest.withUnsafeBytes {
+                        compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey)
+                    }
                     if c >= 0 {
-                        let s = f.smallest.withUnsafeBytes { compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey) }
+                        let s = f.smallest.withUnsafeBytes {
+                            compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey)
+                        }
                         if s <= 0 { return false }
                         break
                     }

@@ -305,7 +305,8 @@ final class Engine: @unchecked Sendable {
             // Engine keys carry a keyspace byte in front of the user's key.
             guard key.count > 1 else { throw SliceError(.invalidArgument, "empty key") }
             guard key.count - 1 <= Options.maxKeySize else {
-                throw SliceError(.invalidArgument, "key of \(key.count - 1) bytes exceeds the limit of \(Options.maxKeySize)")
+                throw SliceError(
+                    .invalidArgument, "key of \(key.count - 1) bytes exceeds the limit of \(Options.maxKeySize)")
             }
             guard value.count <= options.maxValueSize else {
                 throw SliceError(
@@ -628,7 +629,9 @@ final class Engine: @unchecked Sendable {
             compactionBytesWritten: v(c.compactionBytesWritten),
             writeAmplification: user == 0 ? 0 : Double(disk) / Double(user),
             memtableBytes: UInt64(memBytes), immutableMemtables: immCount, immutableMemtableBytes: UInt64(immBytes),
-            levels: version.levels.enumerated().map { .init(level: $0.offset, files: $0.element.count, bytes: version.bytes(level: $0.offset)) },
+            levels: version.levels.enumerated().map {
+                .init(level: $0.offset, files: $0.element.count, bytes: version.bytes(level: $0.offset))
+            },
             flushes: v(c.flushes), compactions: v(c.compactions),
             compactionsRunning: Int(v(c.compactionsRunning)), subcompactions: v(c.subcompactions),
             trivialMoves: v(c.trivialMoves), compactionBytesRead: v(c.compactionBytesRead),

@@ -129,7 +129,9 @@ public final class ScanCursor: Sendable {
                 // nil: not visible; false: past the end; true: delivered.
                 var wantsMore = true
                 let delivered: Bool? = try key.withUnsafeBytes { k -> Bool? in
-                    guard let p = ParsedInternalKey(k) else { throw SliceError(.corruption, "malformed internal key in scan") }
+                    guard let p = ParsedInternalKey(k) else {
+                        throw SliceError(.corruption, "malformed internal key in scan")
+                    }
                     if p.sequence > s.sequence { return nil }
                     if s.haveLast && s.lastUserKey.withUnsafeBytes({ compareBytes($0, p.userKey) == 0 }) { return nil }
                     if let end = s.end, end.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) { return false }

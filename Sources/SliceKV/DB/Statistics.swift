@@ -121,7 +121,9 @@ public struct Statistics: Sendable, Codable {
         one("wal_syncs_total", "counter", "fdatasync calls on write-ahead logs.", Double(walSyncs))
         one("group_commits_total", "counter", "WAL writes made by a group-commit leader.", Double(groupCommits))
         one("flush_bytes_written_total", "counter", "Bytes written by memtable flushes.", Double(flushBytesWritten))
-        one("compaction_bytes_written_total", "counter", "Bytes written by compactions.", Double(compactionBytesWritten))
+        one(
+            "compaction_bytes_written_total", "counter", "Bytes written by compactions.", Double(compactionBytesWritten)
+        )
         one("compaction_bytes_read_total", "counter", "Bytes read by compactions.", Double(compactionBytesRead))
         one("write_amplification", "gauge", "Bytes written to disk per user byte written.", writeAmplification)
         one("memtable_bytes", "gauge", "Memory used by the active memtable.", Double(memtableBytes))
@@ -136,7 +138,9 @@ public struct Statistics: Sendable, Codable {
         one("flushes_total", "counter", "Memtables flushed to L0.", Double(flushes))
         one("compactions_total", "counter", "Compaction jobs finished (trivial moves included).", Double(compactions))
         one("compactions_running", "gauge", "Compaction jobs running now.", Double(compactionsRunning))
-        one("subcompactions_total", "counter", "Key ranges merged in parallel within compaction jobs.", Double(subcompactions))
+        one(
+            "subcompactions_total", "counter", "Key ranges merged in parallel within compaction jobs.",
+            Double(subcompactions))
         one("trivial_moves_total", "counter", "Compactions done by moving a file down a level.", Double(trivialMoves))
         one("stalls_total", "counter", "Writes that waited for a flush or for L0 to shrink.", Double(stalls))
         one("stall_seconds_total", "counter", "Time writes spent stalled.", Double(stallMicros) / 1e6)
@@ -159,7 +163,9 @@ public struct Statistics: Sendable, Codable {
             out += "slice_\(name)_latency_microseconds_count \(l.count)\n"
         }
         one("torn_wal_tails_total", "counter", "Torn WAL tails dropped at recovery.", Double(tornWALTailsDropped))
-        one("obsolete_files_deleted_total", "counter", "Table files deleted after compaction.", Double(obsoleteFilesDeleted))
+        one(
+            "obsolete_files_deleted_total", "counter", "Table files deleted after compaction.",
+            Double(obsoleteFilesDeleted))
         return out
     }
 
@@ -170,7 +176,8 @@ public struct Statistics: Sendable, Codable {
 
     public var summary: String {
         var lines: [String] = []
-        lines.append("operations: puts \(puts), deletes \(deletes), gets \(gets) (hits \(getHits)), batches \(writeBatches)")
+        lines.append(
+            "operations: puts \(puts), deletes \(deletes), gets \(gets) (hits \(getHits)), batches \(writeBatches)")
         lines.append(
             "writes: user \(userBytesWritten) B, WAL \(walBytesWritten) B (\(walSyncs) syncs, \(groupCommits) group commits), write amplification \(String(format: "%.2f", writeAmplification))"
         )
@@ -186,9 +193,11 @@ public struct Statistics: Sendable, Codable {
         )
         lines.append("bloom: checks \(bloomChecks), useful negatives \(bloomUsefulNegatives)")
         lines.append(
-            "get latency us: p50 \(getLatency.p50) p99 \(getLatency.p99) p99.9 \(getLatency.p999) max \(getLatency.max)")
+            "get latency us: p50 \(getLatency.p50) p99 \(getLatency.p99) p99.9 \(getLatency.p999) max \(getLatency.max)"
+        )
         lines.append(
-            "put latency us: p50 \(putLatency.p50) p99 \(putLatency.p99) p99.9 \(putLatency.p999) max \(putLatency.max)")
+            "put latency us: p50 \(putLatency.p50) p99 \(putLatency.p99) p99.9 \(putLatency.p999) max \(putLatency.max)"
+        )
         return lines.joined(separator: "\n")
     }
 }

@@ -47,7 +47,8 @@ public struct WriteBatch: Sendable {
         setCount(count + 1)
     }
 
-    public mutating func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>, keyspace: Keyspace = .user) {
+    public mutating func put(_ key: some Collection<UInt8>, _ value: some Collection<UInt8>, keyspace: Keyspace = .user)
+    {
         put(Array(key), Array(value), keyspace: keyspace)
     }
 

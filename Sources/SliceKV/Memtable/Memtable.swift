@@ -58,7 +58,8 @@ final class Memtable: @unchecked Sendable {
             arena.withUnsafeBytes { a in
                 nodes.withUnsafeBufferPointer { nb in
                     prev.withUnsafeMutableBufferPointer { p in
-                        _ = Memtable.search(a, nb, height, UnsafeRawBufferPointer(rebasing: a[offset..<(offset + keyLength)]), p)
+                        _ = Memtable.search(
+                            a, nb, height, UnsafeRawBufferPointer(rebasing: a[offset..<(offset + keyLength)]), p)
                     }
                 }
             }
@@ -91,13 +92,17 @@ final class Memtable: @unchecked Sendable {
     // MARK: Reading
 
     @inline(__always)
-    private static func key(_ a: UnsafeRawBufferPointer, _ nb: UnsafeBufferPointer<Int>, _ node: Int) -> UnsafeRawBufferPointer {
+    private static func key(_ a: UnsafeRawBufferPointer, _ nb: UnsafeBufferPointer<Int>, _ node: Int)
+        -> UnsafeRawBufferPointer
+    {
         let start = nb[node]
         return UnsafeRawBufferPointer(start: a.baseAddress! + start, count: nb[node + 1] >> 4)
     }
 
     @inline(__always)
-    private static func valueRange(_ a: UnsafeRawBufferPointer, _ nb: UnsafeBufferPointer<Int>, _ node: Int) -> Range<Int> {
+    private static func valueRange(_ a: UnsafeRawBufferPointer, _ nb: UnsafeBufferPointer<Int>, _ node: Int) -> Range<
+        Int
+    > {
         var p = nb[node] + nb[node + 1] >> 4
         let n = Int(a.varint(at: &p)!)
         return p..<(p + n)
@@ -147,7 +152,8 @@ final class Memtable: @unchecked Sendable {
                 nodes.withUnsafeBufferPointer { nb in
                     lookupKey.withUnsafeBytes { target in
                         guard let parsed = ParsedInternalKey(Memtable.key(a, nb, node)),
-                            compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
+                            compareBytes(
+                                parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
                         else { return .absent }
                         if parsed.kind == .deletion { return .deleted }
                         return .found(Array(UnsafeRawBufferPointer(rebasing: a[Memtable.valueRange(a, nb, node)])))
@@ -179,7 +185,8 @@ final class Memtable: @unchecked Sendable {
                     key.removeAll(keepingCapacity: true)
                     key.append(contentsOf: Memtable.key(a, nb, node))
                     valueBuffer.removeAll(keepingCapacity: true)
-                    valueBuffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: a[Memtable.valueRange(a, nb, node)]))
+                    valueBuffer.append(
+                        contentsOf: UnsafeRawBufferPointer(rebasing: a[Memtable.valueRange(a, nb, node)]))
                 }
             }
         }

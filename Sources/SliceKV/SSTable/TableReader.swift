@@ -29,7 +29,8 @@ final class TableReader: Sendable {
             guard f.fixed64(at: 40) == TableFormat.magic else {
                 throw SliceError.corruption("bad table magic number", path: path, offset: footerOffset + 40)
             }
-            guard CRC32C.unmask(f.fixed32(at: 36)) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: f[0..<36])) else {
+            guard CRC32C.unmask(f.fixed32(at: 36)) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: f[0..<36]))
+            else {
                 throw SliceError.corruption("table footer checksum mismatch", path: path, offset: footerOffset)
             }
             guard f.fixed32(at: 32) == TableFormat.formatVersion else {
@@ -72,7 +73,8 @@ final class TableReader: Sendable {
     static func readRaw(_ file: File, _ handle: BlockHandle, fileSize: UInt64) throws -> [UInt8] {
         let total = handle.size + UInt64(TableFormat.trailerSize)
         guard handle.offset <= fileSize, total <= fileSize - handle.offset else {
-            throw SliceError.corruption("block handle points past end of file", path: file.path, offset: Int64(handle.offset))
+            throw SliceError.corruption(
+                "block handle points past end of file", path: file.path, offset: Int64(handle.offset))
         }
         var bytes = try file.read(count: Int(total), at: Int64(handle.offset))
         let n = Int(handle.size)

@@ -50,7 +50,8 @@ final class File: Sendable {
             initialized = try read(into: UnsafeMutableRawBufferPointer(buf), at: offset)
         }
         guard bytes.count == count else {
-            throw SliceError.corruption("file is shorter than expected (wanted \(count) bytes)", path: path, offset: offset)
+            throw SliceError.corruption(
+                "file is shorter than expected (wanted \(count) bytes)", path: path, offset: offset)
         }
         return bytes
     }

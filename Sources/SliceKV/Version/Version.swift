@@ -30,7 +30,8 @@ final class Version: Sendable {
         for f in edit.newFiles where f.level < levels.count {
             levels[f.level].append(
                 existing[f.number]
-                    ?? FileMetaData(number: f.number, size: f.size, smallest: f.smallest, largest: f.largest, deleter: deleter))
+                    ?? FileMetaData(
+                        number: f.number, size: f.size, smallest: f.smallest, largest: f.largest, deleter: deleter))
         }
         levels[0].sort { $0.number > $1.number }
         for l in 1..<levels.count {
@@ -62,7 +63,9 @@ final class Version: Sendable {
         var hi = files.count
         while lo < hi {
             let mid = (lo + hi) / 2
-            let c = files[mid].largest.withUnsafeBytes { compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey) }
+            let c = files[mid].largest.withUnsafeBytes {
+                compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), userKey)
+            }
             if c < 0 { lo = mid + 1 } else { hi = mid }
         }
         return lo
@@ -70,7 +73,9 @@ final class Version: Sendable {
 
     /// Looks a key up level by level. `lookupKey` is the internal key (user key, snapshot).
     func get(_ lookupKey: [UInt8], tableCache: TableCache) throws -> Memtable.Lookup {
-        let hash = lookupKey.withUnsafeBytes { BloomFilter.hash(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)])) }
+        let hash = lookupKey.withUnsafeBytes {
+            BloomFilter.hash(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]))
+        }
         func probe(_ f: FileMetaData) throws -> Memtable.Lookup {
             switch try tableCache.table(f.number).get(lookupKey, userKeyHash: hash) {
             case .found(let v): return .found(Array(v))

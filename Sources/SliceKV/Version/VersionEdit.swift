@@ -69,9 +69,15 @@ struct VersionEdit {
         while !r.isAtEnd {
             guard let tag = r.varint() else { throw bad("tag") }
             switch tag {
-            case 1: guard let v = r.varint() else { throw bad("log number") }; edit.logNumber = v
-            case 2: guard let v = r.varint() else { throw bad("next file") }; edit.nextFileNumber = v
-            case 3: guard let v = r.varint() else { throw bad("last sequence") }; edit.lastSequence = v
+            case 1:
+                guard let v = r.varint() else { throw bad("log number") }
+                edit.logNumber = v
+            case 2:
+                guard let v = r.varint() else { throw bad("next file") }
+                edit.nextFileNumber = v
+            case 3:
+                guard let v = r.varint() else { throw bad("last sequence") }
+                edit.lastSequence = v
             case 4:
                 guard let l = r.varint(), l < 64, let n = r.varint() else { throw bad("deleted file") }
                 edit.deletedFiles.append((Int(l), n))

@@ -47,7 +47,8 @@ final class VersionSet: @unchecked Sendable {
         guard FileSystem.exists(currentPath) else { return false }
         let file = try File.openForReading(currentPath)
         let text = String(decoding: try file.read(count: Int(try file.size()), at: 0), as: UTF8.self)
-        guard text.hasSuffix("\n"), text.hasPrefix("MANIFEST-"), let (kind, number) = FileNames.parse(String(text.dropLast())),
+        guard text.hasSuffix("\n"), text.hasPrefix("MANIFEST-"),
+            let (kind, number) = FileNames.parse(String(text.dropLast())),
             kind == .manifest
         else {
             throw SliceError.corruption("CURRENT does not name a manifest", path: currentPath)
@@ -62,13 +63,24 @@ final class VersionSet: @unchecked Sendable {
         var sawSeq = false
         _ = try LogReader(path: path, mode: .tolerateTruncation).read { record in
             let edit = try VersionEdit.decode(record, path: path)
-            if let v = edit.logNumber { logNumber = v; sawLog = true }
-            if let v = edit.nextFileNumber { fileNumbers.store(v, ordering: .relaxed); sawNext = true }
-            if let v = edit.lastSequence { lastSequence = v; sawSeq = true }
+            if let v = edit.logNumber {
+                logNumber = v
+                sawLog = true
+            }
+            if let v = edit.nextFileNumber {
+                fileNumbers.store(v, ordering: .relaxed)
+                sawNext = true
+            }
+            if let v = edit.lastSequence {
+                lastSequence = v
+                sawSeq = true
+            }
             for d in edit.deletedFiles { files[d.number] = nil }
             for f in edit.newFiles {
                 guard f.level < options.numLevels else {
-                    throw SliceError(.unsupportedFormat, "file at level \(f.level) but numLevels is \(options.numLevels)", path: path)
+                    throw SliceError(
+                        .unsupportedFormat, "file at level \(f.level) but numLevels is \(options.numLevels)", path: path
+                    )
                 }
                 files[f.number] = f
             }
