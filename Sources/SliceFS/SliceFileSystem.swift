@@ -134,30 +134,23 @@ public final class SliceFileSystem: @unchecked Sendable {
         return nil
     }
 
+    /// Attributes of a node that has no record (written through the API, or implicit).
+    func defaultRecord(_ kind: NodeRecord.Kind) -> NodeRecord {
+        NodeRecord(
+            kind: kind, mode: kind == .directory ? 0o755 : 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+    }
+
     func fill(_ st: UnsafeMutablePointer<stat>, _ node: Node) {
         memset(st, 0, MemoryLayout<stat>.size)
-        let defaults = NodeRecord(kind: .file, mode: 0, uid: defaultUid, gid: defaultGid, time: mountTime)
         var rec: NodeRecord
         switch node {
         case .file(let r, let size):
-            rec =
-                r
-                ?? {
-                    var d = defaults
-                    d.mode = 0o644
-                    return d
-                }()
+            rec = r ?? defaultRecord(.file)
             st.pointee.st_mode = S_IFREG | mode_t(rec.mode)
             st.pointee.st_size = off_t(size)
             st.pointee.st_nlink = 1
         case .directory(let r):
-            rec =
-                r
-                ?? {
-                    var d = defaults
-                    d.mode = 0o755
-                    return d
-                }()
+            rec = r ?? defaultRecord(.directory)
             st.pointee.st_mode = S_IFDIR | mode_t(rec.mode)
             // 1: "subdirectory count unknown", so find(1) does not skip subdirectories.
             st.pointee.st_nlink = 1
@@ -194,7 +187,7 @@ public final class SliceFileSystem: @unchecked Sendable {
             if case .file(let rec, let size) = n, let open = openFiles.withLock({ $0[r.key] }),
                 let mtime = open.state.withLock({ $0.mtime })
             {
-                var rec = rec ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+                var rec = rec ?? defaultRecord(.file)
                 rec.mtime = mtime
                 rec.ctime = mtime
                 n = .file(rec, size: size)
@@ -218,14 +211,14 @@ public final class SliceFileSystem: @unchecked Sendable {
                 switch n {
                 case .file(let rec, _):
                     var rec =
-                        rec ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+                        rec ?? defaultRecord(.file)
                     try change(&rec)
                     rec.ctime = now
                     batch.put(r.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
                 case .directory(let rec):
                     var rec =
                         rec
-                        ?? NodeRecord(kind: .directory, mode: 0o755, uid: defaultUid, gid: defaultGid, time: mountTime)
+                        ?? defaultRecord(.directory)
                     try change(&rec)
                     rec.ctime = now
                     if r.isRoot {
@@ -360,7 +353,7 @@ public final class SliceFileSystem: @unchecked Sendable {
         let parent = parentKey(key)
         guard !parent.isRoot else { return }
         if try record(parent.key, FSKeyspace.nodes) != nil { return }
-        let rec = NodeRecord(kind: .directory, mode: 0o755, uid: defaultUid, gid: defaultGid, time: mountTime)
+        let rec = defaultRecord(.directory)
         batch.put(parent.key, rec.encode(), keyspace: FSKeyspace.nodes)
     }
 
@@ -588,7 +581,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                     guard s.dirty, !s.unlinked, let data = s.data else { return 0 }
                     var rec =
                         try record(s.key, FSKeyspace.fileAttributes)
-                        ?? NodeRecord(kind: .file, mode: 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+                        ?? defaultRecord(.file)
                     let t = s.mtime ?? .now
                     rec.mtime = t
                     rec.ctime = t
@@ -774,7 +767,7 @@ public final class SliceFileSystem: @unchecked Sendable {
         }
         if try record(dst.key, FSKeyspace.nodes) == nil && (try db.get(src.key, keyspace: FSKeyspace.nodes)) == nil {
             // An implicit directory stays a directory at its new name even if empty.
-            let rec = NodeRecord(kind: .directory, mode: 0o755, uid: defaultUid, gid: defaultGid, time: mountTime)
+            let rec = defaultRecord(.directory)
             batch.put(dst.key, rec.encode(), keyspace: FSKeyspace.nodes)
         }
     }
