@@ -57,6 +57,32 @@ public final class LSMTree: Sendable {
         try await pool.run { [db] in try db.write(batch, sync: sync) }
     }
 
+    /// Streams a value of any size from an asynchronous sequence of chunks; it becomes visible
+    /// atomically once the sequence ends. Each chunk's disk write runs off the cooperative pool.
+    public func put<Chunks: AsyncSequence>(_ key: [UInt8], chunks: Chunks) async throws
+    where Chunks.Element == [UInt8] {
+        let w = try db.valueWriter(for: key)
+        do {
+            for try await chunk in chunks {
+                try await pool.run { try w.write(chunk) }
+            }
+            try await pool.run { try w.commit() }
+        } catch {
+            w.abort()
+            throw error
+        }
+    }
+
+    /// The size of `key`'s value without reading it; nil when absent.
+    public func valueSize(_ key: [UInt8]) async throws -> UInt64? {
+        try await pool.run { [db] in try db.valueSize(key) }
+    }
+
+    /// Up to `count` bytes of `key`'s value at `offset`; nil when absent.
+    public func read(_ key: [UInt8], offset: UInt64, count: Int) async throws -> [UInt8]? {
+        try await pool.run { [db] in try db.read(key, offset: offset, count: count) }
+    }
+
     public func sync() async throws { try await pool.run { [db] in try db.sync() } }
     public func flush() async throws { try await pool.run { [db] in try db.flush() } }
     public func compact() async throws { try await pool.run { [db] in try db.compact() } }

@@ -49,6 +49,58 @@ public final class SliceDB: Sendable {
         try engine.get(Array(key.utf8), snapshot: snapshot)
     }
 
+    // MARK: Large values
+
+    /// A writer that streams one value of any size into `key` (see `ValueWriter`).
+    public func valueWriter(for key: [UInt8], keyspace: Keyspace = .user) throws -> ValueWriter {
+        try ValueWriter(engine: engine, key: key, keyspace: keyspace)
+    }
+
+    /// Stores everything readable from `fd` (to end of file) as `key`'s value, streaming it;
+    /// returns the value's size.
+    @discardableResult
+    public func put(_ key: [UInt8], contentsOf fd: Int32, keyspace: Keyspace = .user) throws -> UInt64 {
+        let w = try valueWriter(for: key, keyspace: keyspace)
+        let n = try w.write(contentsOf: fd)
+        try w.commit()
+        return n
+    }
+
+    /// The size of `key`'s value without reading it; nil when absent.
+    public func valueSize(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> UInt64? {
+        try engine.valueSize(key, keyspace: keyspace, snapshot: snapshot)
+    }
+
+    /// Reads up to `buffer.count` bytes of `key`'s value starting at `offset`, touching only
+    /// that part of a large value. Returns the bytes read (0 at or past the end) or nil when
+    /// the key is absent.
+    public func read(
+        _ key: [UInt8], keyspace: Keyspace = .user, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer,
+        snapshot: Snapshot? = nil
+    ) throws -> Int? {
+        try engine.read(key, keyspace: keyspace, offset: offset, into: buffer, snapshot: snapshot)
+    }
+
+    /// Up to `count` bytes of `key`'s value at `offset`; nil when the key is absent.
+    public func read(
+        _ key: [UInt8], keyspace: Keyspace = .user, offset: UInt64, count: Int, snapshot: Snapshot? = nil
+    ) throws -> [UInt8]? {
+        var missing = false
+        let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buf, n in
+            guard
+                let got = try engine.read(
+                    key, keyspace: keyspace, offset: offset, into: UnsafeMutableRawBufferPointer(buf),
+                    snapshot: snapshot)
+            else {
+                missing = true
+                n = 0
+                return
+            }
+            n = got
+        }
+        return missing ? nil : bytes
+    }
+
     public func delete(_ key: some Collection<UInt8>) throws { try engine.delete(Array(key)) }
     public func delete(_ key: String) throws { try engine.delete(Array(key.utf8)) }
 

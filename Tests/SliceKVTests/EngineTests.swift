@@ -19,9 +19,12 @@ import Testing
         let counters = EngineCounters()
         let cache = TableCache(
             directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 0), counters: counters)
+        let readers = BlobReaderCache(directory: dir.path, capacity: 4)
+        let deleter = FileDeleter(directory: dir.path, tableCache: cache, blobReaders: readers, counters: counters)
         let vs = VersionSet(
-            directory: dir.path, options: tinyOptions(),
-            deleter: FileDeleter(directory: dir.path, tableCache: cache, counters: counters))
+            directory: dir.path, options: tinyOptions(), deleter: deleter,
+            blobStore: BlobStore(
+                directory: dir.path, options: tinyOptions(), readers: readers, deleter: deleter, counters: counters))
         #expect(try vs.recover())
         #expect(vs.current.levels.map { $0.map(\.number) } == levelsBefore)
         #expect(vs.lastSequence >= 3000)
@@ -72,14 +75,26 @@ import Testing
         }
     }
 
-    @Test func defaultOptionsAllow64MiBValues() throws {
+    @Test func valuesAreUnlimitedUnlessALimitIsSet() throws {
         let dir = TempDir()
         let db = try SliceDB(path: dir.path)
-        let value = [UInt8](repeating: 0xab, count: 64 << 20)
+        let value = [UInt8](repeating: 0xab, count: (64 << 20) + 1)
         try db.put(bytes("huge"), value)
         try db.flush()
-        #expect(try db.get("huge") == value)
-        #expect { try db.put(bytes("huge2"), value + [1]) } throws: { ($0 as? SliceError)?.code == .invalidArgument }
+        let same = try db.get("huge") == value
+        #expect(same)
+        try db.close()
+        var o = Options()
+        o.maxValueSize = 1 << 20
+        let limited = try SliceDB(path: dir.path, options: o)
+        #expect { try limited.put(bytes("big"), [UInt8](repeating: 1, count: (1 << 20) + 1)) } throws: {
+            ($0 as? SliceError)?.code == .invalidArgument
+        }
+        let w = try limited.valueWriter(for: bytes("stream"))
+        #expect { try w.write([UInt8](repeating: 1, count: (1 << 20) + 1)) } throws: {
+            ($0 as? SliceError)?.code == .invalidArgument
+        }
+        #expect(try limited.get(bytes("stream")) == nil)
     }
 
     @Test func snapshotsAndScansSeeAFixedView() throws {

@@ -161,6 +161,7 @@ extension Engine {
             edit.compactPointers.append((job.level, last))
         }
         var outputs: [VersionEdit.NewFile] = []
+        var blobDeltas: [UInt64: BlobDelta] = [:]
         if job.isTrivialMove {
             let f = job.inputs[0][0]
             outputs = [
@@ -168,11 +169,12 @@ extension Engine {
             ]
             counters.trivialMoves.add(1, ordering: .relaxed)
         } else {
-            outputs = try merge(job)
+            (outputs, blobDeltas) = try merge(job)
             counters.compactionBytesRead.add(Int(job.inputBytes), ordering: .relaxed)
             counters.compactionBytesWritten.add(Int(outputs.reduce(0) { $0 + $1.size }), ordering: .relaxed)
         }
         edit.newFiles = outputs
+        edit.blobDeltas = blobDeltas
         do {
             manifestLock.lock()
             defer { manifestLock.unlock() }
@@ -196,7 +198,7 @@ extension Engine {
 
     /// Splits the job's key space at input-file boundaries into up to `mergeParallelism` ranges
     /// and merges them in parallel. Returns the new files in key order.
-    private func merge(_ job: CompactionJob) throws -> [VersionEdit.NewFile] {
+    private func merge(_ job: CompactionJob) throws -> ([VersionEdit.NewFile], [UInt64: BlobDelta]) {
         var bounds: [[UInt8]?] = [nil, nil]
         let cfg = options.compaction
         if cfg.enableParallelMerge && cfg.mergeParallelism > 1 && job.inputBytes > 2 * UInt64(options.targetFileSize) {
@@ -223,10 +225,13 @@ extension Engine {
             }
         }
         var outputs: [VersionEdit.NewFile] = []
+        var deltas: [UInt64: BlobDelta] = [:]
         var failure: Error?
         for r in results.values {
             switch r {
-            case .success(let files): outputs.append(contentsOf: files)
+            case .success(let (files, d)):
+                outputs.append(contentsOf: files)
+                deltas.merge(d)
             case .failure(let e): failure = failure ?? e
             case nil: failure = failure ?? SliceError(.ioError, "subcompaction did not run")
             }
@@ -236,12 +241,14 @@ extension Engine {
             lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }
             throw failure
         }
-        return outputs
+        return (outputs, deltas)
     }
 
     /// Merges the inputs over user keys `[from, to)` into output files, dropping versions no
     /// reader can see and tombstones with nothing beneath them.
-    private func mergeRange(_ job: CompactionJob, from: [UInt8]?, to: [UInt8]?) throws -> [VersionEdit.NewFile] {
+    private func mergeRange(_ job: CompactionJob, from: [UInt8]?, to: [UInt8]?) throws -> (
+        [VersionEdit.NewFile], [UInt64: BlobDelta]
+    ) {
         var children: [any InternalIterator] = []
         if job.level == 0 {
             for f in job.inputs[0] { children.append(try tableCache.table(f.number).makeIterator(fillCache: false)) }
@@ -253,12 +260,13 @@ extension Engine {
         }
         let input = MergingIterator(children)
         if let from {
-            try input.seek(makeInternalKey(from, maxSequenceNumber, .value))
+            try input.seek(makeInternalKey(from, maxSequenceNumber, .forSeek))
         } else {
             try input.seekToFirst()
         }
 
         var outputs: [VersionEdit.NewFile] = []
+        var blobGarbage: [UInt64: BlobDelta] = [:]
         var builder: TableBuilder?
         var builderNumber: UInt64 = 0
         func finishOutput() throws {
@@ -300,11 +308,13 @@ extension Engine {
             while input.isValid {
                 if stopping.load(ordering: .relaxed) { throw SliceError(.closed, "compaction interrupted by close") }
                 let key = input.key
-                let decision: (drop: Bool, newKey: Bool, stop: Bool) = try key.withUnsafeBytes { k in
+                let decision: (drop: Bool, newKey: Bool, stop: Bool, blob: Bool) = try key.withUnsafeBytes { k in
                     guard let p = ParsedInternalKey(k) else {
                         throw SliceError(.corruption, "malformed key in compaction input")
                     }
-                    if let to, to.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) { return (true, false, true) }
+                    if let to, to.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) {
+                        return (true, false, true, false)
+                    }
                     let newKey = !haveCurrent || currentUserKey.withUnsafeBytes { compareBytes($0, p.userKey) != 0 }
                     if newKey {
                         currentUserKey.removeAll(keepingCapacity: true)
@@ -319,9 +329,16 @@ extension Engine {
                         drop = true  // nothing older below for the tombstone to hide
                     }
                     lastSequenceForKey = p.sequence
-                    return (drop, newKey, false)
+                    return (drop, newKey, false, p.kind == .blobReference)
                 }
                 if decision.stop { break }
+                if decision.drop && decision.blob {
+                    // The value's bytes in its blob file are garbage from this edit on.
+                    guard let ref = BlobReference(decoding: input.value) else {
+                        throw SliceError(.corruption, "malformed blob reference in compaction input")
+                    }
+                    blobGarbage[ref.fileNumber, default: .init()].garbage += ref.diskBytes
+                }
                 if !decision.drop {
                     if decision.newKey, let b = builder, b.estimatedFileSize >= UInt64(options.targetFileSize) {
                         try finishOutput()
@@ -345,7 +362,7 @@ extension Engine {
             }
             throw error
         }
-        return outputs
+        return (outputs, blobGarbage)
     }
 
     // MARK: Manual compaction
@@ -391,15 +408,16 @@ extension Engine {
             }
         }
         progress?(deepest, deepest + 1)
-        // Bottom level: rewrite files that still carry tombstones (once each: tombstones that a
-        // snapshot still needs survive the rewrite).
+        // Bottom level: rewrite files that still carry tombstones or older versions kept for a
+        // snapshot (once each: what a snapshot still needs survives the rewrite).
         var rewritten = Set<UInt64>()
         while true {
             let job: CompactionJob? = try lock.withLock {
                 let v = versions.current
                 var withTombstones: [FileMetaData] = []
                 for f in v.levels[deepest] where !rewritten.contains(f.number) {
-                    if try tableCache.table(f.number).properties.deletions > 0 { withTombstones.append(f) }
+                    let p = try tableCache.table(f.number).properties
+                    if p.deletions > 0 || p.olderVersions > 0 { withTombstones.append(f) }
                     if withTombstones.count >= chunk { break }
                 }
                 guard !withTombstones.isEmpty else { return nil }
@@ -420,11 +438,13 @@ extension Engine {
 /// Per-range results of parallel merges.
 private final class ResultsBox: @unchecked Sendable {
     private let lock = ConditionLock()
-    private var storage: [Result<[VersionEdit.NewFile], Error>?]
+    private var storage: [Result<([VersionEdit.NewFile], [UInt64: BlobDelta]), Error>?]
 
     init(count: Int) { storage = Array(repeating: nil, count: count) }
 
-    func set(_ i: Int, _ r: Result<[VersionEdit.NewFile], Error>) { lock.withLock { storage[i] = r } }
+    func set(_ i: Int, _ r: Result<([VersionEdit.NewFile], [UInt64: BlobDelta]), Error>) {
+        lock.withLock { storage[i] = r }
+    }
 
-    var values: [Result<[VersionEdit.NewFile], Error>?] { lock.withLock { storage } }
+    var values: [Result<([VersionEdit.NewFile], [UInt64: BlobDelta]), Error>?] { lock.withLock { storage } }
 }

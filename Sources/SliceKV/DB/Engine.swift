@@ -25,6 +25,7 @@ final class Engine: @unchecked Sendable {
     let counters = EngineCounters()
     let blockCache: BlockCache
     let tableCache: TableCache
+    let blobStore: BlobStore
     let versions: VersionSet
     let lock = ConditionLock()
     let manifestLock = ConditionLock()
@@ -77,8 +78,12 @@ final class Engine: @unchecked Sendable {
         blockCache = BlockCache(capacityBytes: options.blockCacheBytes)
         tableCache = TableCache(
             directory: path, capacity: options.maxOpenFiles, blockCache: blockCache, counters: counters)
-        let deleter = FileDeleter(directory: path, tableCache: tableCache, counters: counters)
-        versions = VersionSet(directory: path, options: options, deleter: deleter)
+        let blobReaders = BlobReaderCache(directory: path, capacity: max(16, options.maxOpenFiles / 8))
+        let deleter = FileDeleter(
+            directory: path, tableCache: tableCache, blobReaders: blobReaders, counters: counters)
+        blobStore = BlobStore(
+            directory: path, options: options, readers: blobReaders, deleter: deleter, counters: counters)
+        versions = VersionSet(directory: path, options: options, deleter: deleter, blobStore: blobStore)
         mem = Memtable(logNumber: 0)
         // Placeholder until recovery opens the real WAL; never written.
         wal = LogWriter(file: try File.open("/dev/null", flags: O_WRONLY))
@@ -104,6 +109,9 @@ final class Engine: @unchecked Sendable {
                 }
             }
         }
+        for n in version.blobs.keys where !FileSystem.exists(FileNames.blob(path, n)) {
+            throw SliceError.corruption("blob file listed in the manifest is missing", path: FileNames.blob(path, n))
+        }
         var logs: [UInt64] = []
         for name in try FileSystem.contents(of: path) {
             if let (kind, n) = FileNames.parse(name), kind == .log, n >= versions.logNumber { logs.append(n) }
@@ -115,7 +123,9 @@ final class Engine: @unchecked Sendable {
         var memtable = Memtable(logNumber: 0)
         func flushRecovered() throws {
             guard !memtable.isEmpty else { return }
-            if let f = try writeLevel0Table(memtable, number: versions.newFileNumber()) { edit.newFiles.append(f) }
+            let (file, deltas) = try writeLevel0Table(memtable, number: versions.newFileNumber())
+            if let file { edit.newFiles.append(file) }
+            edit.blobDeltas.merge(deltas)
             memtable = Memtable(logNumber: 0)
         }
         for (i, number) in logs.enumerated() {
@@ -129,6 +139,12 @@ final class Engine: @unchecked Sendable {
                 let first = batch.sequence
                 var seq = first
                 try batch.forEach(path: logPath) { kind, key, value in
+                    if kind == .blobReference {
+                        guard let ref = BlobReference(decoding: value) else {
+                            throw SliceError.corruption("bad blob reference in WAL", path: logPath)
+                        }
+                        memtable.hold(blobStore.file(ref.fileNumber))
+                    }
                     memtable.add(seq, kind, key: key, value: value)
                     seq += 1
                 }
@@ -147,7 +163,9 @@ final class Engine: @unchecked Sendable {
         mem = Memtable(logNumber: logNumber)
         edit.logNumber = logNumber
         edit.lastSequence = maxSequence
-        let next = versions.current.applying(edit, deleter: versions.deleter).reusingFiles(of: versions.current)
+        sealBlobFilesAfterCrash(&edit)
+        let next = versions.current.applying(edit, deleter: versions.deleter, blobFile: blobStore.file)
+            .reusingFiles(of: versions.current)
         try versions.writeSnapshot(of: next, extra: edit)
         versions.install(next, edit: edit)
         lastSequence = maxSequence
@@ -155,11 +173,34 @@ final class Engine: @unchecked Sendable {
         removeObsoleteFiles()
     }
 
+    /// Blob files left open by the last run (it crashed, or stopped with an error) get sealed
+    /// at their size on disk; whatever in them no entry refers to (the tail of a put that never
+    /// committed) is counted as garbage at once, so nothing leaks. Every replayed reference is
+    /// already linked by the recovery flush in `edit`.
+    private func sealBlobFilesAfterCrash(_ edit: inout VersionEdit) {
+        var accounts = versions.current.blobs
+        BlobFileAccount.apply(edit, to: &accounts)
+        for (n, a) in accounts.sorted(by: { $0.key < $1.key }) where a.sealedBytes == nil {
+            let size = FileSystem.fileSize(FileNames.blob(path, n)) ?? 0
+            let recordBytes = UInt64(max(0, size - Int64(BlobFormat.headerSize)))
+            if recordBytes < a.linkedBytes {
+                recoveryNotes.append(
+                    "blob file \(FileNames.blob(path, n)) is shorter than the values it holds (\(recordBytes) < \(a.linkedBytes) bytes)"
+                )
+            }
+            edit.blobSeals.append((n, max(recordBytes, a.linkedBytes)))
+            if recordBytes > a.linkedBytes {
+                edit.blobDeltas.merge([n: BlobDelta(linked: 0, garbage: recordBytes - a.linkedBytes)])
+            }
+        }
+    }
+
     /// Deletes files no version needs: old WALs and manifests, temp files, orphan tables.
     /// Called at open, with no other thread running.
     private func removeObsoleteFiles() {
         var live = Set<UInt64>()
         for level in versions.current.levels { for f in level { live.insert(f.number) } }
+        let liveBlobs = Set(versions.current.blobs.keys)
         for name in (try? FileSystem.contents(of: path)) ?? [] {
             guard let (kind, n) = FileNames.parse(name) else { continue }
             let keep: Bool
@@ -168,26 +209,41 @@ final class Engine: @unchecked Sendable {
             case .manifest: keep = n == versions.currentManifestNumber
             case .table: keep = live.contains(n)
             case .temp: keep = false
+            case .blob: keep = liveBlobs.contains(n)
             }
             if !keep { try? FileSystem.remove("\(path)/\(name)") }
         }
     }
 
-    /// Writes a memtable out as a table. Returns nil when it is empty.
-    private func writeLevel0Table(_ table: Memtable, number: UInt64) throws -> VersionEdit.NewFile? {
+    /// Writes a memtable out as a table (nil when it is empty), and the blob bytes its
+    /// references link.
+    private func writeLevel0Table(_ table: Memtable, number: UInt64) throws -> (
+        VersionEdit.NewFile?, [UInt64: BlobDelta]
+    ) {
         let it = Memtable.Iterator(table)
         it.seekToFirst()
-        guard it.isValid else { return nil }
+        guard it.isValid else { return (nil, [:]) }
         let tablePath = FileNames.table(path, number)
         let builder = try TableBuilder(path: tablePath, options: options)
+        var deltas: [UInt64: BlobDelta] = [:]
         do {
             while it.isValid {
-                try builder.add(it.key, it.value)
+                let key = it.key
+                if key[key.count - 8] == ValueKind.blobReference.rawValue {
+                    guard let ref = BlobReference(decoding: it.value) else {
+                        throw SliceError(.corruption, "bad blob reference in memtable")
+                    }
+                    deltas[ref.fileNumber, default: .init()].linked += ref.diskBytes
+                }
+                try builder.add(key, it.value)
                 it.next()
             }
             let size = try builder.finish()
             counters.flushBytesWritten.add(Int(size), ordering: .relaxed)
-            return .init(level: 0, number: number, size: size, smallest: builder.smallest, largest: builder.largest)
+            return (
+                .init(level: 0, number: number, size: size, smallest: builder.smallest, largest: builder.largest),
+                deltas
+            )
         } catch {
             builder.abandon()
             throw error
@@ -243,11 +299,14 @@ final class Engine: @unchecked Sendable {
             let nextLog = imm.count > 1 ? imm[1].logNumber : mem.logNumber
             lock.unlock()
             do {
-                let file = try writeLevel0Table(table, number: number)
+                let (file, deltas) = try writeLevel0Table(table, number: number)
+                // The table refers to blob bytes: they must be durable before its WAL goes.
+                try blobStore.syncAll()
                 manifestLock.lock()
                 defer { manifestLock.unlock() }
                 var edit = VersionEdit()
                 edit.logNumber = nextLog
+                edit.blobDeltas = deltas
                 if let file { edit.newFiles.append(file) }
                 let base: Version = lock.withLock {
                     edit.lastSequence = lastSequence
@@ -301,6 +360,7 @@ final class Engine: @unchecked Sendable {
         var puts = 0
         var deletes = 0
         var bytes = 0
+        var large = 0
         try batch.forEach { kind, key, value in
             // Engine keys carry a keyspace byte in front of the user's key.
             guard key.count > 1 else { throw SliceError(.invalidArgument, "empty key") }
@@ -312,17 +372,104 @@ final class Engine: @unchecked Sendable {
                 throw SliceError(
                     .invalidArgument, "value of \(value.count) bytes exceeds the limit of \(options.maxValueSize)")
             }
+            guard kind != .blobReference else {
+                throw SliceError(.invalidArgument, "blob references cannot be written directly")
+            }
+            if kind == .value && value.count >= options.blobThreshold { large += 1 }
             if kind == .value { puts += 1 } else { deletes += 1 }
             bytes += key.count - 1 + value.count
         }
         guard !batch.isEmpty else { return }
-        let w = Writer(batch: batch, sync: sync ?? (options.syncPolicy == .always))
-        try commit(w)
+        let sync = sync ?? (options.syncPolicy == .always)
+        if large > 0 {
+            try writeSeparatingLargeValues(batch, sync: sync)
+        } else {
+            try commit(Writer(batch: batch, sync: sync))
+        }
         counters.puts.add(puts, ordering: .relaxed)
         counters.deletes.add(deletes, ordering: .relaxed)
         counters.writeBatches.add(1, ordering: .relaxed)
         counters.userBytesWritten.add(bytes, ordering: .relaxed)
         counters.record(counters.putLatency, since: start)
+    }
+
+    /// Writes the batch's large values to a blob file, then commits the batch with references
+    /// in their place.
+    private func writeSeparatingLargeValues(_ batch: WriteBatch, sync: Bool) throws {
+        let w = try acquireBlobWriter()
+        let start = w.end
+        var out = WriteBatch()
+        do {
+            try batch.forEach { kind, key, value in
+                if kind == .value && value.count >= options.blobThreshold {
+                    w.begin()
+                    try w.append(value)
+                    let ref = try w.finish()
+                    counters.blobBytesWritten.add(Int(ref.diskBytes), ordering: .relaxed)
+                    counters.blobValuesWritten.add(1, ordering: .relaxed)
+                    out.putBlobReference(key, ref)
+                } else {
+                    out.append(kind, key, value)
+                }
+            }
+            if sync { try w.sync() }
+        } catch {
+            abandonBlobWriter(w, rollbackTo: start)
+            throw error
+        }
+        try commitReferences(out, sync: sync, writer: w, rollbackTo: start)
+    }
+
+    func acquireBlobWriter() throws -> BlobFileWriter {
+        try blobStore.acquireWriter(newFileNumber: versions.newFileNumber)
+    }
+
+    /// Commits a batch whose references point at records `w` just wrote (from `start` on), and
+    /// returns `w` to the pool. If the commit fails cleanly the records are cut off again;
+    /// if the store's state is unknown (a failed WAL sync) the file is left for recovery.
+    func commitReferences(_ batch: WriteBatch, sync: Bool, writer w: BlobFileWriter, rollbackTo start: UInt64) throws {
+        do {
+            try commit(Writer(batch: batch, sync: sync))
+        } catch {
+            abandonBlobWriter(w, rollbackTo: start)
+            throw error
+        }
+        releaseBlobWriter(w)
+    }
+
+    /// Undoes uncommitted records and returns the writer, or forgets it when that is not safe.
+    func abandonBlobWriter(_ w: BlobFileWriter, rollbackTo start: UInt64) {
+        let clean = lock.withLock { backgroundError == nil }
+        if clean, (try? w.rollback(to: start)) != nil {
+            releaseBlobWriter(w)
+        } else {
+            blobStore.discardWriter(w)
+        }
+    }
+
+    /// Returns a writer to the pool, sealing its file in the manifest when it is full.
+    func releaseBlobWriter(_ w: BlobFileWriter) {
+        guard blobStore.releaseWriter(w) else { return }
+        do {
+            try sealBlobFile(w)
+        } catch {
+            lock.withLock { setBackgroundError(error) }
+        }
+    }
+
+    /// Syncs a full blob file and records its final size. Not called with `lock` held.
+    private func sealBlobFile(_ w: BlobFileWriter) throws {
+        try w.sync()
+        manifestLock.lock()
+        defer { manifestLock.unlock() }
+        var edit = VersionEdit()
+        edit.blobSeals = [(w.number, w.recordBytes)]
+        let base: Version = lock.withLock {
+            edit.nextFileNumber = versions.nextFileNumber
+            return versions.current
+        }
+        let next = try versions.log(edit, base: base)
+        lock.withLock { versions.install(next, edit: edit) }
     }
 
     /// Group commit: queue `w`; the writer at the head of the queue becomes the leader, writes
@@ -389,6 +536,9 @@ final class Engine: @unchecked Sendable {
                 }
                 var seq = first
                 try batch.forEach { kind, key, value in
+                    if kind == .blobReference, let ref = BlobReference(decoding: value) {
+                        mem.hold(blobStore.file(ref.fileNumber))
+                    }
                     mem.add(seq, kind, key: key, value: value)
                     seq += 1
                 }
@@ -450,6 +600,7 @@ final class Engine: @unchecked Sendable {
     /// Makes every acknowledged write durable (the WAL is synced through the write queue, so
     /// it never races a leader's append).
     func sync() throws {
+        try blobStore.syncAll()
         var batch = WriteBatch()
         batch.sequence = 0
         let w = Writer(batch: batch, sync: true, freeze: false)
@@ -514,11 +665,93 @@ final class Engine: @unchecked Sendable {
         if case .absent = result { result = try version.get(lookupKey, tableCache: tableCache) }
         counters.gets.add(1, ordering: .relaxed)
         counters.record(counters.getLatency, since: start)
-        if case .found(let v) = result {
+        switch result {
+        case .found(let v):
             counters.getHits.add(1, ordering: .relaxed)
             return v
+        case .blob(let r):
+            counters.getHits.add(1, ordering: .relaxed)
+            return try blobStore.readAll(try decodeReference(r))
+        case .deleted, .absent:
+            return nil
         }
-        return nil
+    }
+
+    private func decodeReference(_ bytes: [UInt8]) throws -> BlobReference {
+        guard let ref = BlobReference(decoding: bytes) else {
+            throw SliceError(.corruption, "malformed blob reference")
+        }
+        return ref
+    }
+
+    /// Where a value is kept.
+    enum StoredValue {
+        case inline([UInt8])
+        case blob(BlobReference)
+
+        var size: UInt64 {
+            switch self {
+            case .inline(let v): return UInt64(v.count)
+            case .blob(let r): return r.length
+            }
+        }
+    }
+
+    /// Finds `key` and calls `body` with how its value is stored (nil: absent), keeping every
+    /// file the value may live in alive for the duration of the call.
+    func withStoredValue<R>(
+        _ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil, _ body: (StoredValue?) throws -> R
+    ) throws -> R {
+        guard !key.isEmpty, key.count <= Options.maxKeySize else {
+            throw SliceError(.invalidArgument, key.isEmpty ? "empty key" : "key exceeds \(Options.maxKeySize) bytes")
+        }
+        let (mem, imm, version, seq) = try readState(snapshot)
+        let lookupKey = makeLookupKey(keyspace, key, seq)
+        var result: Memtable.Lookup = mem.get(lookupKey)
+        if case .absent = result {
+            for table in imm.reversed() {
+                result = table.get(lookupKey)
+                if case .absent = result { continue }
+                break
+            }
+        }
+        if case .absent = result { result = try version.get(lookupKey, tableCache: tableCache) }
+        let stored: StoredValue?
+        switch result {
+        case .found(let v): stored = .inline(v)
+        case .blob(let r): stored = .blob(try decodeReference(r))
+        case .deleted, .absent: stored = nil
+        }
+        return try withExtendedLifetime((mem, imm, version)) { try body(stored) }
+    }
+
+    /// Size of `key`'s value without reading it; nil when absent.
+    func valueSize(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> UInt64? {
+        try withStoredValue(key, keyspace: keyspace, snapshot: snapshot) { $0?.size }
+    }
+
+    /// Reads up to `buffer.count` bytes of `key`'s value at `offset` into `buffer`; returns the
+    /// number of bytes read (0 at or past the end), or nil when the key is absent. Only the
+    /// chunks of a blob that the range touches are read.
+    func read(
+        _ key: [UInt8], keyspace: Keyspace = .user, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer,
+        snapshot: Snapshot? = nil
+    ) throws -> Int? {
+        try withStoredValue(key, keyspace: keyspace, snapshot: snapshot) { stored -> Int? in
+            guard let stored else { return nil }
+            let size = stored.size
+            guard offset < size else { return 0 }
+            let n = Int(min(UInt64(buffer.count), size - offset))
+            switch stored {
+            case .inline(let v):
+                v.withUnsafeBytes {
+                    buffer.baseAddress!.copyMemory(from: $0.baseAddress! + Int(offset), byteCount: n)
+                }
+            case .blob(let ref):
+                try blobStore.read(ref, from: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
+            }
+            return n
+        }
     }
 
     /// Answers from the memtables alone when they hold the key: `.some(value)` or `.some(nil)`
@@ -537,6 +770,7 @@ final class Engine: @unchecked Sendable {
             case .deleted:
                 counters.gets.add(1, ordering: .relaxed)
                 return .some(nil)
+            case .blob: return nil  // blob reads do disk I/O: the caller's slow path does them
             case .absent: continue
             }
         }
@@ -554,7 +788,8 @@ final class Engine: @unchecked Sendable {
         }
         let (start, end) = keyspace.engineRange(range)
         return ScanCursor(
-            merged: MergingIterator(children), sequence: seq, range: KeyRange(start: start, end: end), version: version)
+            merged: MergingIterator(children), sequence: seq, range: KeyRange(start: start, end: end), version: version,
+            blobs: blobStore)
     }
 
     func snapshot() throws -> Snapshot {
@@ -588,7 +823,11 @@ final class Engine: @unchecked Sendable {
             progress?(i, files.count)
             let reader = try TableReader(
                 path: FileNames.table(path, f.number), fileNumber: f.number, cache: nil, stats: nil)
-            report.entries += try reader.verify()
+            report.entries += try reader.verify { ref in
+                try blobStore.verify(ref)
+                report.blobValues += 1
+                report.blobBytes += ref.length
+            }
             report.tables += 1
             report.tableBytes += f.size
         }
@@ -620,8 +859,8 @@ final class Engine: @unchecked Sendable {
         let hits = v(blockCache.hits)
         let misses = v(blockCache.misses)
         let user = v(c.userBytesWritten)
-        let disk = v(c.walBytesWritten) + v(c.flushBytesWritten) + v(c.compactionBytesWritten)
-        return Statistics(
+        let disk = v(c.walBytesWritten) + v(c.flushBytesWritten) + v(c.compactionBytesWritten) + v(c.blobBytesWritten)
+        var stats = Statistics(
             puts: v(c.puts), deletes: v(c.deletes), gets: v(c.gets), getHits: v(c.getHits),
             writeBatches: v(c.writeBatches), lastSequence: seq,
             userBytesWritten: user, walBytesWritten: v(c.walBytesWritten), walSyncs: v(c.walSyncs),
@@ -645,6 +884,15 @@ final class Engine: @unchecked Sendable {
             getLatency: Statistics.Latency(c.getLatency.withLock { $0 }),
             putLatency: Statistics.Latency(c.putLatency.withLock { $0 }),
             tornWALTailsDropped: v(c.tornWALTails), obsoleteFilesDeleted: v(c.filesDeleted))
+        let (live, garbage) = version.blobLiveAndGarbageBytes
+        stats.blobFiles = version.blobs.count
+        stats.blobLiveBytes = live
+        stats.blobGarbageBytes = garbage
+        stats.blobBytesWritten = v(c.blobBytesWritten)
+        stats.blobBytesRead = v(c.blobBytesRead)
+        stats.blobValuesWritten = v(c.blobValuesWritten)
+        stats.blobFilesDeleted = v(c.blobFilesDeleted)
+        return stats
     }
 
     /// Stops background work, syncs the WAL and releases the store. Frozen memtables are
@@ -665,6 +913,14 @@ final class Engine: @unchecked Sendable {
                 lock.signalBackground()
                 lock.wait(seconds: 0.05)
             }
+        }
+        // Files still open for appends are sealed now, so the next open finds nothing to repair.
+        if lock.withLock({ backgroundError == nil }) {
+            for w in blobStore.takeIdleWriters() {
+                do { try sealBlobFile(w) } catch { failure = failure ?? error }
+            }
+        }
+        lock.withLock {
             do { try wal.sync() } catch { failure = error }
             closed = true
         }
@@ -694,5 +950,8 @@ public struct CheckReport: Sendable {
     public var entries: UInt64 = 0
     public var walFiles = 0
     public var walBytes: UInt64 = 0
+    /// Values in blob files, all read and checksummed.
+    public var blobValues: UInt64 = 0
+    public var blobBytes: UInt64 = 0
     public var notes: [String] = []
 }

@@ -29,6 +29,11 @@ final class EngineCounters: Sendable {
     let bloomUseful = Atomic<Int>(0)
     let filesDeleted = Atomic<Int>(0)
     let tornWALTails = Atomic<Int>(0)
+    let blobFilesCreated = Atomic<Int>(0)
+    let blobFilesDeleted = Atomic<Int>(0)
+    let blobBytesWritten = Atomic<Int>(0)
+    let blobBytesRead = Atomic<Int>(0)
+    let blobValuesWritten = Atomic<Int>(0)
 
     /// Latencies in nanoseconds. One lock per histogram: recording costs ~20 ns.
     let getLatency = Locked(EngineCounters.makeHistogram())

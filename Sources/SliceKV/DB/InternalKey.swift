@@ -9,13 +9,18 @@ import CSliceKV
 /// ```
 /// internal key := user key bytes ++ trailer (fixed64 little-endian)
 /// trailer      := sequence << 8 | kind        (sequence: 56 bits)
-/// kind         := 0x00 deletion | 0x01 value   -- on disk: do not change
+/// kind         := 0x00 deletion | 0x01 value | 0x02 blob reference   -- on disk: do not change
 /// ```
 /// Ordering: user key ascending (bytewise), then trailer *descending*, so the newest version
 /// of a key comes first and a seek to `(key, snapshot)` lands on the newest visible version.
 enum ValueKind: UInt8, Sendable {
     case deletion = 0
     case value = 1
+    /// The value is a `BlobReference`: the bytes live in a blob file.
+    case blobReference = 2
+
+    /// The highest kind: a seek key with it sorts before every entry of the same sequence number.
+    static let forSeek = ValueKind.blobReference
 }
 
 typealias SequenceNumber = UInt64
@@ -42,7 +47,7 @@ func makeLookupKey(_ keyspace: Keyspace, _ key: [UInt8], _ seq: SequenceNumber) 
     k.reserveCapacity(key.count + 9)
     k.append(keyspace.rawValue)
     k.append(contentsOf: key)
-    k.appendFixed64(packTrailer(seq, .value))
+    k.appendFixed64(packTrailer(seq, .forSeek))
     return k
 }
 

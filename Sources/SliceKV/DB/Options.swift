@@ -47,8 +47,17 @@ public struct Options: Sendable {
     public var numLevels = 7
     /// Open table files kept in the table cache. Well below this machine's 20,000 per process.
     public var maxOpenFiles = 5000
-    /// Largest value accepted. 64 MiB: a value is held in memory whole.
-    public var maxValueSize = 64 << 20
+    /// Largest value accepted. Unlimited by default (values at or above `blobThreshold` go to
+    /// blob files, so size is bounded by the disk); set it to refuse larger values.
+    public var maxValueSize = Int.max
+    /// Values of at least this many bytes are stored in blob files, and the LSM keeps a
+    /// 20-byte reference (key-value separation). 32 KiB: below it a value is cheap to rewrite in
+    /// compaction and is best read through the block cache; above it compaction's rewrites
+    /// dominate the cost of writing it (measured in BENCHMARKS.md, "Blob threshold").
+    public var blobThreshold = 32 << 10
+    /// A blob file stops taking new values past this size. 256 MiB: few files for large data,
+    /// while a file whose values are all overwritten is freed in one piece.
+    public var blobFileSize = 256 << 20
     /// Background compaction settings.
     public var compaction = CompactionConfig()
 
@@ -76,6 +85,8 @@ public struct Options: Sendable {
         try check((2...20).contains(numLevels), "numLevels must be 2...20")
         try check(maxOpenFiles >= 16, "maxOpenFiles must be at least 16")
         try check(maxValueSize >= 0, "maxValueSize must not be negative")
+        try check(blobThreshold >= 1, "blobThreshold must be at least 1")
+        try check(blobFileSize >= 1 << 16, "blobFileSize must be at least 64 KiB")
         try compaction.validate()
     }
 

@@ -65,12 +65,18 @@ public final class ScanCursor: Sendable {
         var done = false
         // Keeps the version (and so its files) alive while the cursor lives.
         let version: Version
+        let blobs: BlobStore
+        var scratch: [UInt8] = []
     }
 
     private let state: Locked<State>
 
-    init(merged: sending MergingIterator, sequence: SequenceNumber, range: KeyRange, version: Version) {
-        state = Locked(State(merged: merged, sequence: sequence, end: range.end, start: range.start, version: version))
+    init(
+        merged: sending MergingIterator, sequence: SequenceNumber, range: KeyRange, version: Version, blobs: BlobStore
+    ) {
+        state = Locked(
+            State(
+                merged: merged, sequence: sequence, end: range.end, start: range.start, version: version, blobs: blobs))
     }
 
     /// Positions the merged iterator at the start of the range on first use.
@@ -78,7 +84,7 @@ public final class ScanCursor: Sendable {
         guard !s.started else { return }
         s.started = true
         if let start = s.start {
-            try s.merged.seek(makeInternalKey(start, maxSequenceNumber, .value))
+            try s.merged.seek(makeInternalKey(start, maxSequenceNumber, .forSeek))
         } else {
             try s.merged.seekToFirst()
         }
@@ -109,7 +115,12 @@ public final class ScanCursor: Sendable {
                 s.lastUserKey.removeAll(keepingCapacity: true)
                 s.lastUserKey.append(contentsOf: key[0..<(key.count - 8)])
                 s.haveLast = true
-                let value = kind == .value ? Array(s.merged.value) : nil
+                let value: [UInt8]?
+                switch kind {
+                case .value: value = Array(s.merged.value)
+                case .blobReference: value = try s.blobs.readAll(try ScanCursor.reference(s.merged.value))
+                case .deletion: value = nil
+                }
                 try s.merged.next()
                 if let value { return KeyValue(key: Array(s.lastUserKey[1...]), value: value) }
             }
@@ -139,6 +150,13 @@ public final class ScanCursor: Sendable {
                     s.lastUserKey.append(contentsOf: p.userKey)
                     s.haveLast = true
                     if p.kind == .deletion { return nil }
+                    if p.kind == .blobReference {
+                        s.scratch = try s.blobs.readAll(try ScanCursor.reference(s.merged.value))
+                        wantsMore = try s.scratch.withUnsafeBytes {
+                            try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), $0)
+                        }
+                        return true
+                    }
                     wantsMore = try s.merged.value.withUnsafeBytes {
                         try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), $0)
                     }
@@ -150,6 +168,13 @@ public final class ScanCursor: Sendable {
             }
             s.done = true
         }
+    }
+
+    private static func reference(_ bytes: some Collection<UInt8>) throws -> BlobReference {
+        guard let ref = BlobReference(decoding: bytes) else {
+            throw SliceError(.corruption, "malformed blob reference in scan")
+        }
+        return ref
     }
 
     /// Up to `limit` entries (used by the async sequence to amortise thread hops).

@@ -87,6 +87,18 @@ public struct Statistics: Sendable, Codable {
     public var tornWALTailsDropped: UInt64
     public var obsoleteFilesDeleted: UInt64
 
+    /// Blob files (large values) live in the current version.
+    public var blobFiles = 0
+    /// Bytes of blob records still referenced (or not yet accounted), and bytes that are garbage
+    /// (overwritten or deleted values whose file still holds other live values).
+    public var blobLiveBytes: UInt64 = 0
+    public var blobGarbageBytes: UInt64 = 0
+    /// Bytes written to blob files (values and chunk checksums) and read from them.
+    public var blobBytesWritten: UInt64 = 0
+    public var blobBytesRead: UInt64 = 0
+    public var blobValuesWritten: UInt64 = 0
+    public var blobFilesDeleted: UInt64 = 0
+
     public var totalFiles: Int { levels.reduce(0) { $0 + $1.files } }
     public var totalTableBytes: UInt64 { levels.reduce(0) { $0 + $1.bytes } }
 
@@ -166,6 +178,17 @@ public struct Statistics: Sendable, Codable {
         one(
             "obsolete_files_deleted_total", "counter", "Table files deleted after compaction.",
             Double(obsoleteFilesDeleted))
+        one("blob_files", "gauge", "Blob files (large values) in the current version.", Double(blobFiles))
+        one("blob_live_bytes", "gauge", "Blob bytes still referenced.", Double(blobLiveBytes))
+        one(
+            "blob_garbage_bytes", "gauge", "Blob bytes of overwritten or deleted values not yet freed.",
+            Double(blobGarbageBytes))
+        one("blob_bytes_written_total", "counter", "Bytes written to blob files.", Double(blobBytesWritten))
+        one("blob_bytes_read_total", "counter", "Value bytes read from blob files.", Double(blobBytesRead))
+        one("blob_values_written_total", "counter", "Values stored in blob files.", Double(blobValuesWritten))
+        one(
+            "blob_files_deleted_total", "counter", "Blob files deleted once all their values were garbage.",
+            Double(blobFilesDeleted))
         return out
     }
 
@@ -191,6 +214,11 @@ public struct Statistics: Sendable, Codable {
         lines.append(
             "block cache: hits \(blockCacheHits), misses \(blockCacheMisses), hit ratio \(String(format: "%.3f", blockCacheHitRatio)), \(blockCacheBytes)/\(blockCacheCapacity) B"
         )
+        if blobFiles > 0 || blobBytesWritten > 0 {
+            lines.append(
+                "blobs: \(blobFiles) files, live \(blobLiveBytes) B, garbage \(blobGarbageBytes) B, written \(blobBytesWritten) B, read \(blobBytesRead) B, files deleted \(blobFilesDeleted)"
+            )
+        }
         lines.append("bloom: checks \(bloomChecks), useful negatives \(bloomUsefulNegatives)")
         lines.append(
             "get latency us: p50 \(getLatency.p50) p99 \(getLatency.p99) p99.9 \(getLatency.p999) max \(getLatency.max)"

@@ -6,6 +6,7 @@
 /// batch := sequence:fixed64  count:fixed32  op*
 /// op    := 0x01 varint(keyLen) key varint(valueLen) value     -- put
 ///        | 0x00 varint(keyLen) key                            -- delete
+///        | 0x02 varint(keyLen) key varint(refLen) reference   -- put of a value stored in a blob file
 /// key   := keyspace:uint8 userKey                             (see `Keyspace`)
 /// ```
 /// `sequence` is that of the first op; op `i` gets `sequence + i`.
@@ -44,6 +45,29 @@ public struct WriteBatch: Sendable {
         rep.append(contentsOf: key)
         rep.appendVarint(value.count)
         rep.append(contentsOf: value)
+        setCount(count + 1)
+    }
+
+    /// A put whose value already sits in a blob file.
+    mutating func putBlobReference(_ engineKey: UnsafeRawBufferPointer, _ ref: BlobReference) {
+        rep.append(ValueKind.blobReference.rawValue)
+        rep.appendVarint(engineKey.count)
+        rep.append(contentsOf: engineKey)
+        let r = ref.encode()
+        rep.appendVarint(r.count)
+        rep.append(contentsOf: r)
+        setCount(count + 1)
+    }
+
+    /// Copies one operation in engine form (key with its keyspace byte).
+    mutating func append(_ kind: ValueKind, _ engineKey: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        rep.append(kind.rawValue)
+        rep.appendVarint(engineKey.count)
+        rep.append(contentsOf: engineKey)
+        if kind != .deletion {
+            rep.appendVarint(value.count)
+            rep.append(contentsOf: value)
+        }
         setCount(count + 1)
     }
 
@@ -96,7 +120,7 @@ public struct WriteBatch: Sendable {
                 let key = UnsafeRawBufferPointer(rebasing: buf[p..<(p + Int(kl))])
                 p += Int(kl)
                 var value = UnsafeRawBufferPointer(start: nil, count: 0)
-                if kind == .value {
+                if kind != .deletion {
                     guard let vl = buf.varint(at: &p), Int(vl) <= buf.count - p else {
                         throw SliceError.corruption("bad value length in batch", path: path)
                     }

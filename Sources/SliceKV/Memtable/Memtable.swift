@@ -27,6 +27,17 @@ final class Memtable: @unchecked Sendable {
     /// Insert's per-level predecessors, kept to avoid an allocation per insert (writer only).
     private var prev = [Int](repeating: 0, count: Memtable.maxHeight)
 
+    /// Blob files this memtable refers to: held so that none is deleted while a reader of this
+    /// memtable may still follow a reference into it.
+    private var heldBlobFiles: [BlobFile] = []
+
+    /// REQUIRES: single writer, called before adding an entry that refers to `file`.
+    func hold(_ file: BlobFile) {
+        lock.withWriteLock {
+            if !heldBlobFiles.contains(where: { $0 === file }) { heldBlobFiles.append(file) }
+        }
+    }
+
     /// The WAL file that holds this memtable's writes.
     let logNumber: UInt64
 
@@ -139,6 +150,8 @@ final class Memtable: @unchecked Sendable {
 
     enum Lookup {
         case found([UInt8])
+        /// The value is in a blob file; the payload is the encoded `BlobReference`.
+        case blob([UInt8])
         case deleted
         case absent
     }
@@ -156,7 +169,8 @@ final class Memtable: @unchecked Sendable {
                                 parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
                         else { return .absent }
                         if parsed.kind == .deletion { return .deleted }
-                        return .found(Array(UnsafeRawBufferPointer(rebasing: a[Memtable.valueRange(a, nb, node)])))
+                        let v = Array(UnsafeRawBufferPointer(rebasing: a[Memtable.valueRange(a, nb, node)]))
+                        return parsed.kind == .blobReference ? .blob(v) : .found(v)
                     }
                 }
             }

@@ -42,6 +42,13 @@ final class TableBuilder {
                 lastUserKeyHash = h
             }
         }
+        if properties.entries > 0
+            && largest.withUnsafeBytes({
+                compareBytes(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]), parsed.userKey) == 0
+            })
+        {
+            properties.olderVersions += 1
+        }
         properties.entries += 1
         if parsed.kind == .deletion { properties.deletions += 1 }
         properties.rawKeyBytes += UInt64(key.count)

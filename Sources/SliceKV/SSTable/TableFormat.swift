@@ -58,13 +58,17 @@ struct TableProperties: Sendable, Equatable {
     var dataBlocks: UInt64 = 0
     var smallestSequence: UInt64 = .max
     var largestSequence: UInt64 = 0
+    /// Entries that are older versions of a key that appears earlier in the same table (kept
+    /// for a snapshot): a manual compaction rewrites such tables once the snapshot is gone.
+    var olderVersions: UInt64 = 0
 
     static let names = [
-        "data.blocks", "deletions", "entries", "raw.key.bytes", "raw.value.bytes", "seq.largest", "seq.smallest",
+        "data.blocks", "deletions", "entries", "older.versions", "raw.key.bytes", "raw.value.bytes", "seq.largest",
+        "seq.smallest",
     ]
 
     var values: [UInt64] {
-        [dataBlocks, deletions, entries, rawKeyBytes, rawValueBytes, largestSequence, smallestSequence]
+        [dataBlocks, deletions, entries, olderVersions, rawKeyBytes, rawValueBytes, largestSequence, smallestSequence]
     }
 
     mutating func set(_ name: String, _ v: UInt64) {
@@ -72,6 +76,7 @@ struct TableProperties: Sendable, Equatable {
         case "data.blocks": dataBlocks = v
         case "deletions": deletions = v
         case "entries": entries = v
+        case "older.versions": olderVersions = v
         case "raw.key.bytes": rawKeyBytes = v
         case "raw.value.bytes": rawValueBytes = v
         case "seq.largest": largestSequence = v

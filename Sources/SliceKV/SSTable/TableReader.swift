@@ -118,6 +118,7 @@ final class TableReader: Sendable {
 
     enum Lookup {
         case found(ArraySlice<UInt8>)
+        case blob(ArraySlice<UInt8>)
         case deleted
         case absent
     }
@@ -140,14 +141,19 @@ final class TableReader: Sendable {
                 compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)])) == 0
             }
             guard same else { return .absent }
-            return parsed.kind == .deletion ? .deleted : .found(it.value)
+            switch parsed.kind {
+            case .deletion: return .deleted
+            case .value: return .found(it.value)
+            case .blobReference: return .blob(it.value)
+            }
         }
     }
 
     func makeIterator(fillCache: Bool = true) -> TableIterator { TableIterator(self, fillCache: fillCache) }
 
-    /// Reads and verifies every block (for `check`); returns the number of entries seen.
-    func verify() throws -> UInt64 {
+    /// Reads and verifies every block (for `check`), handing each blob reference to
+    /// `blob`; returns the number of entries seen.
+    func verify(blob: (BlobReference) throws -> Void = { _ in }) throws -> UInt64 {
         let it = makeIterator(fillCache: false)
         try it.seekToFirst()
         var n: UInt64 = 0
@@ -157,6 +163,15 @@ final class TableReader: Sendable {
                 throw SliceError.corruption("keys out of order", path: path)
             }
             previous = it.key
+            guard previous.count >= 8, let kind = ValueKind(rawValue: previous[previous.count - 8]) else {
+                throw SliceError.corruption("bad internal key", path: path)
+            }
+            if kind == .blobReference {
+                guard let ref = BlobReference(decoding: it.value) else {
+                    throw SliceError.corruption("malformed blob reference", path: path)
+                }
+                try blob(ref)
+            }
             n += 1
             try it.next()
         }

@@ -69,6 +69,19 @@ final class File: Sendable {
         }
     }
 
+    /// Writes all of `buffer` at `offset` (`pwrite`), finishing short writes.
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SliceError.io("write failed", path: path)
+            }
+            done += n
+        }
+    }
+
     func append(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try append($0) }
     }

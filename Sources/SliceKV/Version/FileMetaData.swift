@@ -36,12 +36,20 @@ final class FileMetaData: Sendable {
 final class FileDeleter: Sendable {
     let directory: String
     let tableCache: TableCache
+    let blobReaders: BlobReaderCache
     let counters: EngineCounters
 
-    init(directory: String, tableCache: TableCache, counters: EngineCounters) {
+    init(directory: String, tableCache: TableCache, blobReaders: BlobReaderCache, counters: EngineCounters) {
         self.directory = directory
         self.tableCache = tableCache
+        self.blobReaders = blobReaders
         self.counters = counters
+    }
+
+    func delete(blobNumber: UInt64) {
+        blobReaders.evict(blobNumber)
+        try? FileSystem.remove(FileNames.blob(directory, blobNumber))
+        counters.blobFilesDeleted.add(1, ordering: .relaxed)
     }
 
     func delete(tableNumber: UInt64) {
@@ -59,6 +67,7 @@ final class FileDeleter: Sendable {
 /// MANIFEST-NNNNNN    version edits (log format)
 /// NNNNNN.log         write-ahead log of one memtable (log format, WriteBatch payloads)
 /// NNNNNN.sst         table (TableFormat)
+/// NNNNNN.blob        large values (BlobFormat)
 /// NNNNNN.tmp         a file being written; deleted on open
 /// ```
 enum FileNames {
@@ -70,11 +79,12 @@ enum FileNames {
     static func table(_ dir: String, _ n: UInt64) -> String { "\(dir)/\(pad(n)).sst" }
     static func log(_ dir: String, _ n: UInt64) -> String { "\(dir)/\(pad(n)).log" }
     static func manifest(_ dir: String, _ n: UInt64) -> String { "\(dir)/MANIFEST-\(pad(n))" }
+    static func blob(_ dir: String, _ n: UInt64) -> String { "\(dir)/\(pad(n)).blob" }
     static func temp(_ dir: String, _ n: UInt64) -> String { "\(dir)/\(pad(n)).tmp" }
     static func current(_ dir: String) -> String { "\(dir)/CURRENT" }
     static func lock(_ dir: String) -> String { "\(dir)/LOCK" }
 
-    enum Kind { case table, log, manifest, temp }
+    enum Kind { case table, log, manifest, temp, blob }
 
     /// Parses a directory entry name into its kind and number.
     static func parse(_ name: String) -> (Kind, UInt64)? {
@@ -85,6 +95,7 @@ enum FileNames {
         case "sst": return (.table, n)
         case "log": return (.log, n)
         case "tmp": return (.temp, n)
+        case "blob": return (.blob, n)
         default: return nil
         }
     }

@@ -5,10 +5,30 @@
 /// a version in a shallower level (or a newer L0 file) is newer than one deeper down.
 final class Version: Sendable {
     let levels: [[FileMetaData]]
+    /// Live blob files: their accounting, and the objects that keep them on disk while this
+    /// version is in use.
+    let blobs: [UInt64: BlobFileAccount]
+    let blobFiles: [UInt64: BlobFile]
 
-    init(levels: [[FileMetaData]]) { self.levels = levels }
+    init(levels: [[FileMetaData]], blobs: [UInt64: BlobFileAccount] = [:], blobFiles: [UInt64: BlobFile] = [:]) {
+        self.levels = levels
+        self.blobs = blobs
+        self.blobFiles = blobFiles
+    }
 
     static func empty(numLevels: Int) -> Version { Version(levels: Array(repeating: [], count: numLevels)) }
+
+    /// Blob record bytes still referenced, and garbage, over all live blob files.
+    var blobLiveAndGarbageBytes: (live: UInt64, garbage: UInt64) {
+        var live: UInt64 = 0
+        var garbage: UInt64 = 0
+        for a in blobs.values {
+            let total = max(a.sealedBytes ?? a.linkedBytes, a.linkedBytes)
+            garbage += a.garbageBytes
+            live += total > a.garbageBytes ? total - a.garbageBytes : 0
+        }
+        return (live, garbage)
+    }
 
     func bytes(level: Int) -> UInt64 { levels[level].reduce(0) { $0 + $1.size } }
 
@@ -17,7 +37,7 @@ final class Version: Sendable {
     /// Applies an edit, giving the next version. A file the edit moves to another level (a
     /// trivial move) keeps its `FileMetaData`, so there is one object per file: the file is
     /// deleted only when no version at all refers to it.
-    func applying(_ edit: VersionEdit, deleter: FileDeleter) -> Version {
+    func applying(_ edit: VersionEdit, deleter: FileDeleter, blobFile: (UInt64) -> BlobFile) -> Version {
         var levels = self.levels
         var existing: [UInt64: FileMetaData] = [:]
         for d in edit.deletedFiles where d.level < levels.count {
@@ -37,14 +57,20 @@ final class Version: Sendable {
         for l in 1..<levels.count {
             levels[l].sort { compareInternalKeys($0.smallest, $1.smallest) < 0 }
         }
-        return Version(levels: levels)
+        var blobs = self.blobs
+        BlobFileAccount.apply(edit, to: &blobs)
+        var blobFiles: [UInt64: BlobFile] = [:]
+        for n in blobs.keys { blobFiles[n] = self.blobFiles[n] ?? blobFile(n) }
+        return Version(levels: levels, blobs: blobs, blobFiles: blobFiles)
     }
 
     /// Moves files over from `old` so they keep their identity (and obsolete flags work).
     func reusingFiles(of old: Version) -> Version {
         var byNumber: [UInt64: FileMetaData] = [:]
         for level in old.levels { for f in level { byNumber[f.number] = f } }
-        return Version(levels: levels.map { $0.map { byNumber[$0.number] ?? $0 } })
+        return Version(
+            levels: levels.map { $0.map { byNumber[$0.number] ?? $0 } }, blobs: blobs,
+            blobFiles: blobFiles.mapValues { old.blobFiles[$0.number] ?? $0 })
     }
 
     /// Files in `level` whose user-key range intersects `[smallest, largest]` (nil = unbounded).
@@ -79,6 +105,7 @@ final class Version: Sendable {
         func probe(_ f: FileMetaData) throws -> Memtable.Lookup {
             switch try tableCache.table(f.number).get(lookupKey, userKeyHash: hash) {
             case .found(let v): return .found(Array(v))
+            case .blob(let v): return .blob(Array(v))
             case .deleted: return .deleted
             case .absent: return .absent
             }

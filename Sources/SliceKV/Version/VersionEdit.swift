@@ -9,7 +9,12 @@
 ///         | 5 level:varint number:varint size:varint
 ///             smallest:lengthPrefixed largest:lengthPrefixed   new file
 ///         | 6 level:varint key:lengthPrefixed                  compaction pointer
+///         | 7 number:varint sealed:varint linked:varint garbage:varint
+///                                          whole state of a blob file (snapshots; sealed = record bytes + 1, 0 = open)
+///         | 8 number:varint linked:varint garbage:varint       blob bytes newly linked / turned to garbage
+///         | 9 number:varint recordBytes:varint                 blob file sealed (no more appends)
 /// ```
+/// Blob byte counts are record bytes (file size minus the 16-byte header); see `BlobFileAccount`.
 /// Tags are varints: on disk, do not change their numbers.
 struct VersionEdit {
     struct NewFile {
@@ -26,6 +31,9 @@ struct VersionEdit {
     var deletedFiles: [(level: Int, number: UInt64)] = []
     var newFiles: [NewFile] = []
     var compactPointers: [(level: Int, key: [UInt8])] = []
+    var blobStates: [(UInt64, BlobFileAccount)] = []
+    var blobDeltas: [UInt64: BlobDelta] = [:]
+    var blobSeals: [(UInt64, UInt64)] = []
 
     func encode() -> [UInt8] {
         var out: [UInt8] = []
@@ -59,6 +67,24 @@ struct VersionEdit {
             out.appendVarint(c.level)
             out.appendLengthPrefixed(c.key)
         }
+        for (n, a) in blobStates {
+            out.appendVarint(7)
+            out.appendVarint(n)
+            out.appendVarint(a.sealedBytes.map { $0 + 1 } ?? 0)
+            out.appendVarint(a.linkedBytes)
+            out.appendVarint(a.garbageBytes)
+        }
+        for (n, d) in blobDeltas.sorted(by: { $0.key < $1.key }) {
+            out.appendVarint(8)
+            out.appendVarint(n)
+            out.appendVarint(d.linked)
+            out.appendVarint(d.garbage)
+        }
+        for (n, b) in blobSeals {
+            out.appendVarint(9)
+            out.appendVarint(n)
+            out.appendVarint(b)
+        }
         return out
     }
 
@@ -89,6 +115,18 @@ struct VersionEdit {
             case 6:
                 guard let l = r.varint(), l < 64, let k = r.lengthPrefixed() else { throw bad("compact pointer") }
                 edit.compactPointers.append((Int(l), k))
+            case 7:
+                guard let n = r.varint(), let s = r.varint(), let l = r.varint(), let g = r.varint() else {
+                    throw bad("blob file state")
+                }
+                edit.blobStates.append(
+                    (n, BlobFileAccount(sealedBytes: s == 0 ? nil : s - 1, linkedBytes: l, garbageBytes: g)))
+            case 8:
+                guard let n = r.varint(), let l = r.varint(), let g = r.varint() else { throw bad("blob delta") }
+                edit.blobDeltas.merge([n: BlobDelta(linked: l, garbage: g)])
+            case 9:
+                guard let n = r.varint(), let b = r.varint() else { throw bad("blob seal") }
+                edit.blobSeals.append((n, b))
             default:
                 throw bad("unknown tag \(tag)")
             }

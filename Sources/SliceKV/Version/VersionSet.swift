@@ -15,6 +15,7 @@ final class VersionSet: @unchecked Sendable {
     let directory: String
     let options: Options
     let deleter: FileDeleter
+    let blobStore: BlobStore
 
     var current: Version
     private let fileNumbers = Atomic<UInt64>(2)
@@ -27,10 +28,11 @@ final class VersionSet: @unchecked Sendable {
     /// Rewrite the manifest as a snapshot once it grows past this.
     static let manifestRollBytes: Int64 = 64 << 20
 
-    init(directory: String, options: Options, deleter: FileDeleter) {
+    init(directory: String, options: Options, deleter: FileDeleter, blobStore: BlobStore) {
         self.directory = directory
         self.options = options
         self.deleter = deleter
+        self.blobStore = blobStore
         current = Version.empty(numLevels: options.numLevels)
         compactPointers = Array(repeating: nil, count: options.numLevels)
     }
@@ -58,6 +60,7 @@ final class VersionSet: @unchecked Sendable {
             throw SliceError.corruption("CURRENT names a manifest that does not exist", path: path)
         }
         var files: [UInt64: VersionEdit.NewFile] = [:]
+        var blobs: [UInt64: BlobFileAccount] = [:]
         var sawLog = false
         var sawNext = false
         var sawSeq = false
@@ -85,16 +88,19 @@ final class VersionSet: @unchecked Sendable {
                 files[f.number] = f
             }
             for c in edit.compactPointers where c.level < compactPointers.count { compactPointers[c.level] = c.key }
+            BlobFileAccount.apply(edit, to: &blobs)
         }
         guard sawLog, sawNext, sawSeq else {
             throw SliceError.corruption("manifest lacks log number, next file number or last sequence", path: path)
         }
         var edit = VersionEdit()
         edit.newFiles = Array(files.values)
-        for f in files.values where f.number >= nextFileNumber {
-            throw SliceError.corruption("file \(f.number) is not below the next file number", path: path)
+        edit.blobStates = blobs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        for n in Array(files.keys) + Array(blobs.keys) where n >= nextFileNumber {
+            throw SliceError.corruption("file \(n) is not below the next file number", path: path)
         }
-        current = Version.empty(numLevels: options.numLevels).applying(edit, deleter: deleter)
+        current = Version.empty(numLevels: options.numLevels).applying(
+            edit, deleter: deleter, blobFile: blobStore.file)
         manifestNumber = number
         return true
     }
@@ -115,6 +121,7 @@ final class VersionSet: @unchecked Sendable {
                     .init(level: level, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest))
             }
         }
+        snapshot.blobStates = version.blobs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         for (level, key) in pointers.enumerated() {
             if let key { snapshot.compactPointers.append((level, key)) }
         }
@@ -144,7 +151,7 @@ final class VersionSet: @unchecked Sendable {
     /// Appends `edit` durably and returns the version it produces; the caller installs it with
     /// `install`. REQUIRES: manifest lock held, engine lock NOT held (this does I/O).
     func log(_ edit: VersionEdit, base: Version) throws -> Version {
-        let next = base.applying(edit, deleter: deleter)
+        let next = base.applying(edit, deleter: deleter, blobFile: blobStore.file)
         if let manifest, manifest.size < VersionSet.manifestRollBytes {
             try manifest.add(edit.encode())
             try manifest.sync()
@@ -162,6 +169,7 @@ final class VersionSet: @unchecked Sendable {
         for level in current.levels {
             for f in level where dropped.contains(f.number) { f.obsolete.store(true, ordering: .releasing) }
         }
+        for (n, f) in current.blobFiles where next.blobFiles[n] == nil { f.obsolete.store(true, ordering: .releasing) }
         current = next
         if let v = edit.logNumber { logNumber = v }
         if let v = edit.lastSequence { lastSequence = max(lastSequence, v) }

@@ -1,0 +1,63 @@
+import Synchronization
+
+/// One blob file's lifetime. Versions that list the file, memtables holding references into
+/// it and its active writer all hold this object; when it has been dropped from the current
+/// version (every record in it is garbage) it is marked `obsolete`, and `deinit` deletes the
+/// file once the last holder (an old version kept by an iterator, a read in progress) lets go.
+final class BlobFile: Sendable {
+    let number: UInt64
+    let obsolete = Atomic<Bool>(false)
+    private let deleter: FileDeleter
+
+    init(number: UInt64, deleter: FileDeleter) {
+        self.number = number
+        self.deleter = deleter
+    }
+
+    deinit {
+        if obsolete.load(ordering: .acquiring) { deleter.delete(blobNumber: number) }
+    }
+}
+
+/// What a version knows about one blob file (all byte counts are record bytes: the file's size
+/// minus its header).
+struct BlobFileAccount: Sendable, Equatable {
+    /// Set once no more records will be appended: the file's final record bytes.
+    var sealedBytes: UInt64?
+    /// Bytes of records whose references have been written into tables (by flushes).
+    var linkedBytes: UInt64 = 0
+    /// Bytes of records no entry refers to any more (dropped by compaction, or orphaned by a crash).
+    var garbageBytes: UInt64 = 0
+
+    /// Every record is garbage: the file can go once no reader sees it.
+    var isDead: Bool {
+        guard let sealedBytes else { return false }
+        return garbageBytes >= sealedBytes
+    }
+
+    /// Applies the blob part of an edit to a set of accounts (replay and versions share this).
+    static func apply(_ edit: VersionEdit, to accounts: inout [UInt64: BlobFileAccount]) {
+        for (number, account) in edit.blobStates { accounts[number] = account }
+        for (number, bytes) in edit.blobSeals { accounts[number, default: .init()].sealedBytes = bytes }
+        for (number, delta) in edit.blobDeltas {
+            accounts[number, default: .init()].linkedBytes += delta.linked
+            accounts[number, default: .init()].garbageBytes += delta.garbage
+        }
+        for (number, account) in accounts where account.isDead { accounts[number] = nil }
+    }
+}
+
+/// Per-file changes a flush or compaction makes: bytes newly linked, bytes turned to garbage.
+struct BlobDelta: Sendable, Equatable {
+    var linked: UInt64 = 0
+    var garbage: UInt64 = 0
+}
+
+extension Dictionary where Key == UInt64, Value == BlobDelta {
+    mutating func merge(_ other: [UInt64: BlobDelta]) {
+        for (k, d) in other {
+            self[k, default: .init()].linked += d.linked
+            self[k, default: .init()].garbage += d.garbage
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/// Where a separated (large) value lives: the value of a `.blobReference` entry in the LSM.
+///
+/// Encoding (the entry's value bytes; on disk: do not change):
+/// ```
+/// reference := varint(fileNumber) varint(offset) varint(length) checksum:fixed32
+/// ```
+/// `offset` is where the value's first chunk starts in blob file `fileNumber`; `length` is the
+/// value's size in bytes; `checksum` is the CRC32C of the whole value (unmasked), checked by
+/// full reads and `check`. Ranged reads rely on the per-chunk checksums (see `BlobFormat`).
+struct BlobReference: Sendable, Equatable {
+    var fileNumber: UInt64
+    var offset: UInt64
+    var length: UInt64
+    var checksum: UInt32
+
+    /// Chunks the value occupies.
+    var chunkCount: UInt64 { BlobFormat.chunkCount(length) }
+
+    /// Bytes the value occupies in its blob file (data plus one checksum per chunk): what
+    /// garbage accounting adds up.
+    var diskBytes: UInt64 { length + UInt64(BlobFormat.chunkTrailerSize) * chunkCount }
+
+    func encode() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        out.appendVarint(fileNumber)
+        out.appendVarint(offset)
+        out.appendVarint(length)
+        out.appendFixed32(checksum)
+        return out
+    }
+
+    /// `nil` when the bytes are not a well-formed reference (corruption).
+    init?(decoding bytes: UnsafeRawBufferPointer) {
+        var p = 0
+        guard let f = bytes.varint(at: &p), let o = bytes.varint(at: &p), let l = bytes.varint(at: &p),
+            p + 4 == bytes.count
+        else { return nil }
+        fileNumber = f
+        offset = o
+        length = l
+        checksum = bytes.fixed32(at: p)
+    }
+
+    init?(decoding bytes: some Collection<UInt8>) {
+        guard let r = Array(bytes).withUnsafeBytes({ BlobReference(decoding: $0) }) else { return nil }
+        self = r
+    }
+
+    init(fileNumber: UInt64, offset: UInt64, length: UInt64, checksum: UInt32) {
+        self.fileNumber = fileNumber
+        self.offset = offset
+        self.length = length
+        self.checksum = checksum
+    }
+}

@@ -1,0 +1,193 @@
+import Synchronization
+
+/// The engine's blob files at run time: a pool of writers for new values, the lifetime objects
+/// of every file in use, and reads (whole or ranged) with checksum verification.
+///
+/// Writers: `acquireWriter` lends a writer to one put (never shared while lent), creating a
+/// new file when none is idle; `releaseWriter` returns it, or hands it back for sealing once
+/// it has reached `Options.blobFileSize`. Concurrent large puts therefore write to different
+/// files, and a slow stream (a file being copied into the mount) never blocks another.
+///
+/// Locking: `state` is a leaf lock (nothing else is taken while holding it).
+final class BlobStore: @unchecked Sendable {
+    let directory: String
+    let options: Options
+    let readers: BlobReaderCache
+    let deleter: FileDeleter
+    let counters: EngineCounters
+
+    private struct State {
+        var idle: [BlobFileWriter] = []
+        /// Every writer not yet sealed (idle or lent), for `syncAll` and `close`.
+        var unsealed: [UInt64: BlobFileWriter] = [:]
+        var registry: [UInt64: WeakBlobFile] = [:]
+        var pruneAt = 64
+    }
+
+    private let state = Locked(State())
+
+    init(directory: String, options: Options, readers: BlobReaderCache, deleter: FileDeleter, counters: EngineCounters)
+    {
+        self.directory = directory
+        self.options = options
+        self.readers = readers
+        self.deleter = deleter
+        self.counters = counters
+    }
+
+    /// The one lifetime object for blob file `number` (created on first use).
+    func file(_ number: UInt64) -> BlobFile {
+        state.withLock { s in
+            if let f = s.registry[number]?.file { return f }
+            let f = BlobFile(number: number, deleter: deleter)
+            if s.registry.count >= s.pruneAt {
+                s.registry = s.registry.filter { $0.value.file != nil }
+                s.pruneAt = max(64, 2 * s.registry.count)
+            }
+            s.registry[number] = WeakBlobFile(file: f)
+            return f
+        }
+    }
+
+    func acquireWriter(newFileNumber: () -> UInt64) throws -> BlobFileWriter {
+        if let w = state.withLock({ $0.idle.popLast() }) { return w }
+        let number = newFileNumber()
+        let w = try BlobFileWriter(path: FileNames.blob(directory, number), number: number, blobFile: file(number))
+        // The new name must survive a crash before any reference to it is acknowledged.
+        try FileSystem.syncDirectory(directory)
+        counters.blobFilesCreated.add(1, ordering: .relaxed)
+        state.withLock { $0.unsealed[number] = w }
+        return w
+    }
+
+    /// Returns a writer to the pool; true means it is full and the caller must seal it.
+    func releaseWriter(_ w: BlobFileWriter) -> Bool {
+        let full = w.recordBytes >= UInt64(options.blobFileSize)
+        state.withLock { s in
+            if full { s.unsealed[w.number] = nil } else { s.idle.append(w) }
+        }
+        return full
+    }
+
+    /// Forgets a writer without sealing it (after a failure that leaves its state unknown;
+    /// recovery accounts for the file).
+    func discardWriter(_ w: BlobFileWriter) { state.withLock { _ = $0.unsealed.removeValue(forKey: w.number) } }
+
+    /// Takes every idle writer out of the pool (for sealing at close).
+    func takeIdleWriters() -> [BlobFileWriter] {
+        state.withLock { s in
+            let all = s.idle
+            s.idle = []
+            for w in all { s.unsealed[w.number] = nil }
+            return all
+        }
+    }
+
+    /// Numbers of files still being written (recovery must not treat them as finished).
+    var unsealedNumbers: Set<UInt64> { state.withLock { Set($0.unsealed.keys) } }
+
+    /// Makes every blob byte handed to the OS durable (before a WAL that refers to it is synced
+    /// or deleted).
+    func syncAll() throws {
+        let writers = state.withLock { Array($0.unsealed.values) }
+        var created = false
+        for w in writers where w.needsSync.load(ordering: .acquiring) {
+            try w.sync()
+            created = true
+        }
+        if created { try FileSystem.syncDirectory(directory) }
+    }
+
+    // MARK: Reads
+
+    /// Reads `buffer.count` bytes of the value at `from`, verifying each chunk it touches.
+    /// REQUIRES: `from + buffer.count <= ref.length`.
+    func read(_ ref: BlobReference, from: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard buffer.count > 0 else { return }
+        let file = try readers.file(ref.fileNumber)
+        let chunk = UInt64(BlobFormat.chunkSize)
+        let stride = chunk + UInt64(BlobFormat.chunkTrailerSize)
+        let first = from / chunk
+        let last = (from + UInt64(buffer.count) - 1) / chunk
+        // Up to 16 chunks (about 1 MiB) per pread.
+        let perRead: UInt64 = 16
+        let scratch = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: Int(min(last - first + 1, perRead) * stride), alignment: 16)
+        defer { scratch.deallocate() }
+        var out = 0
+        var i = first
+        while i <= last {
+            let n = min(perRead, last - i + 1)
+            let spanStart = BlobFormat.chunkOffset(ref.offset, i)
+            let lastLen = min(chunk, ref.length - (i + n - 1) * chunk)
+            let spanBytes = Int((n - 1) * stride + lastLen + UInt64(BlobFormat.chunkTrailerSize))
+            let got = try file.read(
+                into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<spanBytes]), at: Int64(spanStart))
+            guard got == spanBytes else {
+                throw SliceError.corruption(
+                    "blob file is shorter than a value stored in it", path: file.path, offset: Int64(spanStart))
+            }
+            for j in 0..<n {
+                let index = i + j
+                let dataLen = Int(min(chunk, ref.length - index * chunk))
+                let base = Int(j * stride)
+                let data = UnsafeRawBufferPointer(rebasing: scratch[base..<(base + dataLen)])
+                let stored = UnsafeRawBufferPointer(scratch).fixed32(at: base + dataLen)
+                guard BlobFormat.chunkChecksum(data, index: UInt32(truncatingIfNeeded: index)) == stored else {
+                    throw SliceError.corruption(
+                        "blob chunk checksum mismatch", path: file.path,
+                        offset: Int64(BlobFormat.chunkOffset(ref.offset, index)))
+                }
+                let chunkStart = index * chunk
+                let lo = Int(max(from, chunkStart) - chunkStart)
+                let hi = Int(min(from + UInt64(buffer.count), chunkStart + UInt64(dataLen)) - chunkStart)
+                if hi > lo {
+                    (buffer.baseAddress! + out).copyMemory(from: data.baseAddress! + lo, byteCount: hi - lo)
+                    out += hi - lo
+                }
+            }
+            i += n
+        }
+        counters.blobBytesRead.add(out, ordering: .relaxed)
+    }
+
+    /// The whole value, with every chunk and the value checksum verified.
+    func readAll(_ ref: BlobReference) throws -> [UInt8] {
+        guard ref.length <= UInt64(Int.max) else { throw SliceError(.invalidArgument, "value too large for memory") }
+        let value = try [UInt8](unsafeUninitializedCapacity: Int(ref.length)) { buf, n in
+            try read(ref, from: 0, into: UnsafeMutableRawBufferPointer(buf))
+            n = Int(ref.length)
+        }
+        guard CRC32C.checksum(value) == ref.checksum else {
+            throw SliceError.corruption(
+                "blob value checksum mismatch", path: FileNames.blob(directory, ref.fileNumber),
+                offset: Int64(ref.offset))
+        }
+        return value
+    }
+
+    /// Reads and verifies a value piece by piece (for `check`), without holding it in memory.
+    func verify(_ ref: BlobReference) throws {
+        let piece = 1 << 20
+        var buf = [UInt8](repeating: 0, count: piece)
+        var crc: UInt32 = 0
+        var at: UInt64 = 0
+        while at < ref.length {
+            let n = Int(min(UInt64(piece), ref.length - at))
+            try buf.withUnsafeMutableBytes {
+                try read(ref, from: at, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]))
+            }
+            crc = buf.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<n]), extending: crc) }
+            at += UInt64(n)
+        }
+        guard crc == ref.checksum else {
+            throw SliceError.corruption(
+                "blob value checksum mismatch", path: FileNames.blob(directory, ref.fileNumber),
+                offset: Int64(ref.offset))
+        }
+    }
+}
+
+private struct WeakBlobFile {
+    weak var file: BlobFile?
+}
