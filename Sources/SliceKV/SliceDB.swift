@@ -66,6 +66,12 @@ public final class SliceDB: Sendable {
         return n
     }
 
+    /// `key`'s value as the store holds it (nil when absent): put it under another key with
+    /// `WriteBatch.put(_:_:keyspace:)` to move a value of any size without copying it.
+    public func storedValue(_ key: [UInt8], keyspace: Keyspace = .user) throws -> StoredValue? {
+        try engine.storedValue(key, keyspace: keyspace)
+    }
+
     /// The size of `key`'s value without reading it; nil when absent.
     public func valueSize(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> UInt64? {
         try engine.valueSize(key, keyspace: keyspace, snapshot: snapshot)

@@ -18,8 +18,15 @@ struct CrashWriter: ParsableCommand {
     @Option var threads: Int = 4
     @Option var keys: Int = 2000
     @Option var seed: UInt64 = 1
+    /// Instead: commit one large value ("C size" when acknowledged), then stream another in
+    /// 1 MiB pieces ("W n" after each) that is never committed.
+    @Flag var stream = false
 
     func run() throws {
+        if stream {
+            try runStream()
+            return
+        }
         var o = Options()
         o.syncPolicy = .always
         o.memtableSize = 32 << 10
@@ -77,6 +84,27 @@ struct CrashWriter: ParsableCommand {
             }.start()
         }
         group.wait()
+    }
+}
+
+extension CrashWriter {
+    func runStream() throws {
+        var o = Options()
+        o.syncPolicy = .always
+        let db = try SliceDB(path: directory, options: o)
+        let piece = [UInt8](repeating: 0x5a, count: 1 << 20)
+        let committed = try db.valueWriter(for: Array("committed".utf8))
+        for _ in 0..<3 { try committed.write(piece) }
+        try committed.commit()
+        emit("C \(3 << 20)\n")
+        let partial = try db.valueWriter(for: Array("partial".utf8))
+        for n in 1...1024 {
+            try partial.write(piece)
+            emit("W \(n)\n")
+            usleep(5_000)
+        }
+        // Never committed: the parent kills us first.
+        while true { sleep(1) }
     }
 }
 

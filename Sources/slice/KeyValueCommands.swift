@@ -7,7 +7,8 @@ import SliceKV
 
 struct Put: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Store a value. Reads the value from standard input when VALUE is omitted.")
+        abstract: "Store a value. Reads the value from standard input when VALUE is omitted.",
+        discussion: "Standard input is streamed into the store, so a value may be larger than memory.")
 
     @OptionGroup var store: StoreOptions
     @Flag(help: "Read keys in the escaped form scan prints (\\t \\n \\\\ \\xNN).") var escaped = false
@@ -17,8 +18,12 @@ struct Put: ParsableCommand {
     func run() throws {
         try runReporting {
             let db = try store.open()
-            let v = try value.map { Array($0.utf8) } ?? readAll(fd: 0)
-            try db.put(try Escaping.key(key, escaped: escaped), v)
+            let k = try Escaping.key(key, escaped: escaped)
+            if let value {
+                try db.put(k, Array(value.utf8))
+            } else {
+                try db.put(k, contentsOf: 0)
+            }
             try db.close()
         }
     }
@@ -35,11 +40,23 @@ struct Get: ParsableCommand {
     func run() throws {
         try runReporting {
             let db = try store.open()
-            guard let v = try db.get(try Escaping.key(key, escaped: escaped)) else {
+            let k = try Escaping.key(key, escaped: escaped)
+            let snapshot = try db.snapshot()
+            guard let size = try db.valueSize(k, snapshot: snapshot) else {
                 Terminal.error("key not found: \(key)")
                 throw ExitCode(1)
             }
-            Terminal.writeStdout(v)
+            // Streamed in 1 MiB pieces: a value larger than memory prints fine.
+            var buffer = [UInt8](repeating: 0, count: Int(min(size, 1 << 20)))
+            var offset: UInt64 = 0
+            while offset < size {
+                let n =
+                    try buffer.withUnsafeMutableBytes { try db.read(k, offset: offset, into: $0, snapshot: snapshot) }
+                    ?? 0
+                if n == 0 { break }
+                Terminal.writeStdout(Array(buffer[0..<n]))
+                offset += UInt64(n)
+            }
         }
     }
 }

@@ -176,6 +176,35 @@ import Testing
         #expect(try reopened.get(bytes("big1")) == nil)
     }
 
+    @Test func renamedValuesKeepTheirBlobUntilTheLastReferenceGoes() throws {
+        let dir = TempDir("slice-blob")
+        var o = Options()
+        o.blobFileSize = 1 << 20
+        let db = try SliceDB(path: dir.path, options: o)
+        let v = BlobTests.pattern(21, 2 << 20)
+        try db.put(bytes("a"), v)
+        try db.put(bytes("filler"), BlobTests.pattern(22, 100_000))
+        let written = db.stats().blobBytesWritten
+        for (from, to) in [("a", "b"), ("b", "c"), ("c", "d")] {
+            var batch = WriteBatch()
+            batch.put(bytes(to), try #require(try db.storedValue(bytes(from))))
+            batch.delete(bytes(from))
+            try db.write(batch)
+            try db.compact()
+        }
+        #expect(db.stats().blobBytesWritten == written, "renames move references, not bytes")
+        #expect(BlobTests.same(try db.get(bytes("d")), v))
+        #expect(try db.get(bytes("a")) == nil)
+        try db.close()
+        let reopened = try SliceDB(path: dir.path, options: o)
+        #expect(BlobTests.same(try reopened.get(bytes("d")), v))
+        try reopened.delete(bytes("d"))
+        try reopened.delete(bytes("filler"))
+        try reopened.compact()
+        #expect(files(in: dir.path, suffix: ".blob").count <= 1, "only the open writer's file may remain")
+        #expect(reopened.stats().blobLiveBytes == 0)
+    }
+
     @Test func corruptBlobIsReportedNeverReturned() throws {
         let dir = TempDir("slice-blob")
         let v = BlobTests.pattern(5, 500_000)

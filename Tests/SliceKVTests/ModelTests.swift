@@ -71,7 +71,19 @@ import Testing
                 }
                 try db!.write(batch)
                 model = pending
-            case 68..<85:
+            case 68..<72:
+                // A rename: the value moves by reference (no copy for blob values).
+                let from = randomKey()
+                let to = randomKey()
+                if from != to, let stored = try db!.storedValue(from) {
+                    var batch = WriteBatch()
+                    batch.put(to, stored)
+                    batch.delete(from)
+                    try db!.write(batch)
+                    model[to] = model[from]
+                    model[from] = nil
+                }
+            case 72..<85:
                 let k = randomKey()
                 #expect(try db!.get(k) == model[k], "\(context)")
                 #expect(try db!.valueSize(k) == model[k].map { UInt64($0.count) }, "\(context)")

@@ -26,13 +26,20 @@ struct BlobFileAccount: Sendable, Equatable {
     var sealedBytes: UInt64?
     /// Bytes of records whose references have been written into tables (by flushes).
     var linkedBytes: UInt64 = 0
-    /// Bytes of records no entry refers to any more (dropped by compaction, or orphaned by a crash).
+    /// Bytes of dropped references (by compaction) and of records no entry ever referred to
+    /// (orphaned by a crash).
     var garbageBytes: UInt64 = 0
+    /// Bytes of flushed references that are copies (a rename gives a record a second entry).
+    /// Each reference, original or copy, adds its bytes to `garbageBytes` once when dropped,
+    /// so the file is dead when garbage covers the records plus the copies.
+    var copiedBytes: UInt64 = 0
 
-    /// Every record is garbage: the file can go once no reader sees it.
+    /// Every reference is gone: the file can go once no reader sees it. A copy is always
+    /// flushed no later than the drop of its source (they share a batch), so it is counted
+    /// in `copiedBytes` before the source's bytes reach `garbageBytes`.
     var isDead: Bool {
         guard let sealedBytes else { return false }
-        return garbageBytes >= sealedBytes
+        return garbageBytes >= sealedBytes + copiedBytes
     }
 
     /// Applies the blob part of an edit to a set of accounts (replay and versions share this).
@@ -42,6 +49,7 @@ struct BlobFileAccount: Sendable, Equatable {
         for (number, delta) in edit.blobDeltas {
             accounts[number, default: .init()].linkedBytes += delta.linked
             accounts[number, default: .init()].garbageBytes += delta.garbage
+            accounts[number, default: .init()].copiedBytes += delta.copied
         }
         for (number, account) in accounts where account.isDead { accounts[number] = nil }
     }
@@ -51,6 +59,7 @@ struct BlobFileAccount: Sendable, Equatable {
 struct BlobDelta: Sendable, Equatable {
     var linked: UInt64 = 0
     var garbage: UInt64 = 0
+    var copied: UInt64 = 0
 }
 
 extension Dictionary where Key == UInt64, Value == BlobDelta {
@@ -58,6 +67,7 @@ extension Dictionary where Key == UInt64, Value == BlobDelta {
         for (k, d) in other {
             self[k, default: .init()].linked += d.linked
             self[k, default: .init()].garbage += d.garbage
+            self[k, default: .init()].copied += d.copied
         }
     }
 }

@@ -2,7 +2,9 @@
 ///
 /// Encoding (the entry's value bytes; on disk: do not change):
 /// ```
-/// reference := varint(fileNumber) varint(offset) varint(length) checksum:fixed32
+/// reference := varint(fileNumber) varint(offset) varint(length) checksum:fixed32 [flags:uint8]
+/// flags     := bit 0: this entry is a copy of another entry's reference (a rename), not the
+///              entry the record was written for; absent = 0
 /// ```
 /// `offset` is where the value's first chunk starts in blob file `fileNumber`; `length` is the
 /// value's size in bytes; `checksum` is the CRC32C of the whole value (unmasked), checked by
@@ -12,6 +14,8 @@ struct BlobReference: Sendable, Equatable {
     var offset: UInt64
     var length: UInt64
     var checksum: UInt32
+    /// A second reference to a record (see `BlobFileAccount.copiedBytes`).
+    var isCopy = false
 
     /// Chunks the value occupies.
     var chunkCount: UInt64 { BlobFormat.chunkCount(length) }
@@ -27,6 +31,7 @@ struct BlobReference: Sendable, Equatable {
         out.appendVarint(offset)
         out.appendVarint(length)
         out.appendFixed32(checksum)
+        if isCopy { out.append(1) }
         return out
     }
 
@@ -34,12 +39,13 @@ struct BlobReference: Sendable, Equatable {
     init?(decoding bytes: UnsafeRawBufferPointer) {
         var p = 0
         guard let f = bytes.varint(at: &p), let o = bytes.varint(at: &p), let l = bytes.varint(at: &p),
-            p + 4 == bytes.count
+            p + 4 == bytes.count || (p + 5 == bytes.count && bytes[p + 4] <= 1)
         else { return nil }
         fileNumber = f
         offset = o
         length = l
         checksum = bytes.fixed32(at: p)
+        isCopy = p + 5 == bytes.count && bytes[p + 4] == 1
     }
 
     init?(decoding bytes: some Collection<UInt8>) {
@@ -52,5 +58,26 @@ struct BlobReference: Sendable, Equatable {
         self.offset = offset
         self.length = length
         self.checksum = checksum
+    }
+}
+
+/// A value as the store holds it: its bytes when small, a reference into a blob file when
+/// large. `WriteBatch.put(_:_:keyspace:)` stores it under another key without copying a large
+/// value's bytes (renames). Use it before the source key changes again: a handle to a value
+/// that has since been overwritten and compacted away is refused.
+public struct StoredValue: Sendable {
+    enum Storage: Sendable {
+        case inline([UInt8])
+        case blob(BlobReference, BlobFile)
+    }
+
+    let storage: Storage
+
+    /// The value's size in bytes.
+    public var size: UInt64 {
+        switch storage {
+        case .inline(let v): return UInt64(v.count)
+        case .blob(let r, _): return r.length
+        }
     }
 }

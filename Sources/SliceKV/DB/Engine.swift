@@ -233,7 +233,11 @@ final class Engine: @unchecked Sendable {
                     guard let ref = BlobReference(decoding: it.value) else {
                         throw SliceError(.corruption, "bad blob reference in memtable")
                     }
-                    deltas[ref.fileNumber, default: .init()].linked += ref.diskBytes
+                    if ref.isCopy {
+                        deltas[ref.fileNumber, default: .init()].copied += ref.diskBytes
+                    } else {
+                        deltas[ref.fileNumber, default: .init()].linked += ref.diskBytes
+                    }
                 }
                 try builder.add(key, it.value)
                 it.next()
@@ -372,8 +376,14 @@ final class Engine: @unchecked Sendable {
                 throw SliceError(
                     .invalidArgument, "value of \(value.count) bytes exceeds the limit of \(options.maxValueSize)")
             }
-            guard kind != .blobReference else {
-                throw SliceError(.invalidArgument, "blob references cannot be written directly")
+            if kind == .blobReference {
+                guard let ref = BlobReference(decoding: value), ref.isCopy,
+                    lock.withLock({ versions.current.blobs[ref.fileNumber] != nil })
+                        || blobStore.unsealedNumbers.contains(ref.fileNumber)
+                else {
+                    throw SliceError(
+                        .invalidArgument, "a stored value was put after its key changed (its blob file is gone)")
+                }
             }
             if kind == .value && value.count >= options.blobThreshold { large += 1 }
             if kind == .value { puts += 1 } else { deletes += 1 }
@@ -685,7 +695,7 @@ final class Engine: @unchecked Sendable {
     }
 
     /// Where a value is kept.
-    enum StoredValue {
+    enum Stored {
         case inline([UInt8])
         case blob(BlobReference)
 
@@ -700,7 +710,7 @@ final class Engine: @unchecked Sendable {
     /// Finds `key` and calls `body` with how its value is stored (nil: absent), keeping every
     /// file the value may live in alive for the duration of the call.
     func withStoredValue<R>(
-        _ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil, _ body: (StoredValue?) throws -> R
+        _ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil, _ body: (Stored?) throws -> R
     ) throws -> R {
         guard !key.isEmpty, key.count <= Options.maxKeySize else {
             throw SliceError(.invalidArgument, key.isEmpty ? "empty key" : "key exceeds \(Options.maxKeySize) bytes")
@@ -716,13 +726,24 @@ final class Engine: @unchecked Sendable {
             }
         }
         if case .absent = result { result = try version.get(lookupKey, tableCache: tableCache) }
-        let stored: StoredValue?
+        let stored: Stored?
         switch result {
         case .found(let v): stored = .inline(v)
         case .blob(let r): stored = .blob(try decodeReference(r))
         case .deleted, .absent: stored = nil
         }
         return try withExtendedLifetime((mem, imm, version)) { try body(stored) }
+    }
+
+    /// How `key`'s value is held, for putting it under another key without copying it.
+    func storedValue(_ key: [UInt8], keyspace: Keyspace = .user) throws -> StoredValue? {
+        try withStoredValue(key, keyspace: keyspace) { stored in
+            switch stored {
+            case nil: return nil
+            case .inline(let v): return StoredValue(storage: .inline(v))
+            case .blob(let r): return StoredValue(storage: .blob(r, blobStore.file(r.fileNumber)))
+            }
+        }
     }
 
     /// Size of `key`'s value without reading it; nil when absent.

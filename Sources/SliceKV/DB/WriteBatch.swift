@@ -14,6 +14,8 @@ public struct WriteBatch: Sendable {
     static let headerSize = 12
 
     private(set) var rep: [UInt8]
+    /// Blob files that copied references in this batch point into, kept until it is written.
+    private(set) var heldBlobFiles: [BlobFile] = []
 
     public init() {
         rep = [UInt8](repeating: 0, count: WriteBatch.headerSize)
@@ -46,6 +48,21 @@ public struct WriteBatch: Sendable {
         rep.appendVarint(value.count)
         rep.append(contentsOf: value)
         setCount(count + 1)
+    }
+
+    /// Puts a value as the store already holds it (from `SliceDB.storedValue`): a large value
+    /// gets a second reference to its blob record, so no bytes are copied (what a rename does).
+    public mutating func put(_ key: [UInt8], _ value: StoredValue, keyspace: Keyspace = .user) {
+        switch value.storage {
+        case .inline(let bytes):
+            put(key, bytes, keyspace: keyspace)
+        case .blob(var ref, let file):
+            ref.isCopy = true
+            var engineKey = [keyspace.rawValue]
+            engineKey.append(contentsOf: key)
+            engineKey.withUnsafeBytes { putBlobReference($0, ref) }
+            heldBlobFiles.append(file)
+        }
     }
 
     /// A put whose value already sits in a blob file.

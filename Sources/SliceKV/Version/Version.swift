@@ -24,8 +24,10 @@ final class Version: Sendable {
         var garbage: UInt64 = 0
         for a in blobs.values {
             let total = max(a.sealedBytes ?? a.linkedBytes, a.linkedBytes)
-            garbage += a.garbageBytes
-            live += total > a.garbageBytes ? total - a.garbageBytes : 0
+            // Dropped copies count as garbage without freeing a record: discount them.
+            let dead = min(total, a.garbageBytes > a.copiedBytes ? a.garbageBytes - a.copiedBytes : 0)
+            garbage += dead
+            live += total - dead
         }
         return (live, garbage)
     }

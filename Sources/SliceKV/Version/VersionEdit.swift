@@ -9,9 +9,10 @@
 ///         | 5 level:varint number:varint size:varint
 ///             smallest:lengthPrefixed largest:lengthPrefixed   new file
 ///         | 6 level:varint key:lengthPrefixed                  compaction pointer
-///         | 7 number:varint sealed:varint linked:varint garbage:varint
+///         | 7 number:varint sealed:varint linked:varint garbage:varint copied:varint
 ///                                          whole state of a blob file (snapshots; sealed = record bytes + 1, 0 = open)
-///         | 8 number:varint linked:varint garbage:varint       blob bytes newly linked / turned to garbage
+///         | 8 number:varint linked:varint garbage:varint copied:varint
+///                                          blob bytes newly linked / turned to garbage / copied
 ///         | 9 number:varint recordBytes:varint                 blob file sealed (no more appends)
 /// ```
 /// Blob byte counts are record bytes (file size minus the 16-byte header); see `BlobFileAccount`.
@@ -73,12 +74,14 @@ struct VersionEdit {
             out.appendVarint(a.sealedBytes.map { $0 + 1 } ?? 0)
             out.appendVarint(a.linkedBytes)
             out.appendVarint(a.garbageBytes)
+            out.appendVarint(a.copiedBytes)
         }
         for (n, d) in blobDeltas.sorted(by: { $0.key < $1.key }) {
             out.appendVarint(8)
             out.appendVarint(n)
             out.appendVarint(d.linked)
             out.appendVarint(d.garbage)
+            out.appendVarint(d.copied)
         }
         for (n, b) in blobSeals {
             out.appendVarint(9)
@@ -116,14 +119,17 @@ struct VersionEdit {
                 guard let l = r.varint(), l < 64, let k = r.lengthPrefixed() else { throw bad("compact pointer") }
                 edit.compactPointers.append((Int(l), k))
             case 7:
-                guard let n = r.varint(), let s = r.varint(), let l = r.varint(), let g = r.varint() else {
-                    throw bad("blob file state")
-                }
-                edit.blobStates.append(
-                    (n, BlobFileAccount(sealedBytes: s == 0 ? nil : s - 1, linkedBytes: l, garbageBytes: g)))
+                guard let n = r.varint(), let s = r.varint(), let l = r.varint(), let g = r.varint(),
+                    let c = r.varint()
+                else { throw bad("blob file state") }
+                let account = BlobFileAccount(
+                    sealedBytes: s == 0 ? nil : s - 1, linkedBytes: l, garbageBytes: g, copiedBytes: c)
+                edit.blobStates.append((n, account))
             case 8:
-                guard let n = r.varint(), let l = r.varint(), let g = r.varint() else { throw bad("blob delta") }
-                edit.blobDeltas.merge([n: BlobDelta(linked: l, garbage: g)])
+                guard let n = r.varint(), let l = r.varint(), let g = r.varint(), let c = r.varint() else {
+                    throw bad("blob delta")
+                }
+                edit.blobDeltas.merge([n: BlobDelta(linked: l, garbage: g, copied: c)])
             case 9:
                 guard let n = r.varint(), let b = r.varint() else { throw bad("blob seal") }
                 edit.blobSeals.append((n, b))
