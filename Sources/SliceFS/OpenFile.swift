@@ -1,21 +1,59 @@
 import SliceKV
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The staged content of a file that is open through the mount.
 ///
 /// All handles of one path share one `OpenFile`, so a write is visible to every reader of the
-/// mount at once. Content is loaded from the engine on first access and written back (one
-/// atomic batch: value and attributes) on flush, fsync and the last close, when dirty.
-/// Locking: `state` guards everything; `SliceFileSystem.metaLock` is taken before it when both are
-/// needed.
+/// mount at once. Where the content lives while the file is open (`Content`):
+///
+/// ```
+/// store   nothing staged: reads are ranged gets, stat is valueSize (no value is read)
+/// memory  small files, up to SliceFileSystem.stagingMemoryLimit, edited in place
+/// stream  a file written from offset 0 sequentially (cp, dd, rsync, tar): bytes go straight
+///         into a ValueWriter (a blob file); published on flush/fsync/close. A read or a
+///         write elsewhere publishes it first, then stages again.
+/// spill   a large file written out of order: an unnamed temporary file in the data
+///         directory, streamed into the store on flush/fsync/close
+/// ```
+/// Memory per open file is therefore bounded by the memory limit plus 1 MiB of write buffer,
+/// whatever the file's size. The engine gets value and attributes in one atomic batch.
+///
+/// Locking: `state` guards everything; `SliceFileSystem.metaLock` is taken before it when both
+/// are needed (never the reverse).
 final class OpenFile: Sendable {
+    enum Content {
+        case store
+        case memory([UInt8])
+        case stream(ValueWriter, length: UInt64)
+        case spill(SpillFile, length: UInt64)
+    }
+
     struct State {
         var key: [UInt8]
-        var data: [UInt8]?
+        var content: Content = .store
         var dirty = false
         var unlinked = false
         /// Handles open on this file (the table entry goes away at zero).
         var opens = 0
         var mtime: Timestamp?
+
+        /// Size of the staged content; nil when nothing is staged.
+        var stagedSize: UInt64? {
+            switch content {
+            case .store: return nil
+            case .memory(let d): return UInt64(d.count)
+            case .stream(_, let n), .spill(_, let n): return n
+            }
+        }
+
+        /// Replaces the content, dropping an unpublished stream.
+        mutating func replace(with new: Content) {
+            if case .stream(let w, _) = content { w.abort() }
+            content = new
+        }
     }
 
     let state: Locked<State>
@@ -23,12 +61,61 @@ final class OpenFile: Sendable {
     init(key: [UInt8]) { state = Locked(State(key: key)) }
 }
 
+/// An unnamed temporary file (`O_TMPFILE`) holding a large file's content while it is edited
+/// out of order. It lives in the store's directory, so it uses the same disk, and it vanishes
+/// with its descriptor, even if the daemon is killed.
+final class SpillFile: Sendable {
+    let fd: Int32
+
+    init(directory: String) throws {
+        // O_TMPFILE is a macro Swift does not import: __O_TMPFILE | O_DIRECTORY.
+        let oTmpfile: Int32 = 0o20_000_000 | O_DIRECTORY
+        var fd = Glibc.open(directory, oTmpfile | O_RDWR | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            // Filesystems without O_TMPFILE: a named file, unlinked at once.
+            var template = Array("\(directory)/spill-XXXXXX".utf8CString)
+            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            if fd >= 0 { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+        }
+        guard fd >= 0 else { throw SliceFileSystem.FSError(-errno) }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SliceFileSystem.FSError(-errno)
+            }
+            done += n
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SliceFileSystem.FSError(-errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    func truncate(to size: UInt64) throws {
+        guard ftruncate(fd, off_t(size)) == 0 else { throw SliceFileSystem.FSError(-errno) }
+    }
+}
+
 /// What a FUSE file handle (`fi->fh`) refers to.
 enum Handle {
     case file(OpenFile)
     case control(ControlFile)
 }
-
-#if canImport(Glibc)
-    import Glibc
-#endif

@@ -99,7 +99,7 @@ public final class SliceFileSystem: @unchecked Sendable {
     func hasChildren(_ prefix: [UInt8]) throws -> Bool {
         for ks in [Keyspace.user, FSKeyspace.nodes] {
             var found = false
-            try db.scan(.prefix(prefix), keyspace: ks).forEach { _, _ in
+            try db.scan(.prefix(prefix), keyspace: ks).forEach(values: false) { _, _ in
                 found = true
                 return false
             }
@@ -108,10 +108,13 @@ public final class SliceFileSystem: @unchecked Sendable {
         return false
     }
 
+    /// A file's size: from its staging when it is open, else from the store without reading the value.
     func fileSize(_ key: [UInt8]) throws -> Int? {
         if key.isEmpty { return nil }
-        if let open = openFiles.withLock({ $0[key] }), let n = open.state.withLock({ $0.data?.count }) { return n }
-        return try db.get(key)?.count
+        if let open = openFiles.withLock({ $0[key] }), let n = open.state.withLock({ $0.stagedSize }) {
+            return Int(n)
+        }
+        return try db.valueSize(key).map { Int($0) }
     }
 
     /// Resolves a path to its node, or nil when nothing is there.
@@ -291,7 +294,7 @@ public final class SliceFileSystem: @unchecked Sendable {
             if r.isPieceDirectory {
                 // Inside a long component: name children by the canonical path of each key.
                 for ks in [Keyspace.user, FSKeyspace.nodes] {
-                    try db.scan(.prefix(prefix), keyspace: ks).forEach { key, _ in
+                    try db.scan(.prefix(prefix), keyspace: ks).forEach(values: false) { key, _ in
                         let comps = PathMapping.components(forKey: Array(key))
                         if comps.count > r.depth {
                             add(comps[r.depth], comps.count > r.depth + 1 || ks == FSKeyspace.nodes ? S_IFDIR : S_IFREG)
@@ -310,7 +313,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                 while true {
                     let cursor = try db.scan(KeyRange(start: start, end: end), keyspace: ks)
                     var skipTo: [UInt8]?
-                    try cursor.forEach { key, value in
+                    try cursor.forEach(values: ks == FSKeyspace.nodes) { key, value in
                         let rest = key[prefix.count...]
                         if let slash = rest.firstIndex(of: 0x2f) {
                             let child = Array(rest[..<slash])
@@ -461,7 +464,9 @@ public final class SliceFileSystem: @unchecked Sendable {
                     keyspace: FSKeyspace.fileAttributes)
                 try db.write(batch)
                 let f = acquireOpenFile(r.key)
-                f.state.withLock { $0.data = $0.data ?? [] }
+                f.state.withLock { s in
+                    if case .store = s.content { s.content = .memory([]) }
+                }
                 fh = newHandle(.file(f))
                 return 0
             }
@@ -493,7 +498,7 @@ public final class SliceFileSystem: @unchecked Sendable {
             let f = acquireOpenFile(r.key)
             if flags & O_TRUNC != 0 {
                 f.state.withLock { s in
-                    s.data = []
+                    s.replace(with: .memory([]))
                     s.dirty = true
                     s.mtime = .now
                 }
@@ -503,9 +508,34 @@ public final class SliceFileSystem: @unchecked Sendable {
         }
     }
 
-    /// Loads the file's content into its staging if not there yet. REQUIRES: f.state locked.
-    private func load(_ s: inout OpenFile.State) throws {
-        if s.data == nil { s.data = try db.get(s.key) ?? [] }
+    /// Files up to this size are staged in memory while written; larger ones stream into the
+    /// store or spill to a temporary file (see `OpenFile`). 4 MiB: most files, bounded memory.
+    static let stagingMemoryLimit = 4 << 20
+
+    /// Stages a file's stored content so it can be edited: in memory when small, else in a
+    /// spill file (only the first `limit` bytes when given: a truncate does not copy what it
+    /// cuts). REQUIRES: s locked, content is `.store`.
+    private func stage(_ s: inout OpenFile.State, upTo limit: UInt64? = nil) throws {
+        let stored = try db.valueSize(s.key) ?? 0
+        let size = min(stored, limit ?? stored)
+        if size <= UInt64(SliceFileSystem.stagingMemoryLimit) {
+            s.content = .memory(size == 0 ? [] : (try db.read(s.key, offset: 0, count: Int(size)) ?? []))
+            return
+        }
+        let spill = try SpillFile(directory: db.path)
+        let piece = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 16)
+        defer { buffer.deallocate() }
+        var at: UInt64 = 0
+        while at < size {
+            let want = Int(min(UInt64(piece), size - at))
+            let n =
+                try db.read(s.key, offset: at, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])) ?? 0
+            if n == 0 { break }
+            try spill.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), at: at)
+            at += UInt64(n)
+        }
+        s.content = .spill(spill, length: at)
     }
 
     public func read(_ fh: UInt64, _ buf: UnsafeMutablePointer<CChar>, _ size: Int, _ offset: off_t) -> Int32 {
@@ -516,15 +546,33 @@ public final class SliceFileSystem: @unchecked Sendable {
             c.content.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + start, n) }
             return Int32(n)
         case .file(let f):
+            let out = UnsafeMutableRawBufferPointer(start: buf, count: size)
             return run {
-                try f.state.withLock { s in
-                    try load(&s)
-                    let data = s.data!
-                    let start = min(Int(offset), data.count)
-                    let n = min(size, data.count - start)
-                    if n > 0 { data.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + start, n) } }
-                    return Int32(n)
+                for _ in 0..<3 {
+                    let r = try f.state.withLock { s -> Int32? in
+                        switch s.content {
+                        case .memory(let data):
+                            let start = min(Int(offset), data.count)
+                            let n = min(size, data.count - start)
+                            if n > 0 { data.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + start, n) } }
+                            return Int32(n)
+                        case .spill(let spill, let length):
+                            guard UInt64(offset) < length else { return 0 }
+                            let n = Int(min(UInt64(size), length - UInt64(offset)))
+                            return Int32(
+                                try spill.read(
+                                    into: UnsafeMutableRawBufferPointer(rebasing: out[0..<n]), at: UInt64(offset)))
+                        case .stream:
+                            return nil  // publish it first (below), then read from the store
+                        case .store:
+                            return Int32(try db.read(s.key, offset: UInt64(offset), into: out) ?? 0)
+                        }
+                    }
+                    if let r { return r }
+                    let c = commit(f)
+                    if c != 0 { return c }
                 }
+                return -EIO
             }
         case nil: return -EBADF
         }
@@ -552,43 +600,107 @@ public final class SliceFileSystem: @unchecked Sendable {
         case .file(let f):
             let end = Int(offset) + size
             if end > maxFileSize { return -EFBIG }
+            let incoming = UnsafeRawBufferPointer(start: buf, count: size)
+            let limit = SliceFileSystem.stagingMemoryLimit
             return run {
-                try f.state.withLock { s in
-                    try load(&s)
-                    let incoming = UnsafeRawBufferPointer(start: buf, count: size)
-                    if Int(offset) == s.data!.count {
-                        s.data!.append(contentsOf: incoming)  // the common case: appending
-                    } else {
-                        if s.data!.count < end {
-                            s.data!.append(contentsOf: [UInt8](repeating: 0, count: end - s.data!.count))
+                for _ in 0..<3 {
+                    let r = try f.state.withLock { s -> Int32? in
+                        while true {
+                            switch s.content {
+                            case .store:
+                                try stage(&s)
+                                continue
+                            case .memory(var data):
+                                if Int(offset) == data.count && end > limit {
+                                    // Growing past the memory limit by appending: stream it.
+                                    let w = try db.valueWriter(for: s.key)
+                                    try w.write(data)
+                                    try w.write(incoming)
+                                    s.content = .stream(w, length: UInt64(end))
+                                } else if end > limit {
+                                    let spill = try SpillFile(directory: db.path)
+                                    try data.withUnsafeBytes { try spill.write($0, at: 0) }
+                                    try spill.write(incoming, at: UInt64(offset))
+                                    s.content = .spill(spill, length: UInt64(max(end, data.count)))
+                                } else {
+                                    s.content = .store  // drop the array's second reference before editing
+                                    if Int(offset) == data.count {
+                                        data.append(contentsOf: incoming)
+                                    } else {
+                                        if data.count < end {
+                                            data.append(contentsOf: repeatElement(0, count: end - data.count))
+                                        }
+                                        data.withUnsafeMutableBytes {
+                                            _ = memcpy($0.baseAddress! + Int(offset), buf, size)
+                                        }
+                                    }
+                                    s.content = .memory(data)
+                                }
+                            case .stream(let w, let length):
+                                guard UInt64(offset) == length else { return nil }  // publish, then stage
+                                try w.write(incoming)
+                                s.content = .stream(w, length: length + UInt64(size))
+                            case .spill(let spill, let length):
+                                try spill.write(incoming, at: UInt64(offset))
+                                s.content = .spill(spill, length: max(length, UInt64(end)))
+                            }
+                            s.dirty = true
+                            s.mtime = .now
+                            return Int32(size)
                         }
-                        s.data!.withUnsafeMutableBytes { _ = memcpy($0.baseAddress! + Int(offset), buf, size) }
                     }
-                    s.dirty = true
-                    s.mtime = .now
-                    return Int32(size)
+                    if let r { return r }
+                    let c = commit(f)
+                    if c != 0 { return c }
                 }
+                return -EIO
             }
         case nil: return -EBADF
         }
     }
 
-    /// Writes staged content back: value and attributes in one batch.
+    /// Writes staged content back: value and attributes in one batch. A stream is published
+    /// (the file goes back to `.store`); memory and spill staging stay for further edits.
     func commit(_ f: OpenFile, sync: Bool = false) -> Int32 {
         run {
             try metaLock.withLock { _ in
                 try f.state.withLock { s in
-                    guard s.dirty, !s.unlinked, let data = s.data else { return 0 }
+                    guard s.dirty, !s.unlinked else { return 0 }
                     var rec =
                         try record(s.key, FSKeyspace.fileAttributes)
                         ?? defaultRecord(.file)
                     let t = s.mtime ?? .now
                     rec.mtime = t
                     rec.ctime = t
-                    var batch = WriteBatch()
-                    batch.put(s.key, data, keyspace: .user)
-                    batch.put(s.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
-                    try db.write(batch, sync: sync)
+                    var attrs = WriteBatch()
+                    attrs.put(s.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
+                    switch s.content {
+                    case .store:
+                        try db.write(attrs, sync: sync)
+                    case .memory(let data):
+                        var batch = WriteBatch()
+                        batch.put(s.key, data, keyspace: .user)
+                        batch.append(contentsOf: attrs)
+                        try db.write(batch, sync: sync)
+                    case .stream(let w, _):
+                        s.content = .store
+                        try w.commit(with: attrs, sync: sync)
+                    case .spill(let spill, let length):
+                        let w = try db.valueWriter(for: s.key)
+                        let piece = 1 << 20
+                        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 16)
+                        defer { buffer.deallocate() }
+                        var at: UInt64 = 0
+                        while at < length {
+                            let want = Int(min(UInt64(piece), length - at))
+                            let n = try spill.read(
+                                into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: at)
+                            guard n == want else { throw FSError(-EIO) }
+                            try w.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                            at += UInt64(n)
+                        }
+                        try w.commit(with: attrs, sync: sync)
+                    }
                     s.dirty = false
                     s.mtime = nil
                     return 0
@@ -622,7 +734,10 @@ public final class SliceFileSystem: @unchecked Sendable {
                 return s.opens
             }
             if remaining == 0 {
-                let key = f.state.withLock { $0.key }
+                let key = f.state.withLock { s in
+                    s.replace(with: .store)  // staging goes with the last handle
+                    return s.key
+                }
                 if table[key] === f { table[key] = nil }
             }
         }
@@ -647,18 +762,43 @@ public final class SliceFileSystem: @unchecked Sendable {
             }
             defer { if let temporary { _ = release(temporary) } }
             guard let f = file else { return -EBADF }
-            try f.state.withLock { s in
-                try load(&s)
-                let n = Int(size)
-                if s.data!.count > n {
-                    s.data!.removeLast(s.data!.count - n)
-                } else {
-                    s.data!.append(contentsOf: repeatElement(0, count: n - s.data!.count))
+            let n = UInt64(size)
+            for _ in 0..<3 {
+                let done = try f.state.withLock { s -> Bool in
+                    switch s.content {
+                    case .stream(_, let length) where length != n:
+                        return false  // publish it, then stage
+                    case .stream:
+                        break
+                    case .store:
+                        try stage(&s, upTo: n)
+                    default:
+                        break
+                    }
+                    switch s.content {
+                    case .memory(var data):
+                        s.content = .store
+                        if data.count > Int(n) {
+                            data.removeLast(data.count - Int(n))
+                        } else {
+                            data.append(contentsOf: repeatElement(0, count: Int(n) - data.count))
+                        }
+                        s.content = .memory(data)
+                    case .spill(let spill, _):
+                        try spill.truncate(to: n)
+                        s.content = .spill(spill, length: n)
+                    case .stream, .store:
+                        break
+                    }
+                    s.dirty = true
+                    s.mtime = .now
+                    return true
                 }
-                s.dirty = true
-                s.mtime = .now
+                if done { return commit(f) }
+                let c = commit(f)
+                if c != 0 { return c }
             }
-            return commit(f)
+            return -EIO
         }
     }
 
@@ -745,7 +885,12 @@ public final class SliceFileSystem: @unchecked Sendable {
 
     /// Moves one key's content and records. REQUIRES: metaLock.
     private func moveOne(_ from: [UInt8], _ to: [UInt8], into batch: inout WriteBatch) throws {
-        for ks in [Keyspace.user, FSKeyspace.fileAttributes, FSKeyspace.nodes] {
+        // Content moves as the store holds it: a large file's bytes are not copied.
+        if let v = try db.storedValue(from) {
+            batch.put(to, v)
+            batch.delete(from)
+        }
+        for ks in [FSKeyspace.fileAttributes, FSKeyspace.nodes] {
             if let v = try db.get(from, keyspace: ks) {
                 batch.put(to, v, keyspace: ks)
                 batch.delete(from, keyspace: ks)
@@ -758,7 +903,13 @@ public final class SliceFileSystem: @unchecked Sendable {
     {
         try moveOne(src.key, dst.key, into: &batch)
         let prefix = src.childPrefix
-        for ks in [Keyspace.user, FSKeyspace.fileAttributes, FSKeyspace.nodes] {
+        let files = try db.scan(.prefix(prefix))
+        while let key = try files.nextKey() {
+            guard let v = try db.storedValue(key) else { continue }
+            batch.put(dst.childPrefix + key.dropFirst(prefix.count), v)
+            batch.delete(key)
+        }
+        for ks in [FSKeyspace.fileAttributes, FSKeyspace.nodes] {
             let cursor = try db.scan(.prefix(prefix), keyspace: ks)
             while let kv = try cursor.next() {
                 batch.put(dst.childPrefix + kv.key.dropFirst(prefix.count), kv.value, keyspace: ks)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Histogram
 import SliceKV
+import Synchronization
 
 /// A db_bench-compatible benchmark driver (LevelDB's `db_bench` flags, workloads and output
 /// lines), so results line up with the peers in `Benchmarks/peers`.
@@ -10,7 +11,10 @@ struct Bench: ParsableCommand {
         abstract: "Run db_bench-style benchmarks against a store.",
         discussion: """
             Benchmarks: fillseq, fillrandom, overwrite, fillsync, fillbatch, readrandom, readmissing, \
-            readhot, readseq, readreverse, seekrandom, deleteseq, deleterandom, compact, stats. \
+            readhot, readseq, readreverse, seekrandom, deleteseq, deleterandom, compact, stats, \
+            and the YCSB core workloads ycsba ... ycsbf (load phase of --num records before the \
+            first, then --reads operations each; zipfian 0.99, latest or uniform requests as YCSB \
+            defines them; per-operation latencies). \
             fill* benchmarks start from an empty store unless --use_existing_db is given.
             """)
 
@@ -26,6 +30,8 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("cache_size"), help: "Block cache bytes.") var cacheSize = 8 << 20
     @Option(name: .customLong("bloom_bits"), help: "Bloom bits per key (-1: none).") var bloomBits = 10
     @Option(name: .customLong("write_buffer_size"), help: "Memtable bytes.") var writeBufferSize = 64 << 20
+    @Option(name: .customLong("blob_threshold"), help: "Values of at least this many bytes go to blob files.")
+    var blobThreshold = Options().blobThreshold
     @Flag(name: .customLong("use_existing_db")) var useExistingDB = false
     @Option(name: .customLong("db"), help: "Store directory.") var db = "/tmp/slicebench"
     @Flag(name: .customLong("histogram"), help: "Print latency percentiles.") var histogram = false
@@ -43,6 +49,7 @@ struct Bench: ParsableCommand {
             options.blockCacheBytes = cacheSize
             options.bloomBitsPerKey = max(0, bloomBits)
             options.memtableSize = writeBufferSize
+            options.blobThreshold = blobThreshold
             var store: SliceDB?
             func open(fresh: Bool) throws -> SliceDB {
                 if let s = store, !fresh { return s }
@@ -58,11 +65,25 @@ struct Bench: ParsableCommand {
                     "Slice db_bench: keys \(keySize) bytes, values \(valueSize) bytes, entries \(num), threads \(threads), cache \(cacheSize) bytes, bloom \(bloomBits) bits, sync \(sync)"
                 )
             }
+            // YCSB records loaded so far (the load phase runs before the first YCSB workload).
+            let ycsbRecords = YCSB.Records()
+            var ycsbLoaded = useExistingDB
+            if useExistingDB { ycsbRecords.count.store(UInt64(num), ordering: .relaxed) }
             for name in benchmarks.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
                 let fresh = name.hasPrefix("fill") && !useExistingDB
-                let store = try open(fresh: fresh)
+                let store = try open(fresh: fresh || (YCSB.workload(name) != nil && !ycsbLoaded))
                 if name == "stats" {
                     if !json { store.stats().print() }
+                    continue
+                }
+                if let workload = YCSB.workload(name) {
+                    if !ycsbLoaded {
+                        let load = try ycsbLoad(store, records: ycsbRecords)
+                        print(json ? load.json : load.line(histogram: histogram))
+                        ycsbLoaded = true
+                    }
+                    let r = try ycsbRun(workload, store, records: ycsbRecords)
+                    print(json ? r.json : r.line(histogram: histogram))
                     continue
                 }
                 guard let result = try runOne(name, store) else {
@@ -83,6 +104,8 @@ struct Bench: ParsableCommand {
         var found: Int?
         var perThread: [Double]
         var latency: Histogram<UInt64>
+        /// Latency per operation type (YCSB workloads).
+        var perOperation: [String: Histogram<UInt64>] = [:]
 
         var microsPerOp: Double { ops == 0 ? 0 : seconds * 1e6 / Double(ops) }
         var mbPerSecond: Double { seconds == 0 ? 0 : Double(bytes) / 1_048_576 / seconds }
@@ -95,17 +118,32 @@ struct Bench: ParsableCommand {
             if perThread.count > 1 {
                 s += " [per thread ops/s: " + perThread.map { String(format: "%.0f", $0) }.joined(separator: ", ") + "]"
             }
-            if histogram && latency.totalCount > 0 {
-                func us(_ p: Double) -> String { String(format: "%.2f", Double(latency.valueAtPercentile(p)) / 1000) }
-                s +=
-                    "\n    latency us: p50 \(us(50)) p99 \(us(99)) p99.9 \(us(99.9)) max \(String(format: "%.2f", Double(latency.max) / 1000))"
+            func percentiles(_ h: Histogram<UInt64>) -> String {
+                func us(_ p: Double) -> String { String(format: "%.2f", Double(h.valueAtPercentile(p)) / 1000) }
+                return
+                    "p50 \(us(50)) p99 \(us(99)) p99.9 \(us(99.9)) max \(String(format: "%.2f", Double(h.max) / 1000))"
+            }
+            if histogram && latency.totalCount > 0 { s += "\n    latency us: " + percentiles(latency) }
+            for (op, h) in perOperation.sorted(by: { $0.key < $1.key }) {
+                let rate = seconds == 0 ? 0 : Double(h.totalCount) / seconds
+                s += "\n    \(op.padding(toLength: 6, withPad: " ", startingAt: 0)) \(h.totalCount) ops, "
+                s += String(format: "%.0f ops/s", rate) + ", latency us: " + percentiles(h)
             }
             return s
         }
 
         var json: String {
             func us(_ p: Double) -> Double { latency.totalCount == 0 ? 0 : Double(latency.valueAtPercentile(p)) / 1000 }
+            var ops: [String: Any] = [:]
+            for (op, h) in perOperation {
+                func p(_ q: Double) -> Double { Double(h.valueAtPercentile(q)) / 1000 }
+                ops[op] = [
+                    "ops": h.totalCount, "p50_us": p(50), "p99_us": p(99), "p999_us": p(99.9),
+                    "max_us": Double(h.max) / 1000,
+                ]
+            }
             let obj: [String: Any] = [
+                "operations": ops,
                 "benchmark": name, "ops": ops, "seconds": seconds, "micros_per_op": microsPerOp,
                 "mb_per_s": mbPerSecond,
                 "found": found ?? -1, "ops_per_s_per_thread": perThread,
@@ -115,6 +153,11 @@ struct Bench: ParsableCommand {
             let data = try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             return String(decoding: data, as: UTF8.self)
         }
+    }
+
+    /// Value bytes: a fixed, non-repeating-looking pattern (no compression anywhere anyway).
+    func benchValue() -> [UInt8] {
+        (0..<valueSize).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
     }
 
     /// The db_bench key for index i: decimal, zero-padded to key_size.
@@ -224,7 +267,7 @@ struct Bench: ParsableCommand {
         default:
             return nil
         }
-        let value = (0..<valueSize).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
+        let value = benchValue()
         let results = Locked<[(ops: Int, bytes: Int, found: Int, seconds: Double, hist: Histogram<UInt64>)]>([])
         let failure = Locked<Error?>(nil)
         let total = count

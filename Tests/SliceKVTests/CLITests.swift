@@ -23,6 +23,52 @@ import Testing
         #expect(bad.err.contains("unknown escape"))
     }
 
+    /// Every benchmark runs once at a tiny size and prints a line in db_bench's format (no
+    /// timing is asserted; this keeps the benchmark code working).
+    @Test func everyBenchmarkRunsAndPrintsParsableLines() throws {
+        let dir = TempDir("slice-bench")
+        let names = [
+            "fillseq", "fillrandom", "overwrite", "fillsync", "fillbatch", "readrandom", "readmissing", "readhot",
+            "readseq", "seekrandom", "deleteseq", "deleterandom", "compact", "ycsba", "ycsbb", "ycsbc", "ycsbd",
+            "ycsbe", "ycsbf",
+        ]
+        let r = try run(
+            sliceExecutable,
+            [
+                "bench", "--num", "2000", "--threads", "2", "--histogram", "--db", dir.file("db"), "--benchmarks",
+                (names + ["stats"]).joined(separator: ","),
+            ])
+        #expect(r.status == 0, "\(r.err)")
+        let pattern = try Regex(#"^([a-z]+)\s+:\s+[0-9]+\.[0-9]{3} micros/op;"#)
+        var seen = Set<String>()
+        for line in r.out.split(separator: "\n") {
+            if let m = try pattern.firstMatch(in: String(line)) { seen.insert(String(m.output[1].substring!)) }
+        }
+        #expect(seen.isSuperset(of: names), "missing: \(Set(names).subtracting(seen))")
+        #expect(r.out.contains("    update "), "YCSB prints per-operation latencies")
+        let json = try run(
+            sliceExecutable,
+            ["bench", "--num", "500", "--json", "--db", dir.file("j"), "--benchmarks", "fillrandom,ycsbe"])
+        #expect(json.status == 0)
+        for line in json.out.split(separator: "\n") {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(obj?["micros_per_op"] is NSNumber)
+        }
+        let bad = try run(sliceExecutable, ["bench", "--num", "10", "--db", dir.file("x"), "--benchmarks", "nosuch"])
+        #expect(bad.status != 0)
+    }
+
+    @Test func largeValuesStreamThroughPutAndGet() throws {
+        let dir = TempDir("slice-cli")
+        let value = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3) }
+        #expect(try run(sliceExecutable, ["put", dir.path, "big"], stdin: value).status == 0)
+        let got = try run(sliceExecutable, ["get", dir.path, "big"])
+        #expect(got.status == 0)
+        #expect(got.bytes == value)
+        let check = try run(sliceExecutable, ["check", dir.path])
+        #expect(check.status == 0)
+    }
+
     @Test func scanOutputReimportsIntoAnEqualStore() throws {
         let a = TempDir("slice-cli")
         let b = TempDir("slice-cli")

@@ -90,12 +90,19 @@ import Testing
             p.standardOutput = out
             p.standardError = FileHandle.nullDevice
             try p.run()
-            // Let it run 100-600 ms (long enough to flush and compact), then kill it outright.
+            // Once it has acknowledged a write (a loaded machine may take a while to start it),
+            // let it run 100-600 ms more (long enough to flush and compact), then kill it outright.
+            var head = Data()
+            while !String(decoding: head, as: UTF8.self).contains("\nA ") {
+                let d = out.fileHandleForReading.availableData
+                if d.isEmpty { break }
+                head.append(d)
+            }
             usleep(UInt32(100_000 + Int.random(in: 0..<500_000, using: &rng)))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             #expect(p.terminationReason == .uncaughtSignal, "cycle \(cycle): the writer exited by itself")
-            let data = out.fileHandleForReading.readDataToEndOfFile()
+            let data = head + out.fileHandleForReading.readDataToEndOfFile()
             let text = String(decoding: data, as: UTF8.self)
             var before = ledger
             before.pending = [:]

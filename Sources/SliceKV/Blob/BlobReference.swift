@@ -22,7 +22,11 @@ struct BlobReference: Sendable, Equatable {
 
     /// Bytes the value occupies in its blob file (data plus one checksum per chunk): what
     /// garbage accounting adds up.
-    var diskBytes: UInt64 { length + UInt64(BlobFormat.chunkTrailerSize) * chunkCount }
+    var diskBytes: UInt64 { BlobReference.diskBytes(length) }
+
+    static func diskBytes(_ length: UInt64) -> UInt64 {
+        length + UInt64(BlobFormat.chunkTrailerSize) * BlobFormat.chunkCount(length)
+    }
 
     func encode() -> [UInt8] {
         var out: [UInt8] = []

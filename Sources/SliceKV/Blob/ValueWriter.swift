@@ -101,8 +101,10 @@ public final class ValueWriter: Sendable {
         }
     }
 
-    /// Publishes the value. After a failure nothing is visible and the writer is spent.
-    public func commit() throws {
+    /// Publishes the value, together with the operations in `extra` (one atomic batch: a
+    /// file's content and its attributes, say). After a failure nothing is visible and the
+    /// writer is spent.
+    public func commit(with extra: WriteBatch = WriteBatch(), sync: Bool? = nil) throws {
         let (writer, head, start, length) = try state.withLock { s -> (BlobFileWriter?, [UInt8], UInt64, UInt64) in
             guard !s.finished else { throw SliceError(.invalidArgument, "value writer already committed or aborted") }
             s.finished = true
@@ -111,27 +113,30 @@ public final class ValueWriter: Sendable {
             return (w, s.head, s.start, s.length)
         }
         guard let w = writer else {
-            try engine.put(key, head, keyspace: keyspace)
+            var batch = WriteBatch()
+            batch.put(key, head, keyspace: keyspace)
+            batch.append(contentsOf: extra)
+            try engine.write(batch, sync: sync)
             return
         }
-        let sync = engine.options.syncPolicy == .always
         var batch = WriteBatch()
+        var refSize = 0
         do {
             let ref = try w.finish()
-            if sync { try w.sync() }
+            refSize = ref.encode().count
+            if sync ?? (engine.options.syncPolicy == .always) { try w.sync() }
             var engineKey = [keyspace.rawValue]
             engineKey.append(contentsOf: key)
             engineKey.withUnsafeBytes { batch.putBlobReference($0, ref) }
-            engine.counters.blobBytesWritten.add(Int(ref.diskBytes), ordering: .relaxed)
-            engine.counters.blobValuesWritten.add(1, ordering: .relaxed)
+            batch.append(contentsOf: extra)
         } catch {
             engine.abandonBlobWriter(w, rollbackTo: start)
             throw error
         }
-        try engine.commitReferences(batch, sync: sync, writer: w, rollbackTo: start)
-        engine.counters.puts.add(1, ordering: .relaxed)
-        engine.counters.writeBatches.add(1, ordering: .relaxed)
-        engine.counters.userBytesWritten.add(key.count + Int(clamping: length), ordering: .relaxed)
+        try engine.write(batch, sync: sync, streamed: (w, start))
+        engine.counters.blobBytesWritten.add(Int(BlobReference.diskBytes(length)), ordering: .relaxed)
+        engine.counters.blobValuesWritten.add(1, ordering: .relaxed)
+        engine.counters.userBytesWritten.add(Int(clamping: length) - refSize, ordering: .relaxed)
     }
 
     /// Drops everything written; nothing becomes visible.

@@ -359,7 +359,11 @@ final class Engine: @unchecked Sendable {
 
     /// Applies `batch` atomically. With `sync` (default: the store's policy is `.always`) the
     /// WAL is synced before this returns.
-    func write(_ batch: WriteBatch, sync: Bool? = nil) throws {
+    ///
+    /// `streamed` is the blob writer (and the offset its uncommitted records start at) of a
+    /// `ValueWriter` committing its value in this batch: references to it are allowed, and the
+    /// writer is returned to the pool (or its records cut off on failure).
+    func write(_ batch: WriteBatch, sync: Bool? = nil, streamed: (BlobFileWriter, UInt64)? = nil) throws {
         let start = monotonicNanos()
         var puts = 0
         var deletes = 0
@@ -377,21 +381,28 @@ final class Engine: @unchecked Sendable {
                     .invalidArgument, "value of \(value.count) bytes exceeds the limit of \(options.maxValueSize)")
             }
             if kind == .blobReference {
-                guard let ref = BlobReference(decoding: value), ref.isCopy,
-                    lock.withLock({ versions.current.blobs[ref.fileNumber] != nil })
-                        || blobStore.unsealedNumbers.contains(ref.fileNumber)
-                else {
+                guard let ref = BlobReference(decoding: value) else {
+                    throw SliceError(.invalidArgument, "malformed blob reference")
+                }
+                let ownRecord = !ref.isCopy && streamed?.0.number == ref.fileNumber
+                let liveFile =
+                    ref.isCopy
+                    && (lock.withLock({ versions.current.blobs[ref.fileNumber] != nil })
+                        || blobStore.unsealedNumbers.contains(ref.fileNumber))
+                guard ownRecord || liveFile else {
                     throw SliceError(
                         .invalidArgument, "a stored value was put after its key changed (its blob file is gone)")
                 }
             }
             if kind == .value && value.count >= options.blobThreshold { large += 1 }
-            if kind == .value { puts += 1 } else { deletes += 1 }
+            if kind == .deletion { deletes += 1 } else { puts += 1 }
             bytes += key.count - 1 + value.count
         }
         guard !batch.isEmpty else { return }
         let sync = sync ?? (options.syncPolicy == .always)
-        if large > 0 {
+        if let (w, offset) = streamed {
+            try commitReferences(batch, sync: sync, writer: w, rollbackTo: offset)
+        } else if large > 0 {
             try writeSeparatingLargeValues(batch, sync: sync)
         } else {
             try commit(Writer(batch: batch, sync: sync))
@@ -839,16 +850,20 @@ final class Engine: @unchecked Sendable {
     func check(progress: ((Int, Int) -> Void)? = nil) throws -> CheckReport {
         let (_, _, version, _) = try readState(nil)
         var report = CheckReport()
+        // A record may have several references (older versions, renames): read it once.
+        var verified = Set<[UInt64]>()
+        func verifyOnce(_ ref: BlobReference) throws {
+            guard verified.insert([ref.fileNumber, ref.offset]).inserted else { return }
+            try blobStore.verify(ref)
+            report.blobValues += 1
+            report.blobBytes += ref.length
+        }
         let files = version.levels.flatMap { $0 }
         for (i, f) in files.enumerated() {
             progress?(i, files.count)
             let reader = try TableReader(
                 path: FileNames.table(path, f.number), fileNumber: f.number, cache: nil, stats: nil)
-            report.entries += try reader.verify { ref in
-                try blobStore.verify(ref)
-                report.blobValues += 1
-                report.blobBytes += ref.length
-            }
+            report.entries += try reader.verify { ref in try verifyOnce(ref) }
             report.tables += 1
             report.tableBytes += f.size
         }
@@ -857,7 +872,16 @@ final class Engine: @unchecked Sendable {
         for n in logs.sorted() {
             let logPath = FileNames.log(path, n)
             guard FileSystem.exists(logPath) else { continue }
-            let r = try LogReader(path: logPath, mode: n == logs.max() ? .tolerateTornTail : .strict).read { _ in }
+            let r = try LogReader(path: logPath, mode: n == logs.max() ? .tolerateTornTail : .strict).read { record in
+                // Values not yet in a table: their blob records are verified too.
+                try WriteBatch(rep: record).forEach(path: logPath) { kind, _, value in
+                    guard kind == .blobReference else { return }
+                    guard let ref = BlobReference(decoding: value) else {
+                        throw SliceError.corruption("malformed blob reference in WAL", path: logPath)
+                    }
+                    try verifyOnce(ref)
+                }
+            }
             report.walFiles += 1
             report.walBytes += UInt64(r.validBytes)
             if let t = r.tornTailOffset {

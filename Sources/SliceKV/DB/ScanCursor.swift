@@ -92,6 +92,16 @@ public final class ScanCursor: Sendable {
 
     /// The next live entry, or nil at the end of the range.
     public func next() throws -> KeyValue? {
+        guard let (key, value) = try advance(values: true) else { return nil }
+        return KeyValue(key: key, value: value)
+    }
+
+    /// The next live key without its value (large values are not read), or nil at the end.
+    public func nextKey() throws -> [UInt8]? {
+        try advance(values: false)?.key
+    }
+
+    private func advance(values: Bool) throws -> (key: [UInt8], value: [UInt8])? {
         try state.withLock { s in
             if s.done { return nil }
             try ScanCursor.startIfNeeded(&s)
@@ -117,12 +127,13 @@ public final class ScanCursor: Sendable {
                 s.haveLast = true
                 let value: [UInt8]?
                 switch kind {
-                case .value: value = Array(s.merged.value)
-                case .blobReference: value = try s.blobs.readAll(try ScanCursor.reference(s.merged.value))
+                case .value: value = values ? Array(s.merged.value) : []
+                case .blobReference:
+                    value = values ? try s.blobs.readAll(try ScanCursor.reference(s.merged.value)) : []
                 case .deletion: value = nil
                 }
                 try s.merged.next()
-                if let value { return KeyValue(key: Array(s.lastUserKey[1...]), value: value) }
+                if let value { return (Array(s.lastUserKey[1...]), value) }
             }
             s.done = true
             return nil
@@ -130,8 +141,11 @@ public final class ScanCursor: Sendable {
     }
 
     /// Calls `body` with each live entry's key and value bytes, without copying them, until it
-    /// returns false or the range ends. The buffers are valid only during the call.
-    public func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+    /// returns false or the range ends. The buffers are valid only during the call. With
+    /// `values: false` the value buffer is always empty and large values are not read.
+    public func forEach(values: Bool = true, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool)
+        throws
+    {
         try state.withLock { s in
             if s.done { return }
             try ScanCursor.startIfNeeded(&s)
@@ -150,7 +164,13 @@ public final class ScanCursor: Sendable {
                     s.lastUserKey.append(contentsOf: p.userKey)
                     s.haveLast = true
                     if p.kind == .deletion { return nil }
-                    if p.kind == .blobReference {
+                    if p.kind == .blobReference || !values {
+                        guard values else {
+                            wantsMore = try body(
+                                UnsafeRawBufferPointer(rebasing: p.userKey[1...]),
+                                UnsafeRawBufferPointer(start: nil, count: 0))
+                            return true
+                        }
                         s.scratch = try s.blobs.readAll(try ScanCursor.reference(s.merged.value))
                         wantsMore = try s.scratch.withUnsafeBytes {
                             try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), $0)

@@ -65,6 +65,14 @@ public struct WriteBatch: Sendable {
         }
     }
 
+    /// Appends every operation of `other`.
+    public mutating func append(contentsOf other: WriteBatch) {
+        guard !other.isEmpty else { return }
+        rep.append(contentsOf: other.body)
+        setCount(count + other.count)
+        heldBlobFiles.append(contentsOf: other.heldBlobFiles)
+    }
+
     /// A put whose value already sits in a blob file.
     mutating func putBlobReference(_ engineKey: UnsafeRawBufferPointer, _ ref: BlobReference) {
         rep.append(ValueKind.blobReference.rawValue)
