@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // Micro-benchmarks only (Benchmarks/SliceMicro); the malloc interposer gives allocation counts.
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // Hardware CRC32C (SSE4.2) and other byte loops that Swift cannot express as fast.
@@ -34,6 +36,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
+        ),
+        // `swift package benchmark` (see BENCHMARKS.md): CRC32C, bloom, block, memtable, cache, WAL.
+        .executableTarget(
+            name: "SliceMicro",
+            dependencies: ["SliceKV", .product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/SliceMicro",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .testTarget(name: "SliceKVTests", dependencies: ["SliceKV", "slice"]),
         .testTarget(name: "SliceFSTests", dependencies: ["SliceFS", "SliceKV", "CFuse", "slice"]),

@@ -5,10 +5,15 @@ import Synchronization
 /// Keys are `(file number, block offset)`; file numbers are never reused, so entries of deleted
 /// files simply age out. Each of the 16 shards is an independent LRU under its own `Mutex`, so
 /// readers on different shards never contend. Counters are atomics read by `stats`.
-final class BlockCache: Sendable {
-    struct Key: Hashable {
+package final class BlockCache: Sendable {
+    package struct Key: Hashable {
         let file: UInt64
         let offset: UInt64
+
+        package init(file: UInt64, offset: UInt64) {
+            self.file = file
+            self.offset = offset
+        }
     }
 
     private static let shardBits = 4
@@ -17,7 +22,7 @@ final class BlockCache: Sendable {
     let hits = Atomic<Int>(0)
     let misses = Atomic<Int>(0)
 
-    init(capacityBytes: Int) {
+    package init(capacityBytes: Int) {
         capacity = capacityBytes
         let per = max(1, capacityBytes >> BlockCache.shardBits)
         shards = (0..<(1 << BlockCache.shardBits)).map { _ in Shard(capacity: per) }
@@ -30,7 +35,7 @@ final class BlockCache: Sendable {
         return shards[Int(h & UInt64((1 << BlockCache.shardBits) - 1))]
     }
 
-    func get(_ key: Key) -> Block? {
+    package func get(_ key: Key) -> Block? {
         let block = shard(key).get(key)
         if block != nil {
             hits.add(1, ordering: .relaxed)
@@ -40,7 +45,7 @@ final class BlockCache: Sendable {
         return block
     }
 
-    func insert(_ key: Key, _ block: Block) {
+    package func insert(_ key: Key, _ block: Block) {
         guard capacity > 0 else { return }
         shard(key).insert(key, block)
     }

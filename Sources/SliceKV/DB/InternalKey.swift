@@ -13,17 +13,17 @@ import CSliceKV
 /// ```
 /// Ordering: user key ascending (bytewise), then trailer *descending*, so the newest version
 /// of a key comes first and a seek to `(key, snapshot)` lands on the newest visible version.
-enum ValueKind: UInt8, Sendable {
+package enum ValueKind: UInt8, Sendable {
     case deletion = 0
     case value = 1
     /// The value is a `BlobReference`: the bytes live in a blob file.
     case blobReference = 2
 
     /// The highest kind: a seek key with it sorts before every entry of the same sequence number.
-    static let forSeek = ValueKind.blobReference
+    package static let forSeek = ValueKind.blobReference
 }
 
-typealias SequenceNumber = UInt64
+package typealias SequenceNumber = UInt64
 
 let maxSequenceNumber: SequenceNumber = (1 << 56) - 1
 
@@ -32,7 +32,7 @@ func packTrailer(_ seq: SequenceNumber, _ kind: ValueKind) -> UInt64 { seq << 8 
 
 /// Builds an internal key for seeking to the newest version of `userKey` visible at `seq`.
 @inline(__always)
-func makeInternalKey(_ userKey: some Collection<UInt8>, _ seq: SequenceNumber, _ kind: ValueKind) -> [UInt8] {
+package func makeInternalKey(_ userKey: some Collection<UInt8>, _ seq: SequenceNumber, _ kind: ValueKind) -> [UInt8] {
     var k = [UInt8]()
     k.reserveCapacity(userKey.count + 8)
     k.append(contentsOf: userKey)
@@ -42,7 +42,7 @@ func makeInternalKey(_ userKey: some Collection<UInt8>, _ seq: SequenceNumber, _
 
 /// The internal key that finds the newest version of `key` in `keyspace` visible at `seq`.
 @inline(__always)
-func makeLookupKey(_ keyspace: Keyspace, _ key: [UInt8], _ seq: SequenceNumber) -> [UInt8] {
+package func makeLookupKey(_ keyspace: Keyspace, _ key: [UInt8], _ seq: SequenceNumber) -> [UInt8] {
     var k = [UInt8]()
     k.reserveCapacity(key.count + 9)
     k.append(keyspace.rawValue)

@@ -15,7 +15,7 @@
 /// Locking: an `RWLock` guards both arrays. Only the group-commit leader inserts (one writer at
 /// a time); readers and iterators take the read lock per operation. Nodes are never removed,
 /// so an iterator's node index stays valid across lock releases.
-final class Memtable: @unchecked Sendable {
+package final class Memtable: @unchecked Sendable {
     static let maxHeight = 12
 
     private let lock = RWLock()
@@ -41,7 +41,7 @@ final class Memtable: @unchecked Sendable {
     /// The WAL file that holds this memtable's writes.
     let logNumber: UInt64
 
-    init(logNumber: UInt64) {
+    package init(logNumber: UInt64) {
         self.logNumber = logNumber
         arena.reserveCapacity(1 << 16)
     }
@@ -58,7 +58,9 @@ final class Memtable: @unchecked Sendable {
     // MARK: Writing
 
     /// REQUIRES: single writer (the group-commit leader or recovery).
-    func add(_ seq: SequenceNumber, _ kind: ValueKind, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    package func add(
+        _ seq: SequenceNumber, _ kind: ValueKind, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer
+    ) {
         lock.withWriteLock {
             let offset = arena.count
             arena.append(contentsOf: key)
@@ -148,7 +150,7 @@ final class Memtable: @unchecked Sendable {
         }
     }
 
-    enum Lookup {
+    package enum Lookup {
         case found([UInt8])
         /// The value is in a blob file; the payload is the encoded `BlobReference`.
         case blob([UInt8])
@@ -157,7 +159,7 @@ final class Memtable: @unchecked Sendable {
     }
 
     /// The newest version of the lookup key's user key with sequence <= the lookup's.
-    func get(_ lookupKey: [UInt8]) -> Lookup {
+    package func get(_ lookupKey: [UInt8]) -> Lookup {
         lock.withReadLock {
             let node = seekNode(lookupKey)
             guard node > 0 else { return .absent }

@@ -1,11 +1,11 @@
 /// A parsed, checksum-verified block (see `BlockBuilder` for the layout). Immutable, shared
 /// between threads through the block cache.
-final class Block: Sendable {
+package final class Block: Sendable {
     let data: [UInt8]
     let restartsOffset: Int
     let numRestarts: Int
 
-    init(_ data: [UInt8], path: String, offset: Int64) throws {
+    package init(_ data: [UInt8], path: String, offset: Int64) throws {
         guard data.count >= 4 else { throw SliceError.corruption("block too small", path: path, offset: offset) }
         let n = data.withUnsafeBytes { Int($0.fixed32(at: data.count - 4)) }
         guard n >= 1, n <= (data.count - 4) / 4 else {
@@ -19,12 +19,12 @@ final class Block: Sendable {
     /// Memory charged to the block cache.
     var charge: Int { data.count + 64 }
 
-    func makeIterator(path: String) -> BlockIterator { BlockIterator(self, path: path) }
+    package func makeIterator(path: String) -> BlockIterator { BlockIterator(self, path: path) }
 }
 
 /// Cursor over a `Block`. Keys are rebuilt into a reused buffer; values are slices of the
 /// block (which never changes).
-final class BlockIterator: InternalIterator {
+package final class BlockIterator: InternalIterator {
     let block: Block
     private let path: String
     private var current: Int  // offset of the current entry; == restartsOffset when invalid
@@ -39,7 +39,7 @@ final class BlockIterator: InternalIterator {
         nextOffset = block.restartsOffset
     }
 
-    var isValid: Bool { current < block.restartsOffset }
+    package var isValid: Bool { current < block.restartsOffset }
     var value: ArraySlice<UInt8> { block.data[valueRange] }
 
     private func corrupt() -> SliceError {
@@ -87,7 +87,7 @@ final class BlockIterator: InternalIterator {
     }
 
     /// Positions at the first entry whose internal key is >= `target`.
-    func seek(_ target: [UInt8]) throws {
+    package func seek(_ target: [UInt8]) throws {
         try seek(target, compare: compareInternalKeys)
     }
 

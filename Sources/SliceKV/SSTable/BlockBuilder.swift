@@ -9,7 +9,7 @@
 /// a reader can binary-search them. Data blocks hold internal keys; index and meta blocks reuse
 /// the same layout with their own keys. On disk, a block is followed by its trailer
 /// (see `BlockHandle`).
-struct BlockBuilder {
+package struct BlockBuilder {
     let restartInterval: Int
     private(set) var buffer: [UInt8] = []
     private var restarts: [UInt32] = [0]
@@ -17,7 +17,7 @@ struct BlockBuilder {
     private(set) var lastKey: [UInt8] = []
     private(set) var entries = 0
 
-    init(restartInterval: Int) {
+    package init(restartInterval: Int) {
         self.restartInterval = restartInterval
         buffer.reserveCapacity(8192)
     }
@@ -28,7 +28,7 @@ struct BlockBuilder {
     var estimatedSize: Int { buffer.count + restarts.count * 4 + 4 }
 
     /// REQUIRES: `key` sorts after every key added so far.
-    mutating func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+    package mutating func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
         var shared = 0
         if counter < restartInterval {
             let n = min(lastKey.count, key.count)
@@ -55,7 +55,7 @@ struct BlockBuilder {
     }
 
     /// Appends the restart array and returns the block contents; the builder is reset.
-    mutating func finish() -> [UInt8] {
+    package mutating func finish() -> [UInt8] {
         for r in restarts { buffer.appendFixed32(r) }
         buffer.appendFixed32(UInt32(restarts.count))
         let result = buffer

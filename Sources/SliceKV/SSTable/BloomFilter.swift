@@ -6,7 +6,7 @@
 /// ```
 /// Probing uses double hashing over a 64-bit MurmurHash64A of the key: probe i tests bit
 /// `(h1 + i * h2) mod m`. With 10 bits a key and 7 probes the false-positive rate is about 0.8%.
-enum BloomFilter {
+package enum BloomFilter {
     /// Number of probes minimising false positives for `bitsPerKey` (k = ln 2 * m/n).
     static func probes(bitsPerKey: Int) -> Int {
         max(1, min(30, Int((Double(bitsPerKey) * 0.69).rounded())))
@@ -18,7 +18,7 @@ enum BloomFilter {
         return pow(1 - exp(-k / Double(bitsPerKey)), k)
     }
 
-    static func build(hashes: [UInt64], bitsPerKey: Int) -> [UInt8] {
+    package static func build(hashes: [UInt64], bitsPerKey: Int) -> [UInt8] {
         let k = probes(bitsPerKey: bitsPerKey)
         let bits = max(64, hashes.count * bitsPerKey)
         let bytes = (bits + 7) / 8
@@ -41,7 +41,7 @@ enum BloomFilter {
 
     /// False means the key is certainly absent.
     @inline(__always)
-    static func mayContain(_ filter: [UInt8], hash h: UInt64) -> Bool {
+    package static func mayContain(_ filter: [UInt8], hash h: UInt64) -> Bool {
         guard filter.count >= 2 else { return true }
         return filter.withUnsafeBufferPointer { f in
             let bytes = f.count - 1
@@ -61,7 +61,7 @@ enum BloomFilter {
 
     /// MurmurHash64A (Austin Appleby, public domain), seed fixed: on disk, do not change.
     @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
+    package static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
         let m: UInt64 = 0xc6a4_a793_5bd1_e995
         let r: UInt64 = 47
         let seed: UInt64 = 0x5eed_51ce

@@ -4,11 +4,11 @@ import CSliceKV
 ///
 /// Stored checksums are *masked* as LevelDB does: a CRC of data that itself holds CRCs is
 /// otherwise prone to accidental matches.
-enum CRC32C {
+package enum CRC32C {
     static var usesHardware: Bool { slice_crc32c_hardware() != 0 }
 
     @inline(__always)
-    static func checksum(_ buffer: UnsafeRawBufferPointer, extending crc: UInt32 = 0) -> UInt32 {
+    package static func checksum(_ buffer: UnsafeRawBufferPointer, extending crc: UInt32 = 0) -> UInt32 {
         slice_crc32c_extend(crc, buffer.baseAddress, buffer.count)
     }
 

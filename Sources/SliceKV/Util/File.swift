@@ -7,7 +7,7 @@
 ///
 /// Thread-safety: positional reads and writes on one descriptor are safe from many threads;
 /// `append` is meant for a single writer (the WAL leader, a table builder).
-final class File: Sendable {
+package final class File: Sendable {
     let fd: Int32
     let path: String
 
@@ -27,7 +27,7 @@ final class File: Sendable {
     static func openForReading(_ path: String) throws -> File { try open(path, flags: O_RDONLY) }
 
     /// Creates (or truncates) a file for writing.
-    static func create(_ path: String) throws -> File { try open(path, flags: O_WRONLY | O_CREAT | O_TRUNC) }
+    package static func create(_ path: String) throws -> File { try open(path, flags: O_WRONLY | O_CREAT | O_TRUNC) }
 
     /// Reads up to `buffer.count` bytes at `offset`; fewer only at end of file.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {

@@ -30,13 +30,13 @@ enum LogFormat {
 
 /// Appends records to a log file. REQUIRES: one writer at a time (the WAL leader or the
 /// manifest writer under the engine lock).
-final class LogWriter {
+package final class LogWriter {
     let file: File
     private var blockOffset: Int
     private var buffer: [UInt8] = []
     private(set) var size: Int64
 
-    init(file: File, existingSize: Int64 = 0) {
+    package init(file: File, existingSize: Int64 = 0) {
         self.file = file
         self.size = existingSize
         self.blockOffset = Int(existingSize % Int64(LogFormat.blockSize))
@@ -76,7 +76,7 @@ final class LogWriter {
         if buffer.capacity > 1 << 20 { buffer = [] }  // do not pin a huge value's worth of memory
     }
 
-    func add(_ payload: [UInt8]) throws {
+    package func add(_ payload: [UInt8]) throws {
         try payload.withUnsafeBytes { try add($0) }
     }
 
