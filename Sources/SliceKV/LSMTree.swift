@@ -19,6 +19,9 @@ public final class LSMTree: Sendable {
         db = try await BlockingPool.shared.run { try SliceDB(path: path, options: options) }
     }
 
+    /// The async API over a store that is already open.
+    public init(_ db: SliceDB) { self.db = db }
+
     /// Opens with a block cache of `cacheSize` blocks: the cache holds `cacheSize x blockSize`
     /// bytes (4 KiB blocks by default, so `cacheSize: 5000` is about 20 MiB).
     public convenience init(path: String, cacheSize: Int, compaction: CompactionConfig = CompactionConfig())

@@ -36,6 +36,10 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("db"), help: "Store directory.") var db = "/tmp/slicebench"
     @Flag(name: .customLong("histogram"), help: "Print latency percentiles.") var histogram = false
     @Flag(name: .customLong("json"), help: "Print results as JSON lines.") var json = false
+    @Flag(
+        name: .customLong("async"),
+        help: "Run fill/overwrite/read/delete benchmarks through the async API with --threads tasks.")
+    var useAsync = false
 
     func validate() throws {
         guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, threads >= 1 else {
@@ -83,6 +87,10 @@ struct Bench: ParsableCommand {
                         ycsbLoaded = true
                     }
                     let r = try ycsbRun(workload, store, records: ycsbRecords)
+                    print(json ? r.json : r.line(histogram: histogram))
+                    continue
+                }
+                if useAsync, let r = try runAsync(name, store) {
                     print(json ? r.json : r.line(histogram: histogram))
                     continue
                 }
@@ -161,7 +169,9 @@ struct Bench: ParsableCommand {
     }
 
     /// The db_bench key for index i: decimal, zero-padded to key_size.
-    func key(_ i: Int, into k: inout [UInt8]) {
+    func key(_ i: Int, into k: inout [UInt8]) { Bench.dbBenchKey(i, keySize: keySize, into: &k) }
+
+    static func dbBenchKey(_ i: Int, keySize: Int, into k: inout [UInt8]) {
         k.removeAll(keepingCapacity: true)
         let digits = Array(String(i).utf8)
         if digits.count < keySize {

@@ -55,7 +55,7 @@ struct Check: ParsableCommand {
             let db = try store.open()
             let report = try db.check { done, total in Terminal.progress("check (tables)", done, total) }
             print(
-                "ok: \(report.tables) tables (\(report.tableBytes) bytes, \(report.entries) entries), \(report.walFiles) WAL files (\(report.walBytes) bytes)"
+                "ok: \(report.tables) tables (\(report.tableBytes) bytes, \(report.entries) entries), \(report.walFiles) WAL files (\(report.walBytes) bytes), \(report.blobValues) blob values (\(report.blobBytes) bytes)"
             )
             for note in report.notes { print("note: \(note)") }
         }

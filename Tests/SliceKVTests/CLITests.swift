@@ -54,6 +54,16 @@ import Testing
             let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             #expect(obj?["micros_per_op"] is NSNumber)
         }
+        let asyncRun = try run(
+            sliceExecutable,
+            [
+                "bench", "--async", "--threads", "3", "--num", "1000", "--db", dir.file("a"), "--benchmarks",
+                "fillseq,readrandom,readmissing,deleterandom",
+            ])
+        #expect(asyncRun.status == 0, "\(asyncRun.err)")
+        #expect(asyncRun.out.contains("(3000 of 3000 found)"), "every key read back through the async API")
+        #expect(asyncRun.out.contains("(0 of 3000 found)"))
+        #expect(asyncRun.out.contains("per thread ops/s"))
         let bad = try run(sliceExecutable, ["bench", "--num", "10", "--db", dir.file("x"), "--benchmarks", "nosuch"])
         #expect(bad.status != 0)
     }
@@ -67,6 +77,7 @@ import Testing
         #expect(got.bytes == value)
         let check = try run(sliceExecutable, ["check", dir.path])
         #expect(check.status == 0)
+        #expect(check.out.contains("1 blob values (\(3 << 20) bytes)"), "\(check.out)")
     }
 
     @Test func scanOutputReimportsIntoAnEqualStore() throws {

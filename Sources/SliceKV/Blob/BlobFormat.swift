@@ -9,6 +9,8 @@
 /// chunk   := data  crc:fixed32               data is 65,536 bytes except for a record's last chunk
 /// crc     := mask(crc32c(data ++ fixed32(chunk index within the record)))
 /// ```
+/// A value's reference (`BlobReference`) carries the CRC32C of its chunks' stored `crc` fields
+/// in order, so a full read checks the whole value without hashing its bytes twice.
 /// All integers little-endian; on disk: do not change. Records are appended by one writer at a
 /// time per file (a writer is owned by one put while it runs). The per-chunk checksum lets a
 /// ranged read verify only the chunks it touches; the index inside the checksum catches a

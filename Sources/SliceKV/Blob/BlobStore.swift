@@ -91,7 +91,7 @@ final class BlobStore: @unchecked Sendable {
     func syncAll() throws {
         let writers = state.withLock { Array($0.unsealed.values) }
         var created = false
-        for w in writers where w.needsSync.load(ordering: .acquiring) {
+        for w in writers where w.unsynced.value.load(ordering: .acquiring) {
             try w.sync()
             created = true
         }
@@ -101,8 +101,13 @@ final class BlobStore: @unchecked Sendable {
     // MARK: Reads
 
     /// Reads `buffer.count` bytes of the value at `from`, verifying each chunk it touches.
+    /// With `chunkChecksums`, extends it with the stored checksum of every chunk read, in
+    /// order: over a whole value that gives the reference's checksum.
     /// REQUIRES: `from + buffer.count <= ref.length`.
-    func read(_ ref: BlobReference, from: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+    func read(
+        _ ref: BlobReference, from: UInt64, into buffer: UnsafeMutableRawBufferPointer,
+        chunkChecksums: UnsafeMutablePointer<UInt32>? = nil
+    ) throws {
         guard buffer.count > 0 else { return }
         let file = try readers.file(ref.fileNumber)
         let chunk = UInt64(BlobFormat.chunkSize)
@@ -138,6 +143,11 @@ final class BlobStore: @unchecked Sendable {
                         "blob chunk checksum mismatch", path: file.path,
                         offset: Int64(BlobFormat.chunkOffset(ref.offset, index)))
                 }
+                if let chunkChecksums {
+                    chunkChecksums.pointee = CRC32C.checksum(
+                        UnsafeRawBufferPointer(rebasing: scratch[(base + dataLen)..<(base + dataLen + 4)]),
+                        extending: chunkChecksums.pointee)
+                }
                 let chunkStart = index * chunk
                 let lo = Int(max(from, chunkStart) - chunkStart)
                 let hi = Int(min(from + UInt64(buffer.count), chunkStart + UInt64(dataLen)) - chunkStart)
@@ -154,11 +164,12 @@ final class BlobStore: @unchecked Sendable {
     /// The whole value, with every chunk and the value checksum verified.
     func readAll(_ ref: BlobReference) throws -> [UInt8] {
         guard ref.length <= UInt64(Int.max) else { throw SliceError(.invalidArgument, "value too large for memory") }
+        var crc: UInt32 = 0
         let value = try [UInt8](unsafeUninitializedCapacity: Int(ref.length)) { buf, n in
-            try read(ref, from: 0, into: UnsafeMutableRawBufferPointer(buf))
+            try read(ref, from: 0, into: UnsafeMutableRawBufferPointer(buf), chunkChecksums: &crc)
             n = Int(ref.length)
         }
-        guard CRC32C.checksum(value) == ref.checksum else {
+        guard crc == ref.checksum else {
             throw SliceError.corruption(
                 "blob value checksum mismatch", path: FileNames.blob(directory, ref.fileNumber),
                 offset: Int64(ref.offset))
@@ -175,9 +186,9 @@ final class BlobStore: @unchecked Sendable {
         while at < ref.length {
             let n = Int(min(UInt64(piece), ref.length - at))
             try buf.withUnsafeMutableBytes {
-                try read(ref, from: at, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]))
+                try read(
+                    ref, from: at, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), chunkChecksums: &crc)
             }
-            crc = buf.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<n]), extending: crc) }
             at += UInt64(n)
         }
         guard crc == ref.checksum else {
