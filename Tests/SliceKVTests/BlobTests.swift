@@ -205,6 +205,39 @@ import Testing
         #expect(reopened.stats().blobLiveBytes == 0)
     }
 
+    /// Blob files that are mostly garbage are collected: compaction moves their live values
+    /// out, and the files go.
+    @Test func mostlyGarbageBlobFilesAreCollected() throws {
+        let dir = TempDir("slice-blob")
+        var o = Options()
+        o.blobFileSize = 4 << 20
+        let mib = 1 << 20
+        var expected: [Int: [UInt8]] = [:]
+        do {
+            let db = try SliceDB(path: dir.path, options: o)
+            // 16 values: four files of four values each.
+            for i in 0..<16 {
+                expected[i] = BlobTests.pattern(i, mib)
+                try db.put(bytes("v\(i)"), expected[i]!)
+            }
+            // Three of every four overwritten: each old file is 75% garbage, one live value.
+            for i in 0..<16 where i % 4 != 0 {
+                expected[i] = BlobTests.pattern(100 + i, mib)
+                try db.put(bytes("v\(i)"), expected[i]!)
+            }
+            try db.compact()
+            let stats = db.stats()
+            #expect(stats.blobBytesRelocated >= UInt64(4 * mib), "the live values of the old files moved")
+            let onDisk = BlobTests.blobBytesOnDisk(dir.path)
+            #expect(onDisk < 16 * mib + 5 * mib, "old files freed: \(onDisk) bytes of blob files for 16 MiB live")
+            for (i, v) in expected { #expect(BlobTests.same(try db.get(bytes("v\(i)")), v), "v\(i)") }
+            _ = try db.check()
+            try db.close()
+        }
+        let db = try SliceDB(path: dir.path, options: o)
+        for (i, v) in expected { #expect(BlobTests.same(try db.get(bytes("v\(i)")), v), "v\(i) after reopen") }
+    }
+
     @Test func corruptBlobIsReportedNeverReturned() throws {
         let dir = TempDir("slice-blob")
         let v = BlobTests.pattern(5, 500_000)

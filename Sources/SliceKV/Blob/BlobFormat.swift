@@ -16,7 +16,8 @@
 /// ranged read verify only the chunks it touches; the index inside the checksum catches a
 /// chunk read from the wrong place. Garbage (values overwritten or deleted) is accounted per
 /// file in the MANIFEST (`VersionEdit` tags 7-9); a file is deleted once every record in it
-/// is garbage and no reader can still see it.
+/// is garbage and no reader can still see it, and a sealed file at least half garbage has its
+/// live values copied out by compaction (`Version.blobGarbageCollectionCandidates`).
 enum BlobFormat {
     static let magic: [UInt8] = Array("SLICEBLB".utf8)
     static let version: UInt32 = 1

@@ -12,6 +12,12 @@ final class CompactionJob: @unchecked Sendable {
     let version: Version
     let smallestSnapshot: SequenceNumber
     let allowTrivialMove: Bool
+    /// Blob files whose live values this job moves to a new blob file as it meets them
+    /// (garbage collection of files that are mostly garbage).
+    let blobGCFiles: Set<UInt64>
+    /// Writers holding values relocated by this job, and where their new records start:
+    /// returned to the pool once the job's edit is installed, cut back if it fails.
+    let relocationWriters = Locked<[(BlobFileWriter, UInt64)]>([])
 
     init(
         level: Int, outputLevel: Int, inputs: [[FileMetaData]], version: Version, smallestSnapshot: SequenceNumber,
@@ -23,6 +29,7 @@ final class CompactionJob: @unchecked Sendable {
         self.version = version
         self.smallestSnapshot = smallestSnapshot
         self.allowTrivialMove = allowTrivialMove
+        blobGCFiles = version.blobGarbageCollectionCandidates
         let all = inputs.flatMap { $0 }
         smallest = Array(all.map(\.smallestUserKey).min { compareSlices($0, $1) < 0 } ?? [])
         largest = Array(all.map(\.largestUserKey).max { compareSlices($0, $1) < 0 } ?? [])
@@ -169,7 +176,12 @@ extension Engine {
             ]
             counters.trivialMoves.add(1, ordering: .relaxed)
         } else {
-            (outputs, blobDeltas) = try merge(job)
+            do {
+                (outputs, blobDeltas) = try merge(job)
+            } catch {
+                abandonRelocations(job)
+                throw error
+            }
             counters.compactionBytesRead.add(Int(job.inputBytes), ordering: .relaxed)
             counters.compactionBytesWritten.add(Int(outputs.reduce(0) { $0 + $1.size }), ordering: .relaxed)
         }
@@ -190,10 +202,51 @@ extension Engine {
         } catch {
             if !job.isTrivialMove { for o in outputs { try? FileSystem.remove(FileNames.table(path, o.number)) } }
             lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }
+            abandonRelocations(job)
             throw error
         }
+        for (w, _) in job.relocationWriters.withLock({ $0 }) { releaseBlobWriter(w) }
         counters.compactions.add(1, ordering: .relaxed)
         return outputs.map(\.number)
+    }
+
+    /// Cuts relocated values off their new blob files again: nothing refers to them.
+    private func abandonRelocations(_ job: CompactionJob) {
+        for (w, start) in job.relocationWriters.withLock({ $0 }) { abandonBlobWriter(w, rollbackTo: start) }
+    }
+
+    /// Copies a live value out of a blob file that is being garbage-collected into this job's
+    /// blob writer, piece by piece (values may be larger than memory). Returns the new reference.
+    private func relocate(_ ref: BlobReference, for job: CompactionJob, writer: inout BlobFileWriter?) throws
+        -> BlobReference
+    {
+        if writer == nil {
+            let w = try acquireBlobWriter()
+            job.relocationWriters.withLock { $0.append((w, w.end)) }
+            writer = w
+        }
+        let w = writer!
+        w.begin()
+        let piece = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 16)
+        defer { buffer.deallocate() }
+        var crc: UInt32 = 0
+        var at: UInt64 = 0
+        while at < ref.length {
+            if stopping.load(ordering: .relaxed) { throw SliceError(.closed, "compaction interrupted by close") }
+            let n = Int(min(UInt64(piece), ref.length - at))
+            let part = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
+            try blobStore.read(ref, from: at, into: part, chunkChecksums: &crc)
+            try w.append(UnsafeRawBufferPointer(part))
+            at += UInt64(n)
+        }
+        guard crc == ref.checksum else {
+            throw SliceError.corruption(
+                "blob value checksum mismatch", path: FileNames.blob(path, ref.fileNumber), offset: Int64(ref.offset))
+        }
+        let moved = try w.finish()
+        counters.blobBytesRelocated.add(Int(moved.diskBytes), ordering: .relaxed)
+        return moved
     }
 
     /// Splits the job's key space at input-file boundaries into up to `mergeParallelism` ranges
@@ -267,6 +320,7 @@ extension Engine {
 
         var outputs: [VersionEdit.NewFile] = []
         var blobGarbage: [UInt64: BlobDelta] = [:]
+        var relocationWriter: BlobFileWriter?
         var builder: TableBuilder?
         var builderNumber: UInt64 = 0
         func finishOutput() throws {
@@ -348,7 +402,17 @@ extension Engine {
                         lock.withLock { _ = pendingOutputs.insert(builderNumber) }
                         builder = try TableBuilder(path: FileNames.table(path, builderNumber), options: options)
                     }
-                    try builder!.add(key, input.value)
+                    if decision.blob && !job.blobGCFiles.isEmpty,
+                        let ref = BlobReference(decoding: input.value), job.blobGCFiles.contains(ref.fileNumber)
+                    {
+                        // Garbage collection: the value moves to a new file, the old bytes become garbage.
+                        let moved = try relocate(ref, for: job, writer: &relocationWriter)
+                        blobGarbage[ref.fileNumber, default: .init()].garbage += ref.diskBytes
+                        blobGarbage[moved.fileNumber, default: .init()].linked += moved.diskBytes
+                        try builder!.add(key, moved.encode()[...])
+                    } else {
+                        try builder!.add(key, input.value)
+                    }
                 }
                 try input.next()
             }
@@ -409,15 +473,18 @@ extension Engine {
         }
         progress?(deepest, deepest + 1)
         // Bottom level: rewrite files that still carry tombstones or older versions kept for a
-        // snapshot (once each: what a snapshot still needs survives the rewrite).
+        // snapshot, or refer to blob files due for garbage collection (once each: what a
+        // snapshot still needs survives the rewrite).
         var rewritten = Set<UInt64>()
         while true {
             let job: CompactionJob? = try lock.withLock {
                 let v = versions.current
+                // Blob files due for garbage collection: their values may sit in any bottom file.
+                let collect = !v.blobGarbageCollectionCandidates.isEmpty
                 var withTombstones: [FileMetaData] = []
                 for f in v.levels[deepest] where !rewritten.contains(f.number) {
                     let p = try tableCache.table(f.number).properties
-                    if p.deletions > 0 || p.olderVersions > 0 { withTombstones.append(f) }
+                    if p.deletions > 0 || p.olderVersions > 0 || collect { withTombstones.append(f) }
                     if withTombstones.count >= chunk { break }
                 }
                 guard !withTombstones.isEmpty else { return nil }

@@ -937,6 +937,7 @@ final class Engine: @unchecked Sendable {
         stats.blobBytesRead = v(c.blobBytesRead)
         stats.blobValuesWritten = v(c.blobValuesWritten)
         stats.blobFilesDeleted = v(c.blobFilesDeleted)
+        stats.blobBytesRelocated = v(c.blobBytesRelocated)
         return stats
     }
 

@@ -34,6 +34,7 @@ final class EngineCounters: Sendable {
     let blobBytesWritten = Atomic<Int>(0)
     let blobBytesRead = Atomic<Int>(0)
     let blobValuesWritten = Atomic<Int>(0)
+    let blobBytesRelocated = Atomic<Int>(0)
 
     /// Latencies in nanoseconds. One lock per histogram: recording costs ~20 ns.
     let getLatency = Locked(EngineCounters.makeHistogram())

@@ -98,6 +98,8 @@ public struct Statistics: Sendable, Codable {
     public var blobBytesRead: UInt64 = 0
     public var blobValuesWritten: UInt64 = 0
     public var blobFilesDeleted: UInt64 = 0
+    /// Bytes of live values that compaction moved out of mostly-garbage blob files.
+    public var blobBytesRelocated: UInt64 = 0
 
     public var totalFiles: Int { levels.reduce(0) { $0 + $1.files } }
     public var totalTableBytes: UInt64 { levels.reduce(0) { $0 + $1.bytes } }
@@ -185,6 +187,9 @@ public struct Statistics: Sendable, Codable {
             Double(blobGarbageBytes))
         one("blob_bytes_written_total", "counter", "Bytes written to blob files.", Double(blobBytesWritten))
         one("blob_bytes_read_total", "counter", "Value bytes read from blob files.", Double(blobBytesRead))
+        one(
+            "blob_bytes_relocated_total", "counter", "Live blob bytes moved out of mostly-garbage files.",
+            Double(blobBytesRelocated))
         one("blob_values_written_total", "counter", "Values stored in blob files.", Double(blobValuesWritten))
         one(
             "blob_files_deleted_total", "counter", "Blob files deleted once all their values were garbage.",

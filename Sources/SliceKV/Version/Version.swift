@@ -32,6 +32,17 @@ final class Version: Sendable {
         return (live, garbage)
     }
 
+    /// Sealed blob files at least half garbage: compactions move their live values elsewhere,
+    /// so the file can be freed. (Half: the copying costs at most as much as the space it frees.)
+    var blobGarbageCollectionCandidates: Set<UInt64> {
+        var out = Set<UInt64>()
+        for (n, a) in blobs {
+            guard let sealed = a.sealedBytes else { continue }
+            if a.garbageBytes * 2 >= sealed + a.copiedBytes { out.insert(n) }
+        }
+        return out
+    }
+
     func bytes(level: Int) -> UInt64 { levels[level].reduce(0) { $0 + $1.size } }
 
     var fileCount: Int { levels.reduce(0) { $0 + $1.count } }
