@@ -95,8 +95,8 @@ public final class LSMTree: Sendable {
     public func clearCache() { db.clearCache() }
 
     /// Entries of `range` in key order, fetched in batches on the I/O threads.
-    public func scan(_ range: KeyRange = .all, snapshot: Snapshot? = nil) -> ScanSequence {
-        ScanSequence(db: db, range: range, snapshot: snapshot)
+    public func scan(_ range: KeyRange = .all, snapshot: Snapshot? = nil, reverse: Bool = false) -> ScanSequence {
+        ScanSequence(db: db, range: range, snapshot: snapshot, reverse: reverse)
     }
 
     public func scan(prefix: String) -> ScanSequence { scan(.prefix(Array(prefix.utf8))) }
@@ -110,6 +110,7 @@ public struct ScanSequence: AsyncSequence, Sendable {
     let db: SliceDB
     let range: KeyRange
     let snapshot: Snapshot?
+    var reverse = false
 
     public func makeAsyncIterator() -> Iterator { Iterator(sequence: self) }
 
@@ -129,7 +130,7 @@ public struct ScanSequence: AsyncSequence, Sendable {
             let seq = sequence
             let current = cursor
             let (c, batch) = try await BlockingPool.shared.run { () -> (ScanCursor, [KeyValue]) in
-                let c = try current ?? seq.db.scan(seq.range, snapshot: seq.snapshot)
+                let c = try current ?? seq.db.scan(seq.range, snapshot: seq.snapshot, reverse: seq.reverse)
                 return (c, try c.next(batch: 256))
             }
             cursor = c

@@ -114,10 +114,11 @@ public final class SliceDB: Sendable {
     public func write(_ batch: WriteBatch, sync: Bool? = nil) throws { try engine.write(batch, sync: sync) }
 
     /// A cursor over `range` (default: everything) as it is now, or as of `snapshot`.
-    public func scan(_ range: KeyRange = .all, keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws
-        -> ScanCursor
-    {
-        try engine.scan(range, keyspace: keyspace, snapshot: snapshot)
+    /// With `reverse`, entries come from the end of the range down to its start.
+    public func scan(
+        _ range: KeyRange = .all, keyspace: Keyspace = .user, snapshot: Snapshot? = nil, reverse: Bool = false
+    ) throws -> ScanCursor {
+        try engine.scan(range, keyspace: keyspace, snapshot: snapshot, reverse: reverse)
     }
 
     /// Keys starting with `prefix`.

@@ -248,14 +248,8 @@ struct Bench: ParsableCommand {
                 return (k.count, true)
             }
         case "readseq", "readreverse":
-            guard name == "readseq" else {
-                Terminal.error("readreverse: not supported (SliceKV scans forward only)")
-                return Result(
-                    name: name, ops: 0, seconds: 0, bytes: 0, found: nil, perThread: [],
-                    latency: .init(numberOfSignificantValueDigits: .two))
-            }
             let start = DispatchTime.now().uptimeNanoseconds
-            let c = try store.scan()
+            let c = try store.scan(reverse: name == "readreverse")
             var n = 0
             var bytes = 0
             try c.forEach { k, v in

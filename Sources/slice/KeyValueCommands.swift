@@ -92,6 +92,7 @@ struct Scan: ParsableCommand {
     @Option(help: "End key (exclusive).") var end: String?
     @Option(help: "Stop after this many entries.") var limit: Int?
     @Flag(name: .customLong("keys-only"), help: "Print only keys.") var keysOnly = false
+    @Flag(help: "From the end of the range down to its start.") var reverse = false
 
     func run() throws {
         try runReporting {
@@ -106,10 +107,13 @@ struct Scan: ParsableCommand {
                 let e = try Escaping.key(end, escaped: escaped)
                 if range.end.map({ e.lexicographicallyPrecedes($0) }) ?? true { range.end = e }
             }
-            let cursor = try db.scan(range)
+            let cursor = try db.scan(range, reverse: reverse)
             var out: [UInt8] = []
             var n = 0
-            while limit.map({ n < $0 }) ?? true, let kv = try cursor.next() {
+            while limit.map({ n < $0 }) ?? true {
+                // Keys only: large values are not read.
+                let entry = keysOnly ? try cursor.nextKey().map { KeyValue(key: $0, value: []) } : try cursor.next()
+                guard let kv = entry else { break }
                 Escaping.escape(kv.key, into: &out)
                 if !keysOnly {
                     out.append(0x09)

@@ -29,7 +29,8 @@ import Testing
         let dir = TempDir("slice-bench")
         let names = [
             "fillseq", "fillrandom", "overwrite", "fillsync", "fillbatch", "readrandom", "readmissing", "readhot",
-            "readseq", "seekrandom", "deleteseq", "deleterandom", "compact", "ycsba", "ycsbb", "ycsbc", "ycsbd",
+            "readseq", "readreverse", "seekrandom", "deleteseq", "deleterandom", "compact", "ycsba", "ycsbb", "ycsbc",
+            "ycsbd",
             "ycsbe", "ycsbf",
         ]
         let r = try run(

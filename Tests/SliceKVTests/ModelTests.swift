@@ -101,6 +101,11 @@ import Testing
                 let range = Bool.random(using: &rng) ? KeyRange(start: lo, end: hi) : .prefix(Array(a.prefix(2)))
                 let got = try allEntries(db!, range)
                 #expect(got == sortedModel(range), "\(context)")
+                // The same range backwards.
+                let back = try db!.scan(range, reverse: true)
+                var reversed: [KeyValue] = []
+                while let kv = try back.next() { reversed.append(kv) }
+                #expect(reversed == sortedModel(range).reversed(), "\(context) reverse")
             case 92..<95:
                 try db!.flush()
             case 95..<97:
@@ -112,6 +117,12 @@ import Testing
             }
         }
         #expect(try allEntries(db!) == sortedModel(.all), "seed \(seed) final")
+        do {
+            let back = try db!.scan(reverse: true)
+            var reversed: [KeyValue] = []
+            while let kv = try back.next() { reversed.append(kv) }
+            #expect(reversed == sortedModel(.all).reversed(), "seed \(seed) final reverse")
+        }
         _ = try db!.check()
         // No blob file is left behind that the store does not account for.
         try db!.compact()

@@ -149,5 +149,63 @@ import Testing
         // Newest version of a key comes first.
         try m.seek(makeInternalKey(bytes("k0010"), maxSequenceNumber, .value))
         #expect(m.key == makeInternalKey(bytes("k0010"), 161, .value))
+        // Backwards: the exact reverse order.
+        try m.seekToLast()
+        var back: [[UInt8]] = []
+        while m.isValid {
+            back.append(m.key)
+            try m.prev()
+        }
+        #expect(back == expected.reversed())
+        // Switching direction in the middle lands on the neighbours.
+        try m.seek(expected[100])
+        try m.prev()
+        #expect(m.key == expected[99])
+        try m.next()
+        #expect(m.key == expected[100])
+        try m.next()
+        #expect(m.key == expected[101])
+    }
+
+    /// Tables, their blocks and a level iterator walk backwards through the same entries.
+    @Test func reverseIterationOverTablesAndLevels() throws {
+        let dir = TempDir()
+        var o = Options()
+        o.blockSize = 512
+        let cache = TableCache(
+            directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 1 << 20),
+            counters: EngineCounters())
+        var files: [FileMetaData] = []
+        var expected: [[UInt8]] = []
+        let deleter = FileDeleter(
+            directory: dir.path, tableCache: cache, blobReaders: BlobReaderCache(directory: dir.path, capacity: 4),
+            counters: EngineCounters())
+        for t in 0..<3 {
+            let builder = try TableBuilder(path: FileNames.table(dir.path, UInt64(t + 1)), options: o)
+            for i in 0..<700 {
+                let k = makeInternalKey(bytes(String(format: "key%06d", t * 1000 + i)), 5, .value)
+                try builder.add(k, bytes("value-\(i)")[...])
+                expected.append(k)
+            }
+            let size = try builder.finish()
+            files.append(
+                FileMetaData(
+                    number: UInt64(t + 1), size: size, smallest: builder.smallest, largest: builder.largest,
+                    deleter: deleter))
+        }
+        let level = LevelIterator(files: files, tableCache: cache, fillCache: true)
+        try level.seekToLast()
+        var back: [[UInt8]] = []
+        while level.isValid {
+            back.append(level.key)
+            try level.prev()
+        }
+        #expect(back == expected.reversed())
+        let table = try cache.table(2).makeIterator()
+        try table.seek(expected[900])
+        try table.prev()
+        #expect(table.key == expected[899])
+        try table.prev()
+        #expect(table.key == expected[898])
     }
 }

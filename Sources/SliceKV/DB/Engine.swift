@@ -810,7 +810,9 @@ final class Engine: @unchecked Sendable {
     }
 
     /// A cursor over `range` as of now (or as of `snapshot`).
-    func scan(_ range: KeyRange, keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> ScanCursor {
+    func scan(_ range: KeyRange, keyspace: Keyspace = .user, snapshot: Snapshot? = nil, reverse: Bool = false) throws
+        -> ScanCursor
+    {
         let (mem, imm, version, seq) = try readState(snapshot)
         var children: [any InternalIterator] = [Memtable.Iterator(mem)]
         for table in imm.reversed() { children.append(Memtable.Iterator(table)) }
@@ -821,7 +823,7 @@ final class Engine: @unchecked Sendable {
         let (start, end) = keyspace.engineRange(range)
         return ScanCursor(
             merged: MergingIterator(children), sequence: seq, range: KeyRange(start: start, end: end), version: version,
-            blobs: blobStore)
+            blobs: blobStore, reverse: reverse)
     }
 
     func snapshot() throws -> Snapshot {

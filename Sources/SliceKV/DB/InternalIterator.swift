@@ -9,4 +9,8 @@ protocol InternalIterator: AnyObject {
     func seekToFirst() throws
     func seek(_ target: [UInt8]) throws
     func next() throws
+    /// Positions at the last entry (invalid when empty).
+    func seekToLast() throws
+    /// Moves to the entry before the current one (invalid before the first).
+    func prev() throws
 }

@@ -8,6 +8,9 @@
 final class MergingIterator: InternalIterator {
     private let children: [any InternalIterator]
     private var current = -1
+    /// Which way the children were last moved. Switching direction repositions every child
+    /// but the current one around the current key (LevelDB's scheme).
+    private var forward = true
 
     init(_ children: [any InternalIterator]) { self.children = children }
 
@@ -26,19 +29,61 @@ final class MergingIterator: InternalIterator {
         }
     }
 
+    private func findLargest() {
+        current = -1
+        var best: [UInt8] = []
+        for (i, c) in children.enumerated() where c.isValid {
+            if current < 0 || compareInternalKeys(c.key, best) > 0 {
+                current = i
+                best = c.key
+            }
+        }
+    }
+
     func seekToFirst() throws {
         for c in children { try c.seekToFirst() }
+        forward = true
         findSmallest()
     }
 
     func seek(_ target: [UInt8]) throws {
         for c in children { try c.seek(target) }
+        forward = true
         findSmallest()
     }
 
     func next() throws {
+        if !forward {
+            // Every other child moves to its first entry after the current key.
+            let k = key
+            for (i, c) in children.enumerated() where i != current {
+                try c.seek(k)
+                if c.isValid && compareInternalKeys(c.key, k) == 0 { try c.next() }
+            }
+            forward = true
+        }
         try children[current].next()
         findSmallest()
+    }
+
+    func seekToLast() throws {
+        for c in children { try c.seekToLast() }
+        forward = false
+        findLargest()
+    }
+
+    func prev() throws {
+        if forward {
+            // Every other child moves to its last entry before the current key.
+            let k = key
+            for (i, c) in children.enumerated() where i != current {
+                try c.seek(k)
+                if c.isValid { try c.prev() } else { try c.seekToLast() }
+            }
+            forward = false
+        }
+        try children[current].prev()
+        findLargest()
     }
 }
 
@@ -101,5 +146,31 @@ final class LevelIterator: InternalIterator {
     func next() throws {
         try tableIter!.next()
         try skipExhausted()
+    }
+
+    private func skipExhaustedBackward() throws {
+        while let t = tableIter, !t.isValid {
+            guard index > 0 else {
+                tableIter = nil
+                return
+            }
+            try open(index - 1)
+            try tableIter?.seekToLast()
+        }
+    }
+
+    func seekToLast() throws {
+        guard !files.isEmpty else {
+            tableIter = nil
+            return
+        }
+        try open(files.count - 1)
+        try tableIter?.seekToLast()
+        try skipExhaustedBackward()
+    }
+
+    func prev() throws {
+        try tableIter!.prev()
+        try skipExhaustedBackward()
     }
 }

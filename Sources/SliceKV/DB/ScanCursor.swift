@@ -67,22 +67,37 @@ public final class ScanCursor: Sendable {
         let version: Version
         let blobs: BlobStore
         var scratch: [UInt8] = []
+        /// Reverse scans: newest-last order means the entry to return for a user key is known
+        /// only once the cursor has moved past all its versions; it waits here.
+        let reverse: Bool
+        var saved: (key: [UInt8], kind: ValueKind, value: [UInt8])?
     }
 
     private let state: Locked<State>
 
     init(
-        merged: sending MergingIterator, sequence: SequenceNumber, range: KeyRange, version: Version, blobs: BlobStore
+        merged: sending MergingIterator, sequence: SequenceNumber, range: KeyRange, version: Version, blobs: BlobStore,
+        reverse: Bool = false
     ) {
         state = Locked(
             State(
-                merged: merged, sequence: sequence, end: range.end, start: range.start, version: version, blobs: blobs))
+                merged: merged, sequence: sequence, end: range.end, start: range.start, version: version, blobs: blobs,
+                reverse: reverse))
     }
 
-    /// Positions the merged iterator at the start of the range on first use.
+    /// Positions the merged iterator at the start of the range (its end, in reverse) on first use.
     private static func startIfNeeded(_ s: inout State) throws {
         guard !s.started else { return }
         s.started = true
+        if s.reverse {
+            if let end = s.end {
+                try s.merged.seek(makeInternalKey(end, maxSequenceNumber, .forSeek))
+                if s.merged.isValid { try s.merged.prev() } else { try s.merged.seekToLast() }
+            } else {
+                try s.merged.seekToLast()
+            }
+            return
+        }
         if let start = s.start {
             try s.merged.seek(makeInternalKey(start, maxSequenceNumber, .forSeek))
         } else {
@@ -105,6 +120,7 @@ public final class ScanCursor: Sendable {
         try state.withLock { s in
             if s.done { return nil }
             try ScanCursor.startIfNeeded(&s)
+            if s.reverse { return try ScanCursor.advanceBackward(&s, values: values) }
             while s.merged.isValid {
                 let key = s.merged.key
                 let (seq, kind, isSame, pastEnd) = key.withUnsafeBytes { k -> (UInt64, ValueKind?, Bool, Bool) in
@@ -149,6 +165,13 @@ public final class ScanCursor: Sendable {
         try state.withLock { s in
             if s.done { return }
             try ScanCursor.startIfNeeded(&s)
+            if s.reverse {
+                while let (k, v) = try ScanCursor.advanceBackward(&s, values: values) {
+                    let more = try k.withUnsafeBytes { kb in try v.withUnsafeBytes { try body(kb, $0) } }
+                    if !more { return }
+                }
+                return
+            }
             while s.merged.isValid {
                 let key = s.merged.key
                 // nil: not visible; false: past the end; true: delivered.
@@ -188,6 +211,50 @@ public final class ScanCursor: Sendable {
             }
             s.done = true
         }
+    }
+
+    /// One step of a reverse scan. Moving backwards, a user key's versions come oldest first,
+    /// so the newest visible one is remembered in `saved` and returned once the cursor reaches
+    /// an older user key (or the start of the range).
+    private static func advanceBackward(_ s: inout State, values: Bool) throws -> (key: [UInt8], value: [UInt8])? {
+        func emit(_ e: (key: [UInt8], kind: ValueKind, value: [UInt8])) throws -> (key: [UInt8], value: [UInt8])? {
+            switch e.kind {
+            case .deletion: return nil
+            case .value: return (Array(e.key[1...]), values ? e.value : [])
+            case .blobReference:
+                return (Array(e.key[1...]), values ? try s.blobs.readAll(try ScanCursor.reference(e.value)) : [])
+            }
+        }
+        while s.merged.isValid {
+            let key = s.merged.key
+            let (seq, kind, sameAsSaved, beforeStart) = key.withUnsafeBytes {
+                k -> (UInt64, ValueKind?, Bool, Bool) in
+                guard let p = ParsedInternalKey(k) else { return (0, nil, false, false) }
+                let same = s.saved.map { e in e.key.withUnsafeBytes { compareBytes($0, p.userKey) == 0 } } ?? false
+                let before = s.start.map { b in b.withUnsafeBytes { compareBytes(p.userKey, $0) < 0 } } ?? false
+                return (p.sequence, p.kind, same, before)
+            }
+            guard let kind else { throw SliceError(.corruption, "malformed internal key in scan") }
+            if beforeStart { break }
+            if seq > s.sequence {
+                try s.merged.prev()
+                continue
+            }
+            if let e = s.saved, !sameAsSaved {
+                // Crossing into an older user key: the saved one is complete.
+                s.saved = nil
+                if let out = try emit(e) { return out }
+            }
+            // A newer version of the same user key replaces the saved one.
+            s.saved = (Array(key[0..<(key.count - 8)]), kind, Array(s.merged.value))
+            try s.merged.prev()
+        }
+        s.done = true
+        if let e = s.saved {
+            s.saved = nil
+            return try emit(e)
+        }
+        return nil
     }
 
     private static func reference(_ bytes: some Collection<UInt8>) throws -> BlobReference {

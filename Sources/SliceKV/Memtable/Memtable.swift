@@ -142,6 +142,32 @@ package final class Memtable: @unchecked Sendable {
         }
     }
 
+    /// The last node whose key is < `target` (the last node when `target` is nil), -1 if none.
+    /// REQUIRES: a lock held.
+    private func lastNode(before target: [UInt8]?) -> Int {
+        arena.withUnsafeBytes { a in
+            nodes.withUnsafeBufferPointer { nb in
+                var x = 0
+                var level = height - 1
+                while true {
+                    let next = nb[x + 2 + level]
+                    let advance =
+                        next >= 0
+                        && (target.map { t in
+                            t.withUnsafeBytes { compareInternalKeys(Memtable.key(a, nb, next), $0) < 0 }
+                        }
+                            ?? true)
+                    if advance {
+                        x = next
+                    } else {
+                        if level == 0 { return x > 0 ? x : -1 }
+                        level -= 1
+                    }
+                }
+            }
+        }
+    }
+
     private func seekNode(_ target: [UInt8]) -> Int {
         arena.withUnsafeBytes { a in
             nodes.withUnsafeBufferPointer { nb in
@@ -224,6 +250,21 @@ package final class Memtable: @unchecked Sendable {
         func next() {
             table.lock.withReadLock {
                 node = table.nodes[node + 2]
+                load()
+            }
+        }
+
+        func seekToLast() {
+            table.lock.withReadLock {
+                node = table.lastNode(before: nil)
+                load()
+            }
+        }
+
+        /// A skiplist has no back links: the previous entry is found by a search (O(log n)).
+        func prev() {
+            table.lock.withReadLock {
+                node = table.lastNode(before: key)
                 load()
             }
         }

@@ -86,6 +86,36 @@ package final class BlockIterator: InternalIterator {
         _ = try parseNext()
     }
 
+    func seekToLast() throws {
+        seekToRestart(block.numRestarts - 1)
+        while try parseNext() {
+            if nextOffset >= block.restartsOffset { return }
+        }
+    }
+
+    /// Entries store only a suffix of the previous key, so moving back means restarting at
+    /// the last restart point before the current entry and decoding forward to just before it.
+    func prev() throws {
+        precondition(isValid)
+        let original = current
+        var lo = 0
+        var hi = block.numRestarts - 1
+        guard restartPoint(0) < original else {
+            current = block.restartsOffset
+            nextOffset = block.restartsOffset
+            return
+        }
+        // Last restart point before `original`.
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if restartPoint(mid) < original { lo = mid } else { hi = mid - 1 }
+        }
+        seekToRestart(lo)
+        repeat {
+            guard try parseNext() else { throw corrupt() }
+        } while nextOffset < original
+    }
+
     /// Positions at the first entry whose internal key is >= `target`.
     package func seek(_ target: [UInt8]) throws {
         try seek(target, compare: compareInternalKeys)

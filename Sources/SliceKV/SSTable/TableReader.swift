@@ -236,4 +236,24 @@ final class TableIterator: InternalIterator {
         try dataIter!.next()
         try skipEmptyBlocks()
     }
+
+    private func skipEmptyBlocksBackward() throws {
+        while let d = dataIter, !d.isValid {
+            try indexIter.prev()
+            try loadBlock()
+            try dataIter?.seekToLast()
+        }
+    }
+
+    func seekToLast() throws {
+        try indexIter.seekToLast()
+        try loadBlock()
+        try dataIter?.seekToLast()
+        try skipEmptyBlocksBackward()
+    }
+
+    func prev() throws {
+        try dataIter!.prev()
+        try skipEmptyBlocksBackward()
+    }
 }
