@@ -34,9 +34,10 @@ struct BlobFileAccount: Sendable, Equatable {
     /// so the file is dead when garbage covers the records plus the copies.
     var copiedBytes: UInt64 = 0
 
-    /// Every reference is gone: the file can go once no reader sees it. A copy is always
-    /// flushed no later than the drop of its source (they share a batch), so it is counted
-    /// in `copiedBytes` before the source's bytes reach `garbageBytes`.
+    /// Every reference counted so far is gone. A copy still in a memtable is not counted yet
+    /// (its source may already be dropped or relocated), so the engine deletes a dead file only
+    /// when no memtable holds a copy into it, with an explicit delete in the edit
+    /// (`Engine.addBlobDeletions`).
     var isDead: Bool {
         guard let sealedBytes else { return false }
         return garbageBytes >= sealedBytes + copiedBytes
@@ -51,7 +52,7 @@ struct BlobFileAccount: Sendable, Equatable {
             accounts[number, default: .init()].garbageBytes += delta.garbage
             accounts[number, default: .init()].copiedBytes += delta.copied
         }
-        for (number, account) in accounts where account.isDead { accounts[number] = nil }
+        for number in edit.blobDeletes { accounts[number] = nil }
     }
 }
 

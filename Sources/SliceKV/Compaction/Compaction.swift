@@ -192,6 +192,7 @@ extension Engine {
             defer { manifestLock.unlock() }
             let base: Version = lock.withLock {
                 edit.nextFileNumber = versions.nextFileNumber
+                addBlobDeletions(&edit, base: versions.current, pending: blobFilesWithPendingCopies())
                 return versions.current
             }
             let next = try versions.log(edit, base: base)

@@ -49,6 +49,8 @@ final class Engine: @unchecked Sendable {
     var runningCompactions: [CompactionJob] = []
     var manualCompactionActive = false
     var pendingOutputs: Set<UInt64> = []
+    /// Blob files that writes being validated and committed copy references into. Guarded by lock.
+    private var pinnedCopies: [UInt64: Int] = [:]
 
     /// Notes from recovery (torn WAL tails dropped), for logs and `slice check`.
     private(set) var recoveryNotes: [String] = []
@@ -143,7 +145,7 @@ final class Engine: @unchecked Sendable {
                         guard let ref = BlobReference(decoding: value) else {
                             throw SliceError.corruption("bad blob reference in WAL", path: logPath)
                         }
-                        memtable.hold(blobStore.file(ref.fileNumber))
+                        memtable.hold(blobStore.file(ref.fileNumber), copy: ref.isCopy)
                     }
                     memtable.add(seq, kind, key: key, value: value)
                     seq += 1
@@ -164,6 +166,7 @@ final class Engine: @unchecked Sendable {
         edit.logNumber = logNumber
         edit.lastSequence = maxSequence
         sealBlobFilesAfterCrash(&edit)
+        addBlobDeletions(&edit, base: versions.current, pending: [])
         let next = versions.current.applying(edit, deleter: versions.deleter, blobFile: blobStore.file)
             .reusingFiles(of: versions.current)
         try versions.writeSnapshot(of: next, extra: edit)
@@ -193,6 +196,26 @@ final class Engine: @unchecked Sendable {
                 edit.blobDeltas.merge([n: BlobDelta(linked: 0, garbage: recordBytes - a.linkedBytes)])
             }
         }
+    }
+
+    /// Adds a delete for every blob file whose bytes are all garbage after `edit`, unless a
+    /// memtable (or a write in progress) holds a copied reference into it that is not counted
+    /// yet (`pending`): that copy keeps the file. REQUIRES: `base` is the version `edit`
+    /// applies to.
+    func addBlobDeletions(_ edit: inout VersionEdit, base: Version, pending: Set<UInt64>) {
+        var accounts = base.blobs
+        BlobFileAccount.apply(edit, to: &accounts)
+        for (n, a) in accounts.sorted(by: { $0.key < $1.key }) where a.isDead && !pending.contains(n) {
+            edit.blobDeletes.append(n)
+        }
+    }
+
+    /// Blob files with copied references not yet counted: in memtables (but `flushing`, whose
+    /// copies the edit being made counts) or in writes being validated. REQUIRES: lock held.
+    func blobFilesWithPendingCopies(except flushing: Memtable? = nil) -> Set<UInt64> {
+        var out = Set(pinnedCopies.keys)
+        for t in [mem] + imm where t !== flushing { out.formUnion(t.blobFilesWithCopies) }
+        return out
     }
 
     /// Deletes files no version needs: old WALs and manifests, temp files, orphan tables.
@@ -315,6 +338,8 @@ final class Engine: @unchecked Sendable {
                 let base: Version = lock.withLock {
                     edit.lastSequence = lastSequence
                     edit.nextFileNumber = versions.nextFileNumber
+                    addBlobDeletions(
+                        &edit, base: versions.current, pending: blobFilesWithPendingCopies(except: table))
                     return versions.current
                 }
                 let next = try versions.log(edit, base: base)
@@ -369,6 +394,16 @@ final class Engine: @unchecked Sendable {
         var deletes = 0
         var bytes = 0
         var large = 0
+        var pinned: [UInt64] = []
+        defer {
+            if !pinned.isEmpty {
+                lock.withLock {
+                    for n in pinned {
+                        if let c = pinnedCopies[n] { pinnedCopies[n] = c > 1 ? c - 1 : nil }
+                    }
+                }
+            }
+        }
         try batch.forEach { kind, key, value in
             // Engine keys carry a keyspace byte in front of the user's key.
             guard key.count > 1 else { throw SliceError(.invalidArgument, "empty key") }
@@ -385,10 +420,16 @@ final class Engine: @unchecked Sendable {
                     throw SliceError(.invalidArgument, "malformed blob reference")
                 }
                 let ownRecord = !ref.isCopy && streamed?.0.number == ref.fileNumber
+                // A copy pins its file until the commit has put it in a memtable, so the file
+                // cannot be deleted in between.
                 let liveFile =
                     ref.isCopy
-                    && (lock.withLock({ versions.current.blobs[ref.fileNumber] != nil })
-                        || blobStore.unsealedNumbers.contains(ref.fileNumber))
+                    && (lock.withLock {
+                        guard versions.current.blobs[ref.fileNumber] != nil else { return false }
+                        pinnedCopies[ref.fileNumber, default: 0] += 1
+                        pinned.append(ref.fileNumber)
+                        return true
+                    } || blobStore.unsealedNumbers.contains(ref.fileNumber))
                 guard ownRecord || liveFile else {
                     throw SliceError(
                         .invalidArgument, "a stored value was put after its key changed (its blob file is gone)")
@@ -487,6 +528,7 @@ final class Engine: @unchecked Sendable {
         edit.blobSeals = [(w.number, w.recordBytes)]
         let base: Version = lock.withLock {
             edit.nextFileNumber = versions.nextFileNumber
+            addBlobDeletions(&edit, base: versions.current, pending: blobFilesWithPendingCopies())
             return versions.current
         }
         let next = try versions.log(edit, base: base)
@@ -558,7 +600,7 @@ final class Engine: @unchecked Sendable {
                 var seq = first
                 try batch.forEach { kind, key, value in
                     if kind == .blobReference, let ref = BlobReference(decoding: value) {
-                        mem.hold(blobStore.file(ref.fileNumber))
+                        mem.hold(blobStore.file(ref.fileNumber), copy: ref.isCopy)
                     }
                     mem.add(seq, kind, key: key, value: value)
                     seq += 1

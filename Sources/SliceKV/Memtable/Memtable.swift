@@ -32,11 +32,18 @@ package final class Memtable: @unchecked Sendable {
     private var heldBlobFiles: [BlobFile] = []
 
     /// REQUIRES: single writer, called before adding an entry that refers to `file`.
-    func hold(_ file: BlobFile) {
+    func hold(_ file: BlobFile, copy: Bool) {
         lock.withWriteLock {
             if !heldBlobFiles.contains(where: { $0 === file }) { heldBlobFiles.append(file) }
+            if copy { copiedInto.insert(file.number) }
         }
     }
+
+    /// Blob files that copied references in this memtable point into (not yet counted in
+    /// their accounts: that happens when the memtable is flushed).
+    private var copiedInto = Set<UInt64>()
+
+    var blobFilesWithCopies: Set<UInt64> { lock.withReadLock { copiedInto } }
 
     /// The WAL file that holds this memtable's writes.
     let logNumber: UInt64

@@ -14,6 +14,7 @@
 ///         | 8 number:varint linked:varint garbage:varint copied:varint
 ///                                          blob bytes newly linked / turned to garbage / copied
 ///         | 9 number:varint recordBytes:varint                 blob file sealed (no more appends)
+///         | 10 number:varint                                   blob file deleted (all garbage)
 /// ```
 /// Blob byte counts are record bytes (file size minus the 16-byte header); see `BlobFileAccount`.
 /// Tags are varints: on disk, do not change their numbers.
@@ -35,6 +36,7 @@ struct VersionEdit {
     var blobStates: [(UInt64, BlobFileAccount)] = []
     var blobDeltas: [UInt64: BlobDelta] = [:]
     var blobSeals: [(UInt64, UInt64)] = []
+    var blobDeletes: [UInt64] = []
 
     func encode() -> [UInt8] {
         var out: [UInt8] = []
@@ -88,6 +90,10 @@ struct VersionEdit {
             out.appendVarint(n)
             out.appendVarint(b)
         }
+        for n in blobDeletes {
+            out.appendVarint(10)
+            out.appendVarint(n)
+        }
         return out
     }
 
@@ -133,6 +139,9 @@ struct VersionEdit {
             case 9:
                 guard let n = r.varint(), let b = r.varint() else { throw bad("blob seal") }
                 edit.blobSeals.append((n, b))
+            case 10:
+                guard let n = r.varint() else { throw bad("blob delete") }
+                edit.blobDeletes.append(n)
             default:
                 throw bad("unknown tag \(tag)")
             }

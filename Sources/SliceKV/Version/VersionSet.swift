@@ -170,6 +170,7 @@ final class VersionSet: @unchecked Sendable {
             for f in level where dropped.contains(f.number) { f.obsolete.store(true, ordering: .releasing) }
         }
         for (n, f) in current.blobFiles where next.blobFiles[n] == nil { f.obsolete.store(true, ordering: .releasing) }
+        for (n, f) in next.blobFiles where current.blobFiles[n] == nil { f.obsolete.store(false, ordering: .releasing) }
         current = next
         if let v = edit.logNumber { logNumber = v }
         if let v = edit.lastSequence { lastSequence = max(lastSequence, v) }
