@@ -66,7 +66,7 @@ typedef struct {
     void (*del)(const char *k, size_t kl);
     int (*get)(const char *k, size_t kl, size_t *vl);
     int (*seek)(const char *k, size_t kl, size_t *bytes);
-    long (*scan)(size_t *bytes);
+    long (*scan)(size_t *bytes, int reverse);
     void (*compact)(void);
     void (*close)(void);
 } Engine;
@@ -115,9 +115,10 @@ static int l_seek(const char *k, size_t kl, size_t *bytes) {
     if (leveldb_iter_valid(it)) { size_t a, b; const char *key = leveldb_iter_key(it, &a); leveldb_iter_value(it, &b); *bytes = a + b; found = a == kl && memcmp(key, k, kl) == 0; }
     leveldb_iter_destroy(it); return found;
 }
-static long l_scan(size_t *bytes) {
+static long l_scan(size_t *bytes, int reverse) {
     long n = 0; *bytes = 0; leveldb_iterator_t *it = leveldb_create_iterator(ldb, lro);
-    for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) { size_t a, b; leveldb_iter_key(it, &a); leveldb_iter_value(it, &b); *bytes += a + b; n++; }
+    if (reverse) leveldb_iter_seek_to_last(it); else leveldb_iter_seek_to_first(it);
+    for (; leveldb_iter_valid(it); reverse ? leveldb_iter_prev(it) : leveldb_iter_next(it)) { size_t a, b; leveldb_iter_key(it, &a); leveldb_iter_value(it, &b); *bytes += a + b; n++; }
     leveldb_iter_destroy(it); return n;
 }
 static void l_compact(void) { leveldb_compact_range(ldb, NULL, 0, NULL, 0); }
@@ -166,9 +167,10 @@ static int r_seek(const char *k, size_t kl, size_t *bytes) {
     if (rocksdb_iter_valid(it)) { size_t a, b; const char *key = rocksdb_iter_key(it, &a); rocksdb_iter_value(it, &b); *bytes = a + b; found = a == kl && memcmp(key, k, kl) == 0; }
     rocksdb_iter_destroy(it); return found;
 }
-static long r_scan(size_t *bytes) {
+static long r_scan(size_t *bytes, int reverse) {
     long n = 0; *bytes = 0; rocksdb_iterator_t *it = rocksdb_create_iterator(rdb, rro);
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) { size_t a, b; rocksdb_iter_key(it, &a); rocksdb_iter_value(it, &b); *bytes += a + b; n++; }
+    if (reverse) rocksdb_iter_seek_to_last(it); else rocksdb_iter_seek_to_first(it);
+    for (; rocksdb_iter_valid(it); reverse ? rocksdb_iter_prev(it) : rocksdb_iter_next(it)) { size_t a, b; rocksdb_iter_key(it, &a); rocksdb_iter_value(it, &b); *bytes += a + b; n++; }
     rocksdb_iter_destroy(it); return n;
 }
 static void r_compact(void) { rocksdb_compact_range(rdb, NULL, 0, NULL, 0); }
@@ -211,9 +213,9 @@ static int m_seek(const char *k, size_t kl, size_t *bytes) {
     mdb_cursor_open(t, mdbi, &c); int rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); *bytes = rc ? 0 : key.mv_size + val.mv_size;
     int found = rc == 0 && key.mv_size == kl && memcmp(key.mv_data, k, kl) == 0; mdb_cursor_close(c); mdb_txn_abort(t); return found;
 }
-static long m_scan(size_t *bytes) {
+static long m_scan(size_t *bytes, int reverse) {
     MDB_txn *t; MDB_cursor *c; MDB_val key, val; long n = 0; *bytes = 0; m_check(mdb_txn_begin(menv, NULL, MDB_RDONLY, &t), "txn");
-    mdb_cursor_open(t, mdbi, &c); while (mdb_cursor_get(c, &key, &val, MDB_NEXT) == 0) { n++; *bytes += key.mv_size + val.mv_size; }
+    mdb_cursor_open(t, mdbi, &c); while (mdb_cursor_get(c, &key, &val, reverse ? MDB_PREV : MDB_NEXT) == 0) { n++; *bytes += key.mv_size + val.mv_size; }
     mdb_cursor_close(c); mdb_txn_abort(t); return n;
 }
 static void m_compact(void) { mdb_env_sync(menv, 1); }
@@ -293,8 +295,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(name, "seekrandom")) {
             for (long i = 0; i < reads; i++) { make_key(next_rand(&r), key); size_t b; if (e->seek(key, key_size, &b)) found++; bytes += b; }
             report(name, reads, now() - t0, bytes, found, 1);
-        } else if (!strcmp(name, "readseq")) {
-            size_t b; ops = e->scan(&b);
+        } else if (!strcmp(name, "readseq") || !strcmp(name, "readreverse")) {
+            size_t b; ops = e->scan(&b, !strcmp(name, "readreverse"));
             report(name, ops, now() - t0, (double)b, 0, 0);
         } else if (!strcmp(name, "deleteseq") || !strcmp(name, "deleterandom")) {
             int rnd = !strcmp(name, "deleterandom");

@@ -18,6 +18,10 @@ import Testing
         #expect(missing.err.contains("not found"))
         #expect(try run(slice, ["delete", dir.path, "user:1"]).status == 0)
         #expect(try run(slice, ["get", dir.path, "user:1"]).status == 1)
+        for k in ["a", "b", "c"] { #expect(try run(slice, ["put", dir.path, "s/\(k)", k]).status == 0) }
+        #expect(
+            try run(slice, ["scan", dir.path, "--prefix", "s/", "--reverse", "--keys-only"]).out == "s/c\ns/b\ns/a\n")
+        #expect(try run(slice, ["scan", dir.path, "--prefix", "s/", "--reverse", "--limit", "1"]).out == "s/c\tc\n")
         let bad = try run(slice, ["get", dir.path, "x\\q", "--escaped"])
         #expect(bad.status == 2)
         #expect(bad.err.contains("unknown escape"))
