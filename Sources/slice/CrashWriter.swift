@@ -33,6 +33,10 @@ struct CrashWriter: ParsableCommand {
         o.targetFileSize = 16 << 10
         o.level1MaxBytes = 64 << 10
         o.compaction.maxSSTablesPerJob = 4
+        // Values over 150 bytes (about a third) go to blob files that fill and seal quickly, so
+        // kills also land in blob writes, seals and garbage collection.
+        o.blobThreshold = 150
+        o.blobFileSize = 64 << 10
         let db: SliceDB
         do {
             db = try SliceDB(path: directory, options: o)
