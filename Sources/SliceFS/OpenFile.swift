@@ -61,57 +61,23 @@ final class OpenFile: Sendable {
     init(key: [UInt8]) { state = Locked(State(key: key)) }
 }
 
-/// An unnamed temporary file (`O_TMPFILE`) holding a large file's content while it is edited
-/// out of order. It lives in the store's directory, so it uses the same disk, and it vanishes
-/// with its descriptor, even if the daemon is killed.
+/// A large file's content while it is edited out of order: an unnamed temporary file
+/// (`File.temporary`) in the store's directory, so it uses the same disk and vanishes with its
+/// descriptor, even if the daemon is killed.
 final class SpillFile: Sendable {
-    let fd: Int32
+    private let file: File
 
-    init(directory: String) throws {
-        // O_TMPFILE is a macro Swift does not import: __O_TMPFILE | O_DIRECTORY.
-        let oTmpfile: Int32 = 0o20_000_000 | O_DIRECTORY
-        var fd = Glibc.open(directory, oTmpfile | O_RDWR | O_CLOEXEC, 0o600)
-        if fd < 0 {
-            // Filesystems without O_TMPFILE: a named file, unlinked at once.
-            var template = Array("\(directory)/spill-XXXXXX".utf8CString)
-            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            if fd >= 0 { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
-        }
-        guard fd >= 0 else { throw SliceFileSystem.FSError(-errno) }
-        self.fd = fd
-    }
-
-    deinit { close(fd) }
+    init(directory: String) throws { file = try File.temporary(in: directory) }
 
     func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        var done = 0
-        while done < buffer.count {
-            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SliceFileSystem.FSError(-errno)
-            }
-            done += n
-        }
+        try file.write(buffer, at: Int64(offset))
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SliceFileSystem.FSError(-errno)
-            }
-            if n == 0 { break }
-            done += n
-        }
-        return done
+        try file.read(into: buffer, at: Int64(offset))
     }
 
-    func truncate(to size: UInt64) throws {
-        guard ftruncate(fd, off_t(size)) == 0 else { throw SliceFileSystem.FSError(-errno) }
-    }
+    func truncate(to size: UInt64) throws { try file.truncate(to: Int64(size)) }
 }
 
 /// What a FUSE file handle (`fi->fh`) refers to.

@@ -710,8 +710,11 @@ final class Engine: @unchecked Sendable {
         }
     }
 
-    func get(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> [UInt8]? {
-        let start = monotonicNanos()
+    /// The newest version of `key` visible at the snapshot (or now), and what must stay alive
+    /// while its value is read (memtables and version hold the files it may live in).
+    private func lookup(_ key: [UInt8], _ keyspace: Keyspace, _ snapshot: Snapshot?) throws -> (
+        Memtable.Lookup, holders: (Memtable, [Memtable], Version)
+    ) {
         guard !key.isEmpty, key.count <= Options.maxKeySize else {
             throw SliceError(.invalidArgument, key.isEmpty ? "empty key" : "key exceeds \(Options.maxKeySize) bytes")
         }
@@ -726,6 +729,12 @@ final class Engine: @unchecked Sendable {
             }
         }
         if case .absent = result { result = try version.get(lookupKey, tableCache: tableCache) }
+        return (result, (mem, imm, version))
+    }
+
+    func get(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> [UInt8]? {
+        let start = monotonicNanos()
+        let (result, holders) = try lookup(key, keyspace, snapshot)
         counters.gets.add(1, ordering: .relaxed)
         counters.record(counters.getLatency, since: start)
         switch result {
@@ -734,7 +743,7 @@ final class Engine: @unchecked Sendable {
             return v
         case .blob(let r):
             counters.getHits.add(1, ordering: .relaxed)
-            return try blobStore.readAll(try decodeReference(r))
+            return try withExtendedLifetime(holders) { try blobStore.readAll(try decodeReference(r)) }
         case .deleted, .absent:
             return nil
         }
@@ -765,27 +774,14 @@ final class Engine: @unchecked Sendable {
     func withStoredValue<R>(
         _ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil, _ body: (Stored?) throws -> R
     ) throws -> R {
-        guard !key.isEmpty, key.count <= Options.maxKeySize else {
-            throw SliceError(.invalidArgument, key.isEmpty ? "empty key" : "key exceeds \(Options.maxKeySize) bytes")
-        }
-        let (mem, imm, version, seq) = try readState(snapshot)
-        let lookupKey = makeLookupKey(keyspace, key, seq)
-        var result: Memtable.Lookup = mem.get(lookupKey)
-        if case .absent = result {
-            for table in imm.reversed() {
-                result = table.get(lookupKey)
-                if case .absent = result { continue }
-                break
-            }
-        }
-        if case .absent = result { result = try version.get(lookupKey, tableCache: tableCache) }
+        let (result, holders) = try lookup(key, keyspace, snapshot)
         let stored: Stored?
         switch result {
         case .found(let v): stored = .inline(v)
         case .blob(let r): stored = .blob(try decodeReference(r))
         case .deleted, .absent: stored = nil
         }
-        return try withExtendedLifetime((mem, imm, version)) { try body(stored) }
+        return try withExtendedLifetime(holders) { try body(stored) }
     }
 
     /// How `key`'s value is held, for putting it under another key without copying it.

@@ -29,8 +29,24 @@ package final class File: Sendable {
     /// Creates (or truncates) a file for writing.
     package static func create(_ path: String) throws -> File { try open(path, flags: O_WRONLY | O_CREAT | O_TRUNC) }
 
+    /// An unnamed temporary file (`O_TMPFILE`) on the filesystem of `directory`: it vanishes
+    /// with its descriptor, even if the process is killed. Falls back to a named file that is
+    /// unlinked at once where `O_TMPFILE` is not supported.
+    package static func temporary(in directory: String) throws -> File {
+        // O_TMPFILE is a macro Swift does not import: __O_TMPFILE | O_DIRECTORY.
+        let oTmpfile: Int32 = 0o20_000_000 | O_DIRECTORY
+        var fd = Glibc.open(directory, oTmpfile | O_RDWR | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            var template = Array("\(directory)/spill-XXXXXX".utf8CString)
+            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            if fd >= 0 { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+        }
+        guard fd >= 0 else { throw SliceError.io("cannot create a temporary file", path: directory) }
+        return File(fd: fd, path: "\(directory)/(temporary)")
+    }
+
     /// Reads up to `buffer.count` bytes at `offset`; fewer only at end of file.
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         var done = 0
         while done < buffer.count {
             let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -70,7 +86,7 @@ package final class File: Sendable {
     }
 
     /// Writes all of `buffer` at `offset` (`pwrite`), finishing short writes.
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws {
+    package func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws {
         var done = 0
         while done < buffer.count {
             let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -100,7 +116,7 @@ package final class File: Sendable {
         return Int64(st.st_size)
     }
 
-    func truncate(to length: Int64) throws {
+    package func truncate(to length: Int64) throws {
         guard ftruncate(fd, off_t(length)) == 0 else { throw SliceError.io("ftruncate failed", path: path) }
     }
 }
