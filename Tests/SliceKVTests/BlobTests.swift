@@ -238,6 +238,29 @@ import Testing
         for (i, v) in expected { #expect(BlobTests.same(try db.get(bytes("v\(i)")), v), "v\(i) after reopen") }
     }
 
+    /// Blob files created after the last MANIFEST edit, found by recovery, keep their numbers:
+    /// a new file must never get one of them (it would truncate it). The store is copied while
+    /// open, which is what a crash leaves.
+    @Test func recoveryNeverReusesNumbersOfBlobFilesOnDisk() throws {
+        let dir = TempDir("slice-blob")
+        let crashed = TempDir("slice-blob")
+        let db = try SliceDB(path: dir.path)
+        // Four streams at once: four blob files, all newer than the manifest.
+        let writers = try (0..<4).map { try db.valueWriter(for: bytes("s\($0)")) }
+        for (i, w) in writers.enumerated() { try w.write(BlobTests.pattern(i, 200_000)) }
+        for w in writers { try w.commit() }
+        #expect(files(in: dir.path, suffix: ".blob").count == 4)
+        #expect(try run("/bin/cp", ["-a", dir.path + "/.", crashed.path + "/"]).status == 0)
+        try db.close()
+        let reopened = try SliceDB(path: crashed.path)
+        for i in 0..<4 { try reopened.put(bytes("new\(i)"), BlobTests.pattern(10 + i, 100_000)) }
+        for i in 0..<4 {
+            #expect(BlobTests.same(try reopened.get(bytes("s\(i)")), BlobTests.pattern(i, 200_000)), "s\(i)")
+            #expect(BlobTests.same(try reopened.get(bytes("new\(i)")), BlobTests.pattern(10 + i, 100_000)))
+        }
+        _ = try reopened.check()
+    }
+
     @Test func corruptBlobIsReportedNeverReturned() throws {
         let dir = TempDir("slice-blob")
         let v = BlobTests.pattern(5, 500_000)

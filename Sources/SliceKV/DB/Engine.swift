@@ -96,7 +96,14 @@ final class Engine: @unchecked Sendable {
     // MARK: Recovery
 
     private func recover() throws {
-        if try !versions.recover() {
+        let existing = try versions.recover()
+        // Files created after the last MANIFEST edit (a WAL, a blob file being filled) carry
+        // numbers the manifest's next-file number may not cover: never hand those out again
+        // (a new blob file with a live one's number would truncate it).
+        for name in try FileSystem.contents(of: path) {
+            if let (_, n) = FileNames.parse(name) { versions.markFileNumberUsed(n) }
+        }
+        if !existing {
             try versions.writeSnapshot(of: versions.current)
         }
         let version = versions.current

@@ -41,6 +41,11 @@ final class VersionSet: @unchecked Sendable {
 
     var nextFileNumber: UInt64 { fileNumbers.load(ordering: .relaxed) }
 
+    /// Makes sure `number` is never handed out again (recovery, for files found on disk).
+    func markFileNumberUsed(_ number: UInt64) {
+        if number >= nextFileNumber { fileNumbers.store(number + 1, ordering: .relaxed) }
+    }
+
     var currentManifestNumber: UInt64 { manifestNumber }
 
     /// Loads the state CURRENT points to. Returns false when the directory has no store yet.
