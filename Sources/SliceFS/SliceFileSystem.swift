@@ -523,19 +523,31 @@ public final class SliceFileSystem: @unchecked Sendable {
             return
         }
         let spill = try SpillFile(directory: db.path)
+        let key = s.key
+        let copied = try SliceFileSystem.copyInPieces(
+            length: size, read: { at, buf in try db.read(key, offset: at, into: buf) ?? 0 },
+            write: { at, buf in try spill.write(buf, at: at) })
+        s.content = .spill(spill, length: copied)
+    }
+
+    /// Moves `length` bytes from `read` to `write` in 1 MiB pieces, so a large file never sits
+    /// in memory whole. Returns the bytes moved (fewer only when `read` ends early).
+    static func copyInPieces(
+        length: UInt64, read: (UInt64, UnsafeMutableRawBufferPointer) throws -> Int,
+        write: (UInt64, UnsafeRawBufferPointer) throws -> Void
+    ) throws -> UInt64 {
         let piece = 1 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 16)
         defer { buffer.deallocate() }
         var at: UInt64 = 0
-        while at < size {
-            let want = Int(min(UInt64(piece), size - at))
-            let n =
-                try db.read(s.key, offset: at, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])) ?? 0
+        while at < length {
+            let want = Int(min(UInt64(piece), length - at))
+            let n = try read(at, UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
             if n == 0 { break }
-            try spill.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), at: at)
+            try write(at, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             at += UInt64(n)
         }
-        s.content = .spill(spill, length: at)
+        return at
     }
 
     public func read(_ fh: UInt64, _ buf: UnsafeMutablePointer<CChar>, _ size: Int, _ offset: off_t) -> Int32 {
@@ -687,18 +699,10 @@ public final class SliceFileSystem: @unchecked Sendable {
                         try w.commit(with: attrs, sync: sync)
                     case .spill(let spill, let length):
                         let w = try db.valueWriter(for: s.key)
-                        let piece = 1 << 20
-                        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 16)
-                        defer { buffer.deallocate() }
-                        var at: UInt64 = 0
-                        while at < length {
-                            let want = Int(min(UInt64(piece), length - at))
-                            let n = try spill.read(
-                                into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: at)
-                            guard n == want else { throw FSError(-EIO) }
-                            try w.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                            at += UInt64(n)
-                        }
+                        let copied = try SliceFileSystem.copyInPieces(
+                            length: length, read: { at, buf in try spill.read(into: buf, at: at) },
+                            write: { _, buf in try w.write(buf) })
+                        guard copied == length else { throw FSError(-EIO) }
                         try w.commit(with: attrs, sync: sync)
                     }
                     s.dirty = false
