@@ -18,7 +18,8 @@ import Testing
         // Replaying the manifest alone gives the same files per level.
         let counters = EngineCounters()
         let cache = TableCache(
-            directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 0), counters: counters)
+            directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 0), counters: counters,
+            mmapReads: false)
         let readers = BlobReaderCache(directory: dir.path, capacity: 4)
         let deleter = FileDeleter(directory: dir.path, tableCache: cache, blobReaders: readers, counters: counters)
         let vs = VersionSet(

@@ -54,7 +54,8 @@ import Testing
         }
     }
 
-    @Test func tableRoundTrip() throws {
+    /// Blocks read with `pread` and from a mapping of the file answer the same.
+    @Test(arguments: [false, true]) func tableRoundTrip(mmap: Bool) throws {
         let dir = TempDir()
         var o = Options()
         o.blockSize = 1024
@@ -66,13 +67,13 @@ import Testing
         #expect(Int(size) == fileSize(path))
         let counters = EngineCounters()
         let cache = BlockCache(capacityBytes: 1 << 20)
-        let t = try TableReader(path: path, fileNumber: 1, cache: cache, stats: counters)
+        let t = try TableReader(path: path, fileNumber: 1, cache: cache, stats: counters, mmap: mmap)
         #expect(t.properties.entries == 5000)
         #expect(t.properties.dataBlocks > 10)
         #expect(try t.verify() == 5000)
         for i in stride(from: 0, to: 5000, by: 37) {
             let lookup = makeInternalKey(bytes(String(format: "key%06d", i)), maxSequenceNumber, .value)
-            guard case .found(let v) = try t.get(lookup, userKeyHash: BloomFilter.hash(Array(lookup.dropLast(8))))
+            guard case .found(let v) = try t.lookup(lookup, userKeyHash: BloomFilter.hash(Array(lookup.dropLast(8))))
             else {
                 Issue.record("key \(i) not found")
                 continue
@@ -82,7 +83,7 @@ import Testing
         // Misses are mostly answered by the bloom filter.
         for i in 0..<1000 {
             let lookup = makeInternalKey(bytes("absent\(i)"), maxSequenceNumber, .value)
-            guard case .absent = try t.get(lookup, userKeyHash: BloomFilter.hash(Array(lookup.dropLast(8)))) else {
+            guard case .absent = try t.lookup(lookup, userKeyHash: BloomFilter.hash(Array(lookup.dropLast(8)))) else {
                 Issue.record("absent key found")
                 continue
             }
@@ -90,7 +91,7 @@ import Testing
         #expect(counters.bloomUseful.load(ordering: .relaxed) > 950)
         // A sequence number below the entry's hides it.
         let old = makeInternalKey(bytes("key000100"), 5, .value)
-        guard case .absent = try t.get(old, userKeyHash: BloomFilter.hash(bytes("key000100"))) else {
+        guard case .absent = try t.lookup(old, userKeyHash: BloomFilter.hash(bytes("key000100"))) else {
             Issue.record("future version visible")
             return
         }
@@ -174,7 +175,7 @@ import Testing
         o.blockSize = 512
         let cache = TableCache(
             directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 1 << 20),
-            counters: EngineCounters())
+            counters: EngineCounters(), mmapReads: true)
         var files: [FileMetaData] = []
         var expected: [[UInt8]] = []
         let deleter = FileDeleter(

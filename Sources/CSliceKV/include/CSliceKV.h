@@ -10,4 +10,19 @@ uint32_t slice_crc32c_extend(uint32_t crc, const void *data, size_t n);
 /// 1 when the hardware path is in use.
 int slice_crc32c_hardware(void);
 
+/// Acquire load / release store of a pointer-sized word in raw memory (the memtable's skiplist
+/// links): C11 atomics, because Swift's `Atomic` cannot live at an address inside an arena.
+/// A reader that loads a link with acquire sees the node it points to fully written.
+static inline uintptr_t slice_load_acquire(const void *p) {
+    return __atomic_load_n((const uintptr_t *)p, __ATOMIC_ACQUIRE);
+}
+
+static inline void slice_store_release(void *p, uintptr_t v) {
+    __atomic_store_n((uintptr_t *)p, v, __ATOMIC_RELEASE);
+}
+
+static inline uintptr_t slice_load_relaxed(const void *p) {
+    return __atomic_load_n((const uintptr_t *)p, __ATOMIC_RELAXED);
+}
+
 #endif

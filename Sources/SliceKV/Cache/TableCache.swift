@@ -20,10 +20,13 @@ final class TableCache: Sendable {
     let capacity: Int
     let blockCache: BlockCache
     let counters: EngineCounters
+    /// Map table files rather than `pread` their blocks (`Options.mmapReads`).
+    let mmapReads: Bool
     private let state = Locked(State())
 
-    init(directory: String, capacity: Int, blockCache: BlockCache, counters: EngineCounters) {
+    init(directory: String, capacity: Int, blockCache: BlockCache, counters: EngineCounters, mmapReads: Bool) {
         self.directory = directory
+        self.mmapReads = mmapReads
         self.capacity = capacity
         self.blockCache = blockCache
         self.counters = counters
@@ -39,7 +42,8 @@ final class TableCache: Sendable {
         }
         if let cached { return cached }
         let reader = try TableReader(
-            path: FileNames.table(directory, number), fileNumber: number, cache: blockCache, stats: counters)
+            path: FileNames.table(directory, number), fileNumber: number, cache: blockCache, stats: counters,
+            mmap: mmapReads)
         return state.withLock { s in
             if let existing = s.tables[number] { return existing.reader }
             if s.tables.count >= capacity {

@@ -362,8 +362,8 @@ extension Engine {
         do {
             while input.isValid {
                 if stopping.load(ordering: .relaxed) { throw SliceError(.closed, "compaction interrupted by close") }
-                let key = input.key
-                let decision: (drop: Bool, newKey: Bool, stop: Bool, blob: Bool) = try key.withUnsafeBytes { k in
+                let key = input.keyBytes  // valid until `input` moves, at the end of this iteration
+                let decision: (drop: Bool, newKey: Bool, stop: Bool, blob: Bool) = try { (k: UnsafeRawBufferPointer) in
                     guard let p = ParsedInternalKey(k) else {
                         throw SliceError(.corruption, "malformed key in compaction input")
                     }
@@ -385,11 +385,11 @@ extension Engine {
                     }
                     lastSequenceForKey = p.sequence
                     return (drop, newKey, false, p.kind == .blobReference)
-                }
+                }(key)
                 if decision.stop { break }
                 if decision.drop && decision.blob {
                     // The value's bytes in its blob file are garbage from this edit on.
-                    guard let ref = BlobReference(decoding: input.value) else {
+                    guard let ref = BlobReference(decoding: input.valueBytes) else {
                         throw SliceError(.corruption, "malformed blob reference in compaction input")
                     }
                     blobGarbage[ref.fileNumber, default: .init()].garbage += ref.diskBytes
@@ -404,15 +404,15 @@ extension Engine {
                         builder = try TableBuilder(path: FileNames.table(path, builderNumber), options: options)
                     }
                     if decision.blob && !job.blobGCFiles.isEmpty,
-                        let ref = BlobReference(decoding: input.value), job.blobGCFiles.contains(ref.fileNumber)
+                        let ref = BlobReference(decoding: input.valueBytes), job.blobGCFiles.contains(ref.fileNumber)
                     {
                         // Garbage collection: the value moves to a new file, the old bytes become garbage.
                         let moved = try relocate(ref, for: job, writer: &relocationWriter)
                         blobGarbage[ref.fileNumber, default: .init()].garbage += ref.diskBytes
                         blobGarbage[moved.fileNumber, default: .init()].linked += moved.diskBytes
-                        try builder!.add(key, moved.encode()[...])
+                        try moved.encode().withUnsafeBytes { try builder!.add(key, $0) }
                     } else {
-                        try builder!.add(key, input.value)
+                        try builder!.add(key, input.valueBytes)
                     }
                 }
                 try input.next()

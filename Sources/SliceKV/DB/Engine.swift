@@ -79,7 +79,8 @@ final class Engine: @unchecked Sendable {
         directoryLock = try DirectoryLock(path: FileNames.lock(path))
         blockCache = BlockCache(capacityBytes: options.blockCacheBytes)
         tableCache = TableCache(
-            directory: path, capacity: options.maxOpenFiles, blockCache: blockCache, counters: counters)
+            directory: path, capacity: options.maxOpenFiles, blockCache: blockCache, counters: counters,
+            mmapReads: options.mmapReads)
         let blobReaders = BlobReaderCache(directory: path, capacity: max(16, options.maxOpenFiles / 8))
         let deleter = FileDeleter(
             directory: path, tableCache: tableCache, blobReaders: blobReaders, counters: counters)
@@ -258,9 +259,9 @@ final class Engine: @unchecked Sendable {
         var deltas: [UInt64: BlobDelta] = [:]
         do {
             while it.isValid {
-                let key = it.key
+                let key = it.keyBytes
                 if key[key.count - 8] == ValueKind.blobReference.rawValue {
-                    guard let ref = BlobReference(decoding: it.value) else {
+                    guard let ref = BlobReference(decoding: it.valueBytes) else {
                         throw SliceError(.corruption, "bad blob reference in memtable")
                     }
                     if ref.isCopy {
@@ -269,7 +270,7 @@ final class Engine: @unchecked Sendable {
                         deltas[ref.fileNumber, default: .init()].linked += ref.diskBytes
                     }
                 }
-                try builder.add(key, it.value)
+                try builder.add(key, it.valueBytes)
                 it.next()
             }
             let size = try builder.finish()

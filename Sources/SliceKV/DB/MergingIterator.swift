@@ -15,30 +15,29 @@ final class MergingIterator: InternalIterator {
     init(_ children: [any InternalIterator]) { self.children = children }
 
     var isValid: Bool { current >= 0 }
-    var key: [UInt8] { children[current].key }
-    var value: ArraySlice<UInt8> { children[current].value }
+    var keyBytes: UnsafeRawBufferPointer { children[current].keyBytes }
+    var valueBytes: UnsafeRawBufferPointer { children[current].valueBytes }
 
-    private func findSmallest() {
-        current = -1
-        var best: [UInt8] = []
-        for (i, c) in children.enumerated() where c.isValid {
-            if current < 0 || compareInternalKeys(c.key, best) < 0 {
-                current = i
-                best = c.key
+    /// The valid child whose key compares as `order` (-1 smallest, 1 largest) against all others.
+    @inline(__always)
+    private func find(_ order: Int) {
+        var best = -1
+        var bestKey = UnsafeRawBufferPointer(start: nil, count: 0)
+        for i in children.indices {
+            let c = children[i]
+            guard c.isValid else { continue }
+            let k = c.keyBytes
+            if best < 0 || compareInternalKeys(k, bestKey) * order > 0 {
+                best = i
+                bestKey = k
             }
         }
+        current = best
     }
 
-    private func findLargest() {
-        current = -1
-        var best: [UInt8] = []
-        for (i, c) in children.enumerated() where c.isValid {
-            if current < 0 || compareInternalKeys(c.key, best) > 0 {
-                current = i
-                best = c.key
-            }
-        }
-    }
+    private func findSmallest() { find(-1) }
+
+    private func findLargest() { find(1) }
 
     func seekToFirst() throws {
         for c in children { try c.seekToFirst() }
@@ -104,8 +103,8 @@ final class LevelIterator: InternalIterator {
     }
 
     var isValid: Bool { tableIter?.isValid ?? false }
-    var key: [UInt8] { tableIter!.key }
-    var value: ArraySlice<UInt8> { tableIter!.value }
+    var keyBytes: UnsafeRawBufferPointer { tableIter!.keyBytes }
+    var valueBytes: UnsafeRawBufferPointer { tableIter!.valueBytes }
 
     private func open(_ i: Int) throws {
         index = i

@@ -122,30 +122,28 @@ public final class ScanCursor: Sendable {
             try ScanCursor.startIfNeeded(&s)
             if s.reverse { return try ScanCursor.advanceBackward(&s, values: values) }
             while s.merged.isValid {
-                let key = s.merged.key
-                let (seq, kind, isSame, pastEnd) = key.withUnsafeBytes { k -> (UInt64, ValueKind?, Bool, Bool) in
-                    guard let p = ParsedInternalKey(k) else { return (0, nil, false, false) }
-                    let same = s.haveLast && s.lastUserKey.withUnsafeBytes { compareBytes($0, p.userKey) == 0 }
-                    let past = s.end.map { e in e.withUnsafeBytes { compareBytes(p.userKey, $0) >= 0 } } ?? false
-                    return (p.sequence, p.kind, same, past)
+                let key = s.merged.keyBytes
+                guard let p = ParsedInternalKey(key) else {
+                    throw SliceError(.corruption, "malformed internal key in scan")
                 }
-                guard let kind else { throw SliceError(.corruption, "malformed internal key in scan") }
-                if seq > s.sequence || isSame {
+                if p.sequence > s.sequence
+                    || (s.haveLast && s.lastUserKey.withUnsafeBytes { compareBytes($0, p.userKey) == 0 })
+                {
                     try s.merged.next()
                     continue
                 }
-                if pastEnd {
+                if let end = s.end, end.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) {
                     s.done = true
                     return nil
                 }
                 s.lastUserKey.removeAll(keepingCapacity: true)
-                s.lastUserKey.append(contentsOf: key[0..<(key.count - 8)])
+                s.lastUserKey.append(contentsOf: p.userKey)
                 s.haveLast = true
                 let value: [UInt8]?
-                switch kind {
-                case .value: value = values ? Array(s.merged.value) : []
+                switch p.kind {
+                case .value: value = values ? Array(s.merged.valueBytes) : []
                 case .blobReference:
-                    value = values ? try s.blobs.readAll(try ScanCursor.reference(s.merged.value)) : []
+                    value = values ? try s.blobs.readAll(try ScanCursor.reference(s.merged.valueBytes)) : []
                 case .deletion: value = nil
                 }
                 try s.merged.next()
@@ -173,11 +171,10 @@ public final class ScanCursor: Sendable {
                 return
             }
             while s.merged.isValid {
-                let key = s.merged.key
                 // nil: not visible; false: past the end; true: delivered.
                 var wantsMore = true
-                let delivered: Bool? = try key.withUnsafeBytes { k -> Bool? in
-                    guard let p = ParsedInternalKey(k) else {
+                let delivered: Bool? = try { () throws -> Bool? in
+                    guard let p = ParsedInternalKey(s.merged.keyBytes) else {
                         throw SliceError(.corruption, "malformed internal key in scan")
                     }
                     if p.sequence > s.sequence { return nil }
@@ -194,17 +191,15 @@ public final class ScanCursor: Sendable {
                                 UnsafeRawBufferPointer(start: nil, count: 0))
                             return true
                         }
-                        s.scratch = try s.blobs.readAll(try ScanCursor.reference(s.merged.value))
+                        s.scratch = try s.blobs.readAll(try ScanCursor.reference(s.merged.valueBytes))
                         wantsMore = try s.scratch.withUnsafeBytes {
                             try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), $0)
                         }
                         return true
                     }
-                    wantsMore = try s.merged.value.withUnsafeBytes {
-                        try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), $0)
-                    }
+                    wantsMore = try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), s.merged.valueBytes)
                     return true
-                }
+                }()
                 if delivered == false { break }
                 try s.merged.next()
                 if !wantsMore { return }
@@ -222,21 +217,19 @@ public final class ScanCursor: Sendable {
             case .deletion: return nil
             case .value: return (Array(e.key[1...]), values ? e.value : [])
             case .blobReference:
-                return (Array(e.key[1...]), values ? try s.blobs.readAll(try ScanCursor.reference(e.value)) : [])
+                return (
+                    Array(e.key[1...]),
+                    values ? try s.blobs.readAll(try e.value.withUnsafeBytes { try ScanCursor.reference($0) }) : []
+                )
             }
         }
         while s.merged.isValid {
-            let key = s.merged.key
-            let (seq, kind, sameAsSaved, beforeStart) = key.withUnsafeBytes {
-                k -> (UInt64, ValueKind?, Bool, Bool) in
-                guard let p = ParsedInternalKey(k) else { return (0, nil, false, false) }
-                let same = s.saved.map { e in e.key.withUnsafeBytes { compareBytes($0, p.userKey) == 0 } } ?? false
-                let before = s.start.map { b in b.withUnsafeBytes { compareBytes(p.userKey, $0) < 0 } } ?? false
-                return (p.sequence, p.kind, same, before)
+            guard let p = ParsedInternalKey(s.merged.keyBytes) else {
+                throw SliceError(.corruption, "malformed internal key in scan")
             }
-            guard let kind else { throw SliceError(.corruption, "malformed internal key in scan") }
-            if beforeStart { break }
-            if seq > s.sequence {
+            let sameAsSaved = s.saved.map { e in e.key.withUnsafeBytes { compareBytes($0, p.userKey) == 0 } } ?? false
+            if let b = s.start, b.withUnsafeBytes({ compareBytes(p.userKey, $0) < 0 }) { break }
+            if p.sequence > s.sequence {
                 try s.merged.prev()
                 continue
             }
@@ -246,7 +239,7 @@ public final class ScanCursor: Sendable {
                 if let out = try emit(e) { return out }
             }
             // A newer version of the same user key replaces the saved one.
-            s.saved = (Array(key[0..<(key.count - 8)]), kind, Array(s.merged.value))
+            s.saved = (Array(p.userKey), p.kind, Array(s.merged.valueBytes))
             try s.merged.prev()
         }
         s.done = true
@@ -257,7 +250,7 @@ public final class ScanCursor: Sendable {
         return nil
     }
 
-    private static func reference(_ bytes: some Collection<UInt8>) throws -> BlobReference {
+    private static func reference(_ bytes: UnsafeRawBufferPointer) throws -> BlobReference {
         guard let ref = BlobReference(decoding: bytes) else {
             throw SliceError(.corruption, "malformed blob reference in scan")
         }

@@ -40,12 +40,10 @@ struct BlockHandle: Equatable {
         return out
     }
 
-    static func decode(_ bytes: ArraySlice<UInt8>) -> BlockHandle? {
-        bytes.withUnsafeBytes { buf in
-            var p = 0
-            guard let o = buf.varint(at: &p), let s = buf.varint(at: &p) else { return nil }
-            return BlockHandle(offset: o, size: s)
-        }
+    static func decode(_ buf: UnsafeRawBufferPointer) -> BlockHandle? {
+        var p = 0
+        guard let o = buf.varint(at: &p), let s = buf.varint(at: &p) else { return nil }
+        return BlockHandle(offset: o, size: s)
     }
 }
 

@@ -1,11 +1,15 @@
 import Synchronization
 
 /// An open SSTable: footer, index and filter in memory, data blocks read through the block
-/// cache with `pread`. Immutable and shared by all readers of the file.
+/// cache, from a read-only mapping of the file (`FileMapping`) or with `pread`. Every block's
+/// checksum is verified when it is read from the file; blocks in the cache are not re-verified.
+/// Immutable and shared by all readers of the file.
 final class TableReader: Sendable {
     let fileNumber: UInt64
     let file: File
     let fileSize: UInt64
+    /// The whole file, mapped read-only (nil: blocks are read with `pread`).
+    private let mapping: FileMapping?
     let index: Block
     let filter: [UInt8]?
     let properties: TableProperties
@@ -14,7 +18,7 @@ final class TableReader: Sendable {
 
     var path: String { file.path }
 
-    init(path: String, fileNumber: UInt64, cache: BlockCache?, stats: EngineCounters?) throws {
+    init(path: String, fileNumber: UInt64, cache: BlockCache?, stats: EngineCounters?, mmap: Bool = false) throws {
         self.fileNumber = fileNumber
         self.cache = cache
         self.stats = stats
@@ -23,6 +27,7 @@ final class TableReader: Sendable {
         guard fileSize >= UInt64(TableFormat.footerSize) else {
             throw SliceError.corruption("file too short to be a table", path: path, offset: 0)
         }
+        mapping = mmap ? FileMapping(file, size: Int(fileSize)) : nil
         let footerOffset = Int64(fileSize) - Int64(TableFormat.footerSize)
         let footer = try file.read(count: TableFormat.footerSize, at: footerOffset)
         let (metaHandle, indexHandle): (BlockHandle, BlockHandle) = try footer.withUnsafeBytes { f in
@@ -48,7 +53,7 @@ final class TableReader: Sendable {
         var properties = TableProperties()
         try metaIter.seekToFirst()
         while metaIter.isValid {
-            guard let handle = BlockHandle.decode(metaIter.value) else {
+            guard let handle = BlockHandle.decode(metaIter.valueBytes) else {
                 throw SliceError.corruption("bad meta block handle", path: path)
             }
             if metaIter.key == TableFormat.filterName {
@@ -97,10 +102,51 @@ final class TableReader: Sendable {
 
     /// A data block, from the cache when present. `fillCache: false` keeps scans and compactions
     /// from evicting the working set.
+    /// Reads and verifies a block: a view of the mapping, or a `pread` into a new buffer.
+    private func readBlock(_ handle: BlockHandle) throws -> Block {
+        let total = handle.size + UInt64(TableFormat.trailerSize)
+        guard handle.offset <= fileSize, total <= fileSize - handle.offset else {
+            throw SliceError.corruption(
+                "block handle points past end of file", path: file.path, offset: Int64(handle.offset))
+        }
+        let n = Int(handle.size)
+        let offset = Int64(handle.offset)
+        if let mapping {
+            let raw = UnsafeRawBufferPointer(
+                rebasing: mapping.bytes[Int(handle.offset)..<(Int(handle.offset) + Int(total))])
+            try TableReader.verifyTrailer(raw, n, path: file.path, offset: offset)
+            return try Block(
+                bytes: UnsafeRawBufferPointer(rebasing: raw[0..<n]), owner: mapping, path: file.path, offset: offset)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(total), alignment: 8)
+        do {
+            guard try file.read(into: buffer, at: offset) == Int(total) else {
+                throw SliceError.corruption("file is shorter than expected", path: file.path, offset: offset)
+            }
+            try TableReader.verifyTrailer(UnsafeRawBufferPointer(buffer), n, path: file.path, offset: offset)
+            return try Block(
+                bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), owner: nil, path: file.path, offset: offset)
+        } catch {
+            buffer.deallocate()
+            throw error
+        }
+    }
+
+    /// Checks a block's trailer (type byte and masked CRC32C of contents + type) at `n`.
+    private static func verifyTrailer(_ b: UnsafeRawBufferPointer, _ n: Int, path: String, offset: Int64) throws {
+        guard CRC32C.unmask(b.fixed32(at: n + 1)) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<(n + 1)]))
+        else {
+            throw SliceError.corruption("block checksum mismatch", path: path, offset: offset)
+        }
+        guard b[n] == 0 else {
+            throw SliceError(.unsupportedFormat, "unknown block compression \(b[n])", path: path)
+        }
+    }
+
     func dataBlock(_ handle: BlockHandle, fillCache: Bool = true) throws -> Block {
         let key = BlockCache.Key(file: fileNumber, offset: handle.offset)
         if let cache, let block = cache.get(key) { return block }
-        let block = try TableReader.readBlock(file, handle, fileSize: fileSize)
+        let block = try readBlock(handle)
         stats?.blockReads.add(1, ordering: .relaxed)
         stats?.blockReadBytes.add(Int(handle.size), ordering: .relaxed)
         if fillCache { cache?.insert(key, block) }
@@ -116,37 +162,38 @@ final class TableReader: Sendable {
         return false
     }
 
-    enum Lookup {
-        case found(ArraySlice<UInt8>)
-        case blob(ArraySlice<UInt8>)
-        case deleted
-        case absent
+    /// The newest version of the lookup key's user key visible at its sequence number.
+    /// The newest entry for the lookup key's user key with sequence <= the lookup's.
+    /// `body` gets the kind and value bytes (valid only during the call).
+    func get<R>(
+        _ lookupKey: UnsafeRawBufferPointer, userKeyHash: UInt64,
+        _ body: (ValueKind, UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
+        guard mayContain(userKeyHash: userKeyHash) else { return nil }
+        guard let handle = try index.find(lookupKey, path: path, { _, v in BlockHandle.decode(v) }) else { return nil }
+        guard let handle else { throw SliceError.corruption("bad index entry", path: path) }
+        let block = try dataBlock(handle)
+        let userKey = UnsafeRawBufferPointer(rebasing: lookupKey[0..<(lookupKey.count - 8)])
+        let found: R?? = try block.find(lookupKey, path: path) { k, v in
+            guard let parsed = ParsedInternalKey(k) else { throw SliceError.corruption("bad internal key", path: path) }
+            guard compareBytes(parsed.userKey, userKey) == 0 else { return nil }
+            return try body(parsed.kind, v)
+        }
+        return found ?? nil
     }
 
-    /// The newest version of the lookup key's user key visible at its sequence number.
-    func get(_ lookupKey: [UInt8], userKeyHash: UInt64) throws -> Lookup {
-        guard mayContain(userKeyHash: userKeyHash) else { return .absent }
-        let indexIter = index.makeIterator(path: path)
-        try indexIter.seek(lookupKey)
-        guard indexIter.isValid else { return .absent }
-        guard let handle = BlockHandle.decode(indexIter.value) else {
-            throw SliceError.corruption("bad index entry", path: path)
-        }
-        let it = try dataBlock(handle).makeIterator(path: path)
-        try it.seek(lookupKey)
-        guard it.isValid else { return .absent }
-        return try it.key.withUnsafeBytes { k in
-            guard let parsed = ParsedInternalKey(k) else { throw SliceError.corruption("bad internal key", path: path) }
-            let same = lookupKey.withUnsafeBytes {
-                compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)])) == 0
-            }
-            guard same else { return .absent }
-            switch parsed.kind {
-            case .deletion: return .deleted
-            case .value: return .found(it.value)
-            case .blobReference: return .blob(it.value)
+    /// `get` with the value copied out.
+    func lookup(_ lookupKey: [UInt8], userKeyHash: UInt64) throws -> Memtable.Lookup {
+        let r: Memtable.Lookup? = try lookupKey.withUnsafeBytes { lk in
+            try get(lk, userKeyHash: userKeyHash) { kind, v in
+                switch kind {
+                case .deletion: .deleted
+                case .value: .found(Array(v))
+                case .blobReference: .blob(Array(v))
+                }
             }
         }
+        return r ?? .absent
     }
 
     func makeIterator(fillCache: Bool = true) -> TableIterator { TableIterator(self, fillCache: fillCache) }
@@ -186,7 +233,10 @@ final class TableReader: Sendable {
 final class TableIterator: InternalIterator {
     private let table: TableReader
     private let indexIter: BlockIterator
-    private var dataIter: BlockIterator?
+    /// Reused across blocks (`reset`), so its key buffer is allocated once per scan.
+    private var data: BlockIterator?
+    /// Whether `data` is positioned in a block (false: unpositioned or past either end).
+    private var hasBlock = false
     private let fillCache: Bool
 
     init(_ table: TableReader, fillCache: Bool) {
@@ -195,65 +245,67 @@ final class TableIterator: InternalIterator {
         indexIter = table.index.makeIterator(path: table.path)
     }
 
-    var isValid: Bool { dataIter?.isValid ?? false }
-    var key: [UInt8] { dataIter!.key }
-    var value: ArraySlice<UInt8> { dataIter!.value }
+    var isValid: Bool { hasBlock && data!.isValid }
+    var keyBytes: UnsafeRawBufferPointer { data!.keyBytes }
+    var valueBytes: UnsafeRawBufferPointer { data!.valueBytes }
 
     private func loadBlock() throws {
         guard indexIter.isValid else {
-            dataIter = nil
+            hasBlock = false
             return
         }
-        guard let handle = BlockHandle.decode(indexIter.value) else {
+        guard let handle = BlockHandle.decode(indexIter.valueBytes) else {
             throw SliceError.corruption("bad index entry", path: table.path)
         }
-        dataIter = try table.dataBlock(handle, fillCache: fillCache).makeIterator(path: table.path)
+        let block = try table.dataBlock(handle, fillCache: fillCache)
+        if let data { data.reset(block) } else { data = block.makeIterator(path: table.path) }
+        hasBlock = true
     }
 
     private func skipEmptyBlocks() throws {
-        while let d = dataIter, !d.isValid {
+        while hasBlock && !data!.isValid {
             try indexIter.next()
             try loadBlock()
-            try dataIter?.seekToFirst()
+            if hasBlock { try data!.seekToFirst() }
         }
     }
 
     func seekToFirst() throws {
         try indexIter.seekToFirst()
         try loadBlock()
-        try dataIter?.seekToFirst()
+        if hasBlock { try data!.seekToFirst() }
         try skipEmptyBlocks()
     }
 
     func seek(_ target: [UInt8]) throws {
         try indexIter.seek(target)
         try loadBlock()
-        try dataIter?.seek(target)
+        if hasBlock { try data!.seek(target) }
         try skipEmptyBlocks()
     }
 
     func next() throws {
-        try dataIter!.next()
+        try data!.next()
         try skipEmptyBlocks()
     }
 
     private func skipEmptyBlocksBackward() throws {
-        while let d = dataIter, !d.isValid {
+        while hasBlock && !data!.isValid {
             try indexIter.prev()
             try loadBlock()
-            try dataIter?.seekToLast()
+            if hasBlock { try data!.seekToLast() }
         }
     }
 
     func seekToLast() throws {
         try indexIter.seekToLast()
         try loadBlock()
-        try dataIter?.seekToLast()
+        if hasBlock { try data!.seekToLast() }
         try skipEmptyBlocksBackward()
     }
 
     func prev() throws {
-        try dataIter!.prev()
+        try data!.prev()
         try skipEmptyBlocksBackward()
     }
 }

@@ -116,12 +116,7 @@ final class Version: Sendable {
             BloomFilter.hash(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]))
         }
         func probe(_ f: FileMetaData) throws -> Memtable.Lookup {
-            switch try tableCache.table(f.number).get(lookupKey, userKeyHash: hash) {
-            case .found(let v): return .found(Array(v))
-            case .blob(let v): return .blob(Array(v))
-            case .deleted: return .deleted
-            case .absent: return .absent
-            }
+            try tableCache.table(f.number).lookup(lookupKey, userKeyHash: hash)
         }
         let userKey = lookupKey[0..<(lookupKey.count - 8)]
         for f in levels[0]
