@@ -25,4 +25,8 @@ static inline uintptr_t slice_load_relaxed(const void *p) {
     return __atomic_load_n((const uintptr_t *)p, __ATOMIC_RELAXED);
 }
 
+static inline void slice_fetch_or_relaxed(void *p, uintptr_t bits) {
+    __atomic_fetch_or((uintptr_t *)p, bits, __ATOMIC_RELAXED);
+}
+
 #endif

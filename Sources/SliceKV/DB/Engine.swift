@@ -556,7 +556,8 @@ final class Engine: @unchecked Sendable {
             if let e = w.error { throw e }
             return
         }
-        var group = [w]
+        // The group is writers[0..<groupCount]; followers stay queued until marked done.
+        var groupCount = 1
         var failure: SliceError?
         do {
             try makeRoomForWrite(force: w.freeze)
@@ -571,16 +572,24 @@ final class Engine: @unchecked Sendable {
                 if other.freeze || (other.sync && !w.sync) || size + other.batch.byteSize > maxSize { break }
                 size += other.batch.byteSize
                 count += other.batch.count
-                group.append(other)
+                groupCount += 1
             }
             let first = lastSequence + 1
-            var rep = groupBuffer
-            groupBuffer = []
-            rep.removeAll(keepingCapacity: true)
-            rep.appendFixed64(first)
-            rep.appendFixed32(UInt32(count))
-            for member in group { rep.append(contentsOf: member.batch.body) }
-            let batch = WriteBatch(rep: rep)
+            var rep: [UInt8] = []
+            let batch: WriteBatch
+            if groupCount == 1 {
+                // Alone: the writer's own batch is the record (no copy).
+                w.batch.sequence = first
+                batch = w.batch
+            } else {
+                rep = groupBuffer
+                groupBuffer = []
+                rep.removeAll(keepingCapacity: true)
+                rep.appendFixed64(first)
+                rep.appendFixed32(UInt32(count))
+                for member in writers.prefix(groupCount) { rep.append(contentsOf: member.batch.body) }
+                batch = WriteBatch(rep: rep)
+            }
             let wal = self.wal
             let mem = self.mem
             lock.unlock()
@@ -618,15 +627,15 @@ final class Engine: @unchecked Sendable {
             }
             lock.lock()
             if failure == nil { lastSequence = first + UInt64(count) - 1 }
-            if rep.capacity <= 1 << 20 { groupBuffer = rep }
+            if groupCount > 1 && rep.capacity <= 1 << 20 { groupBuffer = rep }
         }
-        for member in group {
+        for member in writers.prefix(groupCount) {
             member.error = failure
             member.done = true
         }
-        writers.removeFirst(group.count)
+        writers.removeFirst(groupCount)
         // Wake followers that were served, and the next leader if one is queued.
-        if group.count > 1 || !writers.isEmpty { lock.broadcast() }
+        if groupCount > 1 || !writers.isEmpty { lock.broadcast() }
         if let failure { throw failure }
     }
 

@@ -7,26 +7,53 @@
 /// (HeapModule) cannot track.
 final class MergingIterator: InternalIterator {
     private let children: [any InternalIterator]
-    private var current = -1
+    /// Each child's current key (`nil` base address: the child is invalid), refreshed only when
+    /// that child moves: finding the minimum then compares raw buffers without calling into the
+    /// children (protocol calls with their retains measured as a third of a sequential scan).
+    private let keys: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
+    @exclusivity(unchecked) private var current = -1
     /// Which way the children were last moved. Switching direction repositions every child
     /// but the current one around the current key (LevelDB's scheme).
-    private var forward = true
+    @exclusivity(unchecked) private var forward = true
 
-    init(_ children: [any InternalIterator]) { self.children = children }
+    init(_ children: [any InternalIterator]) {
+        self.children = children
+        keys = .allocate(capacity: max(1, children.count))
+        keys.initialize(repeating: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    deinit { keys.deallocate() }
 
     var isValid: Bool { current >= 0 }
-    var keyBytes: UnsafeRawBufferPointer { children[current].keyBytes }
+    var keyBytes: UnsafeRawBufferPointer { keys[current] }
     var valueBytes: UnsafeRawBufferPointer { children[current].valueBytes }
+
+    @inline(__always)
+    private func refresh(_ i: Int) {
+        let c = children[i]
+        keys[i] = c.isValid ? c.keyBytes : UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    /// Runs a movement; a child that throws leaves the merge invalid (other children's cached
+    /// keys may be stale) until the next seek.
+    @inline(__always)
+    private func moving(_ body: () throws -> Void) throws {
+        do { try body() } catch {
+            current = -1
+            throw error
+        }
+    }
+
+    private func refreshAll() { for i in children.indices { refresh(i) } }
 
     /// The valid child whose key compares as `order` (-1 smallest, 1 largest) against all others.
     @inline(__always)
     private func find(_ order: Int) {
         var best = -1
         var bestKey = UnsafeRawBufferPointer(start: nil, count: 0)
-        for i in children.indices {
-            let c = children[i]
-            guard c.isValid else { continue }
-            let k = c.keyBytes
+        for i in 0..<children.count {
+            let k = keys[i]
+            guard k.baseAddress != nil else { continue }
             if best < 0 || compareInternalKeys(k, bestKey) * order > 0 {
                 best = i
                 bestKey = k
@@ -40,49 +67,66 @@ final class MergingIterator: InternalIterator {
     private func findLargest() { find(1) }
 
     func seekToFirst() throws {
-        for c in children { try c.seekToFirst() }
-        forward = true
-        findSmallest()
+        try moving {
+            for c in children { try c.seekToFirst() }
+            refreshAll()
+            forward = true
+            findSmallest()
+        }
     }
 
     func seek(_ target: [UInt8]) throws {
-        for c in children { try c.seek(target) }
-        forward = true
-        findSmallest()
+        try moving {
+            for c in children { try c.seek(target) }
+            refreshAll()
+            forward = true
+            findSmallest()
+        }
     }
 
     func next() throws {
-        if !forward {
-            // Every other child moves to its first entry after the current key.
-            let k = key
-            for (i, c) in children.enumerated() where i != current {
-                try c.seek(k)
-                if c.isValid && compareInternalKeys(c.key, k) == 0 { try c.next() }
+        try moving {
+            if !forward {
+                // Every other child moves to its first entry after the current key.
+                let k = key
+                for (i, c) in children.enumerated() where i != current {
+                    try c.seek(k)
+                    if c.isValid && compareInternalKeys(c.key, k) == 0 { try c.next() }
+                    refresh(i)
+                }
+                forward = true
             }
-            forward = true
+            try children[current].next()
+            refresh(current)
+            findSmallest()
         }
-        try children[current].next()
-        findSmallest()
     }
 
     func seekToLast() throws {
-        for c in children { try c.seekToLast() }
-        forward = false
-        findLargest()
+        try moving {
+            for c in children { try c.seekToLast() }
+            refreshAll()
+            forward = false
+            findLargest()
+        }
     }
 
     func prev() throws {
-        if forward {
-            // Every other child moves to its last entry before the current key.
-            let k = key
-            for (i, c) in children.enumerated() where i != current {
-                try c.seek(k)
-                if c.isValid { try c.prev() } else { try c.seekToLast() }
+        try moving {
+            if forward {
+                // Every other child moves to its last entry before the current key.
+                let k = key
+                for (i, c) in children.enumerated() where i != current {
+                    try c.seek(k)
+                    if c.isValid { try c.prev() } else { try c.seekToLast() }
+                    refresh(i)
+                }
+                forward = false
             }
-            forward = false
+            try children[current].prev()
+            refresh(current)
+            findLargest()
         }
-        try children[current].prev()
-        findLargest()
     }
 }
 
@@ -91,8 +135,8 @@ final class LevelIterator: InternalIterator {
     private let files: [FileMetaData]
     private let tableCache: TableCache
     private let fillCache: Bool
-    private var index = 0
-    private var tableIter: TableIterator?
+    @exclusivity(unchecked) private var index = 0
+    @exclusivity(unchecked) private var tableIter: TableIterator?
     /// Bytes of table files entered so far (compaction input accounting).
     private(set) var bytesEntered: UInt64 = 0
 

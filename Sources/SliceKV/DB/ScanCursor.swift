@@ -121,23 +121,23 @@ public final class ScanCursor: Sendable {
             if s.done { return nil }
             try ScanCursor.startIfNeeded(&s)
             if s.reverse { return try ScanCursor.advanceBackward(&s, values: values) }
-            while s.merged.isValid {
-                let key = s.merged.keyBytes
+            let merged = s.merged
+            while merged.isValid {
+                let key = merged.keyBytes
                 guard let p = ParsedInternalKey(key) else {
                     throw SliceError(.corruption, "malformed internal key in scan")
                 }
                 if p.sequence > s.sequence
                     || (s.haveLast && s.lastUserKey.withUnsafeBytes { compareBytes($0, p.userKey) == 0 })
                 {
-                    try s.merged.next()
+                    try merged.next()
                     continue
                 }
                 if let end = s.end, end.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) {
                     s.done = true
                     return nil
                 }
-                s.lastUserKey.removeAll(keepingCapacity: true)
-                s.lastUserKey.append(contentsOf: p.userKey)
+                s.lastUserKey.assign(p.userKey)
                 s.haveLast = true
                 let value: [UInt8]?
                 switch p.kind {
@@ -170,18 +170,18 @@ public final class ScanCursor: Sendable {
                 }
                 return
             }
-            while s.merged.isValid {
+            let merged = s.merged
+            while merged.isValid {
                 // nil: not visible; false: past the end; true: delivered.
                 var wantsMore = true
                 let delivered: Bool? = try { () throws -> Bool? in
-                    guard let p = ParsedInternalKey(s.merged.keyBytes) else {
+                    guard let p = ParsedInternalKey(merged.keyBytes) else {
                         throw SliceError(.corruption, "malformed internal key in scan")
                     }
                     if p.sequence > s.sequence { return nil }
                     if s.haveLast && s.lastUserKey.withUnsafeBytes({ compareBytes($0, p.userKey) == 0 }) { return nil }
                     if let end = s.end, end.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) { return false }
-                    s.lastUserKey.removeAll(keepingCapacity: true)
-                    s.lastUserKey.append(contentsOf: p.userKey)
+                    s.lastUserKey.assign(p.userKey)
                     s.haveLast = true
                     if p.kind == .deletion { return nil }
                     if p.kind == .blobReference || !values {
@@ -191,17 +191,17 @@ public final class ScanCursor: Sendable {
                                 UnsafeRawBufferPointer(start: nil, count: 0))
                             return true
                         }
-                        s.scratch = try s.blobs.readAll(try ScanCursor.reference(s.merged.valueBytes))
+                        s.scratch = try s.blobs.readAll(try ScanCursor.reference(merged.valueBytes))
                         wantsMore = try s.scratch.withUnsafeBytes {
                             try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), $0)
                         }
                         return true
                     }
-                    wantsMore = try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), s.merged.valueBytes)
+                    wantsMore = try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), merged.valueBytes)
                     return true
                 }()
                 if delivered == false { break }
-                try s.merged.next()
+                try merged.next()
                 if !wantsMore { return }
             }
             s.done = true

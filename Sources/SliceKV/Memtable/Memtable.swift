@@ -41,6 +41,9 @@ package final class Memtable: @unchecked Sendable {
     private let _usage = Atomic<Int>(0)
     /// Insert's per-level predecessors, kept to avoid an allocation per insert (writer only).
     private var prev = [UnsafeMutableRawPointer?](repeating: nil, count: Memtable.maxHeight)
+    /// Whether `prev` holds the last node of every level (the last insert went at the end):
+    /// then a larger key is appended without a search (sequential loads; RocksDB does the same).
+    private var prevIsTail = false
 
     /// Blob files this memtable refers to: held so that none is deleted while a reader of this
     /// memtable may still follow a reference into it.
@@ -147,16 +150,20 @@ package final class Memtable: @unchecked Sendable {
         let height = Int(slice_load_relaxed(heightWord))
         let target = Memtable.key(node)
         prev.withUnsafeMutableBufferPointer { pv in
-            var x = head
-            var level = max(height, h) - 1
-            while true {
-                let next = Memtable.next(x, level)
-                if let next, compareInternalKeys(Memtable.key(next), target) < 0 {
-                    x = next
-                } else {
-                    pv[level] = x
-                    if level == 0 { break }
-                    level -= 1
+            if prevIsTail, let last = pv[0], compareInternalKeys(Memtable.key(last), target) < 0 {
+                for l in height..<max(height, h) { pv[l] = head }
+            } else {
+                var x = head
+                var level = max(height, h) - 1
+                while true {
+                    let next = Memtable.next(x, level)
+                    if let next, compareInternalKeys(Memtable.key(next), target) < 0 {
+                        x = next
+                    } else {
+                        pv[level] = x
+                        if level == 0 { break }
+                        level -= 1
+                    }
                 }
             }
             for l in 0..<h {
@@ -164,6 +171,9 @@ package final class Memtable: @unchecked Sendable {
                 (node + 8 + 8 * l).storeBytes(of: slice_load_relaxed(pv[l]! + 8 + 8 * l), as: UInt.self)
                 slice_store_release(pv[l]! + 8 + 8 * l, UInt(bitPattern: node))
             }
+            // When the node went at the end, it is the last node on its levels; the others keep theirs.
+            prevIsTail = Memtable.next(node, 0) == nil
+            if prevIsTail { for l in 0..<h { pv[l] = node } }
         }
         if h > height { slice_store_release(heightWord, UInt(h)) }
         _count.add(1, ordering: .relaxed)
@@ -269,7 +279,7 @@ package final class Memtable: @unchecked Sendable {
     /// are views of the arena, valid as long as the iterator (which holds the table) lives.
     final class Iterator: InternalIterator {
         private let table: Memtable
-        private var node: UnsafeMutableRawPointer?
+        @exclusivity(unchecked) private var node: UnsafeMutableRawPointer?
 
         init(_ table: Memtable) { self.table = table }
 

@@ -32,6 +32,18 @@ extension Array where Element == UInt8 {
         append(contentsOf: bytes)
     }
 
+    /// Replaces the contents with `bytes`; a plain copy when the length is unchanged (scans
+    /// remember each user key they pass, and keys mostly have one length).
+    @inline(__always)
+    mutating func assign(_ bytes: UnsafeRawBufferPointer) {
+        if count == bytes.count, let src = bytes.baseAddress {
+            withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: src, byteCount: bytes.count) }
+        } else {
+            removeAll(keepingCapacity: true)
+            append(contentsOf: bytes)
+        }
+    }
+
     @inline(__always)
     mutating func putFixed32(_ v: UInt32, at offset: Int) {
         Swift.withUnsafeBytes(of: v.littleEndian) { src in
