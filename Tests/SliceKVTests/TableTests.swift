@@ -124,6 +124,42 @@ import Testing
         #expect(cache.get(key) == nil)
     }
 
+    /// The cache's hash table (open addressing, deletion by backward shift) against a model:
+    /// random keys inserted, replaced and evicted; every hit returns the block stored under
+    /// its key, and everything the model still holds is found.
+    @Test func blockCacheIndexMatchesAModel() throws {
+        var b = BlockBuilder(restartInterval: 16)
+        b.add(bytes("k"), [UInt8](repeating: 1, count: 10))
+        let contents = b.finish()
+        let cache = BlockCache(capacityBytes: 16 * 40 * (contents.count + 64))  // 40 blocks per shard
+        var rng = SystemRandomNumberGenerator()
+        var stored: [BlockCache.Key: Block] = [:]
+        for _ in 0..<20000 {
+            // Few distinct files and clustered offsets: many keys share home slots.
+            let key = BlockCache.Key(
+                file: UInt64.random(in: 1...3, using: &rng), offset: UInt64.random(in: 0..<600, using: &rng) * 4096)
+            if Bool.random(using: &rng) {
+                let block = try Block(contents, path: "mem", offset: 0)
+                cache.insert(key, block)
+                stored[key] = block
+            } else if let hit = cache.get(key) {
+                #expect(hit === stored[key], "a hit returned another key's block")
+            }
+        }
+        #expect(cache.entryCount > 0 && cache.entryCount <= 16 * 40)
+        var found = 0
+        for (key, block) in stored {
+            if let hit = cache.get(key) {
+                #expect(hit === block)
+                found += 1
+            }
+        }
+        #expect(found == cache.entryCount, "every cached entry is reachable through the index")
+        cache.clear()
+        #expect(cache.entryCount == 0)
+        for key in stored.keys { #expect(cache.get(key) == nil) }
+    }
+
     @Test func mergingIteratorOrdersAcrossSources() throws {
         let a = Memtable(logNumber: 1)
         let b = Memtable(logNumber: 2)
