@@ -190,11 +190,14 @@ private func fsReaddir(
             }
         }
     }
+    var cName: [CChar] = []  // reused: one NUL-terminated copy per entry, no allocation
+    cName.reserveCapacity(256)
     return fs().readdir(path!) { name, mode in
         st.st_mode = mode
-        return (name + [0]).withUnsafeBufferPointer { n in
-            n.withMemoryRebound(to: CChar.self) { filler!(buf, $0.baseAddress, &st, 0, fuse_fill_dir_flags(0)) == 0 }
-        }
+        cName.removeAll(keepingCapacity: true)
+        name.withUnsafeBytes { cName.append(contentsOf: $0.bindMemory(to: CChar.self)) }
+        cName.append(0)
+        return filler!(buf, cName, &st, 0, fuse_fill_dir_flags(0)) == 0
     }
 }
 

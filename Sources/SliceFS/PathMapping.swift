@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// How keys and paths map onto each other: a key `a/b/c` is the file `/a/b/c`.
 ///
 /// Keys are arbitrary bytes; path components cannot be empty, `.` or `..`, cannot hold NUL or
@@ -33,8 +37,22 @@ public enum PathMapping {
     @inline(__always)
     private static func isUpperHex(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x41...0x46).contains(c) }
 
+    /// Whether a key component is its own path component: not empty, `.` or `..`, no NUL or
+    /// `%`, at most 255 bytes, and not a control name at the top level (the common case,
+    /// checked without allocating).
+    @inline(__always)
+    static func isPlain(_ c: UnsafeRawBufferPointer, topLevel: Bool) -> Bool {
+        guard !c.isEmpty, c.count <= nameMax else { return false }
+        if c[0] == 0x2e {
+            if c.count == 1 || (c.count == 2 && c[1] == 0x2e) { return false }
+            if topLevel && controlNames.contains(Array(c)) { return false }
+        }
+        return memchr(c.baseAddress!, 0, c.count) == nil && memchr(c.baseAddress!, Int32(percent), c.count) == nil
+    }
+
     /// The escaped form of one key component (before splitting long ones).
     static func encodeComponent(_ c: ArraySlice<UInt8>, topLevel: Bool) -> [UInt8] {
+        if c.withUnsafeBytes({ isPlain($0, topLevel: topLevel) }) { return Array(c) }
         if c.isEmpty { return [percent] }
         if c.elementsEqual([0x2e]) { return Array("%2E".utf8) }
         if c.elementsEqual([0x2e, 0x2e]) { return Array("%2E%2E".utf8) }
@@ -100,6 +118,26 @@ public enum PathMapping {
         return p
     }
 
+    /// A path whose every component is plain (see `isPlain`) names the key that is the path
+    /// without its leading `/`: resolved in one pass, without the canonical re-encoding check.
+    /// nil for anything else (the general rules then apply).
+    private static func resolvePlain(_ p: UnsafeRawBufferPointer) -> Resolved? {
+        guard p.count >= 1, p[0] == 0x2f else { return nil }
+        if p.count == 1 { return Resolved(key: [], isSelfEntry: false, isRoot: true, depth: 0) }
+        var depth = 0
+        var start = 1
+        while start < p.count {
+            var end = start
+            while end < p.count && p[end] != 0x2f { end += 1 }
+            guard isPlain(UnsafeRawBufferPointer(rebasing: p[start..<end]), topLevel: depth == 0) else { return nil }
+            depth += 1
+            if end == p.count { break }
+            start = end + 1
+            if start == p.count { return nil }  // trailing '/'
+        }
+        return Resolved(key: Array(p[1...]), isSelfEntry: false, isRoot: false, depth: depth)
+    }
+
     /// Decodes one (joined) path component.
     static func decodeComponent(_ c: [UInt8]) -> [UInt8] {
         if c == [percent] { return [] }
@@ -145,6 +183,7 @@ public enum PathMapping {
 
     /// The key a path names. The root is the empty key.
     public static func resolve(_ path: [UInt8]) -> Result<Resolved, Failure> {
+        if let plain = path.withUnsafeBytes({ resolvePlain($0) }) { return .success(plain) }
         var comps = path.split(separator: 0x2f, omittingEmptySubsequences: true).map(Array.init)
         for c in comps where c.count > nameMax { return .failure(.nameTooLong) }
         var isSelf = false

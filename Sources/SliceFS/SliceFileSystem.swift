@@ -97,15 +97,8 @@ public final class SliceFileSystem: @unchecked Sendable {
 
     /// Whether any key (content or node) lies under `prefix`.
     func hasChildren(_ prefix: [UInt8]) throws -> Bool {
-        for ks in [Keyspace.user, FSKeyspace.nodes] {
-            var found = false
-            try db.scan(.prefix(prefix), keyspace: ks).forEach(values: false) { _, _ in
-                found = true
-                return false
-            }
-            if found { return true }
-        }
-        return false
+        try db.containsKey(withPrefix: prefix, keyspace: .user)
+            || db.containsKey(withPrefix: prefix, keyspace: FSKeyspace.nodes)
     }
 
     /// A file's size: from its staging when it is open, else from the store without reading the value.
@@ -314,7 +307,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                     let cursor = try db.scan(KeyRange(start: start, end: end), keyspace: ks)
                     var skipTo: [UInt8]?
                     try cursor.forEach(values: ks == FSKeyspace.nodes) { key, value in
-                        let rest = key[prefix.count...]
+                        let rest = UnsafeRawBufferPointer(rebasing: key[prefix.count...])
                         if let slash = rest.firstIndex(of: 0x2f) {
                             let child = Array(rest[..<slash])
                             add(firstComponent(child, topLevel: r.isRoot), S_IFDIR)
@@ -322,12 +315,16 @@ public final class SliceFileSystem: @unchecked Sendable {
                             skipTo = prefix + child + [0x30]
                             return false
                         }
-                        let child = Array(rest)
-                        let pieces = PathMapping.split(PathMapping.encodeComponent(child[...], topLevel: r.isRoot))
                         var kind: mode_t = S_IFREG
                         if ks == FSKeyspace.nodes, let rec = NodeRecord.decode(Array(value)) {
                             kind = rec.kind == .symlink ? S_IFLNK : S_IFDIR
                         }
+                        if PathMapping.isPlain(rest, topLevel: r.isRoot) {
+                            add(Array(rest), kind)  // most names: the key's bytes as they are
+                            return true
+                        }
+                        let pieces = PathMapping.split(
+                            PathMapping.encodeComponent(Array(rest)[...], topLevel: r.isRoot))
                         add(pieces[0], pieces.count > 1 ? S_IFDIR : kind)
                         return true
                     }

@@ -127,6 +127,14 @@ public final class SliceDB: Sendable {
     }
 
     /// A consistent view for reads until the returned object is released.
+    /// Whether any key starts with `prefix`, without a scan's setup: tables that cannot hold
+    /// such a key are not read (by key range, and for prefixes ending in '/' by their filter).
+    public func containsKey(withPrefix prefix: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws
+        -> Bool
+    {
+        try engine.containsKey(withPrefix: prefix, keyspace: keyspace, snapshot: snapshot)
+    }
+
     public func snapshot() throws -> Snapshot { try engine.snapshot() }
 
     /// Makes every acknowledged write durable.

@@ -34,6 +34,62 @@ import Testing
         for i in 0..<1000 { #expect(try db.get("key\(i)") == bytes("value-\(2000 + i)")) }
     }
 
+    /// `containsKey(withPrefix:)` answers as a scan would, for directory-like prefixes and
+    /// others, with keys spread over memtables and tables, deleted keys and a snapshot; the
+    /// directory-prefix filter lets it skip tables.
+    @Test func containsKeyWithPrefixMatchesAScan() throws {
+        let dir = TempDir()
+        var o = tinyOptions()
+        o.l0CompactionTrigger = 100  // keep many overlapping L0 tables
+        o.l0SlowdownTrigger = 100
+        o.l0StopTrigger = 100
+        let db = try SliceDB(path: dir.path, options: o)
+        var rng = SystemRandomNumberGenerator()
+        var live = Set<[UInt8]>()
+        var snapshot: Snapshot?
+        var atSnapshot = Set<[UInt8]>()
+        for round in 0..<6 {
+            for _ in 0..<300 {
+                let depth = Int.random(in: 1...4, using: &rng)
+                let key = (0..<depth).map { _ in "d\(Int.random(in: 0..<5, using: &rng))" }.joined(separator: "/")
+                let k = bytes(key)
+                if Bool.random(using: &rng) || live.isEmpty {
+                    try db.put(k, bytes("v"))
+                    live.insert(k)
+                } else {
+                    try db.delete(k)
+                    live.remove(k)
+                }
+            }
+            if round % 2 == 0 { try db.flush() }
+            if round == 3 {
+                snapshot = try db.snapshot()
+                atSnapshot = live
+            }
+        }
+        #expect(db.stats().levels[0].files >= 3)
+        let before = db.stats().bloomUsefulNegatives
+        func expected(_ keys: Set<[UInt8]>, _ prefix: [UInt8]) -> Bool { keys.contains { $0.starts(with: prefix) } }
+        var prefixes: [[UInt8]] = [[], bytes("d"), bytes("d9/"), bytes("d1/d2"), bytes("x")]
+        for a in 0..<5 {
+            prefixes.append(bytes("d\(a)/"))
+            for b in 0..<5 {
+                prefixes.append(bytes("d\(a)/d\(b)/"))
+                for c in 0..<5 { prefixes.append(bytes("d\(a)/d\(b)/d\(c)/")) }
+            }
+        }
+        for p in prefixes {
+            #expect(
+                try db.containsKey(withPrefix: p) == expected(live, p), "prefix \(String(decoding: p, as: UTF8.self))")
+            #expect(
+                try db.containsKey(withPrefix: p, snapshot: snapshot) == expected(atSnapshot, p),
+                "prefix \(String(decoding: p, as: UTF8.self)) at the snapshot")
+        }
+        #expect(db.stats().bloomUsefulNegatives > before, "directory-prefix filters skipped tables")
+        snapshot = nil
+        try db.close()
+    }
+
     @Test func secondOpenIsRefused() throws {
         let dir = TempDir()
         let db = try SliceDB(path: dir.path)

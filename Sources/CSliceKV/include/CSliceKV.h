@@ -10,6 +10,10 @@ uint32_t slice_crc32c_extend(uint32_t crc, const void *data, size_t n);
 /// 1 when the hardware path is in use.
 int slice_crc32c_hardware(void);
 
+/// Starts writeback of a file range without waiting for it (Linux `sync_file_range` with
+/// SYNC_FILE_RANGE_WRITE, which needs _GNU_SOURCE and so cannot be imported from Glibc).
+int slice_start_writeback(int fd, int64_t offset, int64_t count);
+
 /// Acquire load / release store of a pointer-sized word in raw memory (the memtable's skiplist
 /// links): C11 atomics, because Swift's `Atomic` cannot live at an address inside an arena.
 /// A reader that loads a link with acquire sees the node it points to fully written.

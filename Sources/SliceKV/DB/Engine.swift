@@ -31,20 +31,22 @@ final class Engine: @unchecked Sendable {
     let manifestLock = ConditionLock()
     private let directoryLock: DirectoryLock
 
-    // Guarded by lock.
-    private var mem: Memtable
-    private var imm: [Memtable] = []
-    private var wal: LogWriter
-    private(set) var lastSequence: SequenceNumber = 0
-    private var writers: [Writer] = []
+    // Guarded by lock. The fields every write touches opt out of dynamic exclusivity checks
+    // (`@exclusivity(unchecked)`): the lock already serialises them, and the checks measured
+    // as 5% of a small put.
+    @exclusivity(unchecked) private var mem: Memtable
+    @exclusivity(unchecked) private var imm: [Memtable] = []
+    @exclusivity(unchecked) private var wal: LogWriter
+    @exclusivity(unchecked) private(set) var lastSequence: SequenceNumber = 0
+    @exclusivity(unchecked) private var writers: [Writer] = []
     /// The leader's group batch, reused so a write allocates nothing here (leader only).
-    private var groupBuffer: [UInt8] = []
+    @exclusivity(unchecked) private var groupBuffer: [UInt8] = []
     private var snapshots: [SequenceNumber: Int] = [:]
-    private var backgroundError: SliceError?
-    private var shuttingDown = false
+    @exclusivity(unchecked) private var backgroundError: SliceError?
+    @exclusivity(unchecked) private var shuttingDown = false
     /// Mirrors `shuttingDown` for long loops that run without the lock (compaction merges).
     let stopping = Atomic<Bool>(false)
-    private var closed = false
+    @exclusivity(unchecked) private var closed = false
     private var liveThreads = 0
     var runningCompactions: [CompactionJob] = []
     var manualCompactionActive = false
@@ -57,12 +59,12 @@ final class Engine: @unchecked Sendable {
 
     /// A queued write. Fields are touched only under `lock`.
     private final class Writer {
-        var batch: WriteBatch
+        @exclusivity(unchecked) var batch: WriteBatch
         let sync: Bool
         /// A request to freeze the memtable (for `flush()`) instead of a write.
         let freeze: Bool
-        var done = false
-        var error: SliceError?
+        @exclusivity(unchecked) var done = false
+        @exclusivity(unchecked) var error: SliceError?
 
         init(batch: WriteBatch, sync: Bool, freeze: Bool = false) {
             self.batch = batch
@@ -879,6 +881,51 @@ final class Engine: @unchecked Sendable {
         return ScanCursor(
             merged: MergingIterator(children), sequence: seq, range: KeyRange(start: start, end: end), version: version,
             blobs: blobStore, reverse: reverse)
+    }
+
+    /// Whether any live key starts with `prefix` (directory checks: "is anything below a/b/?").
+    /// Cheaper than a scan: only sources that can hold such a key are merged. Tables whose key
+    /// range misses the prefix are skipped, and, when the prefix ends in '/', so are tables
+    /// whose filter holds directory prefixes and rules this one out (see `TableFormat`).
+    func containsKey(withPrefix prefix: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> Bool {
+        let (mem, imm, version, seq) = try readState(snapshot)
+        let (start, end) = keyspace.engineRange(.prefix(prefix))
+        let prefixHash: UInt64? = prefix.last == 0x2f ? BloomFilter.hash(start) : nil
+        var children: [any InternalIterator] = [Memtable.Iterator(mem)]
+        for table in imm.reversed() { children.append(Memtable.Iterator(table)) }
+        func admit(_ f: FileMetaData) throws {
+            guard compareSlices(f.largestUserKey, start[...]) >= 0, compareSlices(f.smallestUserKey, end[...]) < 0
+            else { return }
+            let t = try tableCache.table(f.number)
+            if let prefixHash, !t.mayContainPrefix(hash: prefixHash) { return }
+            children.append(t.makeIterator())
+        }
+        for f in version.levels[0] { try admit(f) }
+        for level in 1..<version.levels.count where !version.levels[level].isEmpty {
+            let files = version.levels[level]
+            var i = start.withUnsafeBytes { version.findFile(level: level, $0) }
+            while i < files.count, compareSlices(files[i].smallestUserKey, end[...]) < 0 {
+                try admit(files[i])
+                i += 1
+            }
+        }
+        let merged = MergingIterator(children)
+        try merged.seek(makeInternalKey(start, maxSequenceNumber, .forSeek))
+        var lastUserKey: [UInt8]?
+        while merged.isValid {
+            guard let p = ParsedInternalKey(merged.keyBytes) else {
+                throw SliceError(.corruption, "malformed internal key")
+            }
+            if end.withUnsafeBytes({ compareBytes(p.userKey, $0) >= 0 }) { return false }
+            let older = lastUserKey.map { l in l.withUnsafeBytes { compareBytes($0, p.userKey) == 0 } } ?? false
+            if p.sequence <= seq && !older {
+                // The newest visible version of this key decides.
+                if p.kind != .deletion { return true }
+                lastUserKey = Array(p.userKey)
+            }
+            try merged.next()
+        }
+        return false
     }
 
     func snapshot() throws -> Snapshot {

@@ -40,6 +40,7 @@ final class TableBuilder {
             if h != lastUserKeyHash {
                 keyHashes.append(h)
                 lastUserKeyHash = h
+                addPrefixHashes(parsed.userKey)
             }
         }
         if properties.entries > 0
@@ -59,6 +60,26 @@ final class TableBuilder {
         if dataBlock.estimatedSize >= blockSize { try flushDataBlock() }
         largest.removeAll(keepingCapacity: true)
         largest.append(contentsOf: key)
+    }
+
+    /// Adds the hash of every prefix of `userKey` that ends in '/' and that the previous key
+    /// (sorted just before it) does not share: each directory prefix is added once per run.
+    private func addPrefixHashes(_ userKey: UnsafeRawBufferPointer) {
+        let shared: Int = largest.withUnsafeBytes { last in
+            guard properties.entries > 0 else { return 0 }
+            let previous = UnsafeRawBufferPointer(rebasing: last[0..<(last.count - 8)])
+            let n = min(previous.count, userKey.count)
+            var i = 0
+            while i < n && previous[i] == userKey[i] { i += 1 }
+            return i
+        }
+        var i = shared
+        while i < userKey.count {
+            if userKey[i] == 0x2f {
+                keyHashes.append(BloomFilter.hash(UnsafeRawBufferPointer(rebasing: userKey[0...i])))
+            }
+            i += 1
+        }
     }
 
     func add(_ key: [UInt8], _ value: ArraySlice<UInt8>) throws {
@@ -98,6 +119,7 @@ final class TableBuilder {
         try flushDataBlock()
         var meta = BlockBuilder(restartInterval: 1)
         if bloomBitsPerKey > 0 {
+            properties.filterPrefixes = 1
             let filterHandle = try writeBlock(BloomFilter.build(hashes: keyHashes, bitsPerKey: bloomBitsPerKey))
             meta.add(TableFormat.filterName, filterHandle.encoded)
         }

@@ -6,7 +6,10 @@
 ///   trailer  := compression:uint8 (0 = none)  checksum:fixed32
 ///   checksum  = masked CRC32C of block bytes ++ compression byte
 /// dataBlock  := BlockBuilder block of (internal key -> value), ~blockSize bytes
-/// filterBlock:= BloomFilter over the table's user keys
+/// filterBlock:= BloomFilter over the table's user keys and, when the property
+///               "filter.prefixes" is 1, over every key prefix that ends in a '/' byte
+///               (for `a/b/c`: `a/` and `a/b/`, keyspace byte included), so a directory
+///               check can skip tables without a key below that directory
 /// properties := BlockBuilder block of (name -> varint), see `TableProperties`
 /// metaindex  := BlockBuilder block: "filter.bloom64" -> handle, "properties" -> handle
 /// indexBlock := BlockBuilder block: last internal key of data block i -> handle of block i
@@ -59,14 +62,21 @@ struct TableProperties: Sendable, Equatable {
     /// Entries that are older versions of a key that appears earlier in the same table (kept
     /// for a snapshot): a manual compaction rewrites such tables once the snapshot is gone.
     var olderVersions: UInt64 = 0
+    /// 1 when the filter also holds the keys' '/'-ended prefixes (tables written before this
+    /// property existed lack it: their filter cannot answer prefix questions).
+    var filterPrefixes: UInt64 = 0
 
+    /// In the sorted order the properties block needs.
     static let names = [
-        "data.blocks", "deletions", "entries", "older.versions", "raw.key.bytes", "raw.value.bytes", "seq.largest",
-        "seq.smallest",
+        "data.blocks", "deletions", "entries", "filter.prefixes", "older.versions", "raw.key.bytes",
+        "raw.value.bytes", "seq.largest", "seq.smallest",
     ]
 
     var values: [UInt64] {
-        [dataBlocks, deletions, entries, olderVersions, rawKeyBytes, rawValueBytes, largestSequence, smallestSequence]
+        [
+            dataBlocks, deletions, entries, filterPrefixes, olderVersions, rawKeyBytes, rawValueBytes, largestSequence,
+            smallestSequence,
+        ]
     }
 
     mutating func set(_ name: String, _ v: UInt64) {
@@ -74,6 +84,7 @@ struct TableProperties: Sendable, Equatable {
         case "data.blocks": dataBlocks = v
         case "deletions": deletions = v
         case "entries": entries = v
+        case "filter.prefixes": filterPrefixes = v
         case "older.versions": olderVersions = v
         case "raw.key.bytes": rawKeyBytes = v
         case "raw.value.bytes": rawValueBytes = v

@@ -195,6 +195,13 @@ final class TableReader: @unchecked Sendable {
     }
 
     /// The newest version of the lookup key's user key visible at its sequence number.
+    /// Whether a key starting with `prefix` (which ends in '/') may be in this table: false
+    /// only when the filter holds directory prefixes and says this one is absent.
+    func mayContainPrefix(hash: UInt64) -> Bool {
+        guard properties.filterPrefixes == 1 else { return true }
+        return mayContain(userKeyHash: hash)
+    }
+
     /// The newest entry for the lookup key's user key with sequence <= the lookup's.
     /// `body` gets the kind and value bytes (valid only during the call).
     func get<R>(
