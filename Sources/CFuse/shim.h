@@ -21,6 +21,8 @@ static const int slice_xattr_create = XATTR_CREATE;
 static const int slice_xattr_replace = XATTR_REPLACE;
 static const long slice_utime_now = UTIME_NOW;
 static const long slice_utime_omit = UTIME_OMIT;
+static const unsigned int slice_cap_readdirplus = FUSE_CAP_READDIRPLUS;
+static const unsigned int slice_cap_readdirplus_auto = FUSE_CAP_READDIRPLUS_AUTO;
 /* Swift sees `statvfs` as the struct's initialiser, not the function. */
 static inline int slice_statvfs(const char *path, struct statvfs *buf) { return statvfs(path, buf); }
 #endif

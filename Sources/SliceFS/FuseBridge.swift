@@ -34,6 +34,13 @@ private func fsInit(_ conn: UnsafeMutablePointer<fuse_conn_info>?, _ cfg: Unsafe
         cfg.pointee.kernel_cache = 1
         cfg.pointee.use_ino = 0
     }
+    if let conn {
+        // Plain READDIR, not READDIRPLUS: libfuse 3.14's high-level readdirplus keeps the
+        // entries in a list that it walks from the start for every kernel request (quadratic:
+        // a 100,000-entry listing spent most of its time there), and our entries carry no
+        // attributes for it to hand on anyway.
+        conn.pointee.want &= ~(slice_cap_readdirplus | slice_cap_readdirplus_auto)
+    }
     // The return value replaces private_data: hand back the filesystem.
     return fuse_get_context()!.pointee.private_data
 }
@@ -173,31 +180,27 @@ private func fsRemovexattr(_ path: UnsafePointer<CChar>?, _ name: UnsafePointer<
     fs().removexattr(path!, name!)
 }
 
+private func fsOpendir(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fi!.pointee.fh = fs().openDirectory()
+    return 0
+}
+
+private func fsReleasedir(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
+    fs().releaseDirectory(fi!.pointee.fh)
+    return 0
+}
+
+/// Entries go out with their offsets, so libfuse copies each kernel request's share straight
+/// into the reply. (With offset 0 it keeps the whole listing in a linked list that 3.14 walks
+/// from the start for every request: quadratic in the directory's size.)
 private func fsReaddir(
     _ path: UnsafePointer<CChar>?, _ buf: UnsafeMutableRawPointer?, _ filler: fuse_fill_dir_t?, _ offset: off_t,
     _ fi: UnsafeMutablePointer<fuse_file_info>?, _ flags: fuse_readdir_flags
 ) -> Int32 {
     var st = stat()
-    st.st_mode = S_IFDIR
-    _ = filler!(buf, ".", &st, 0, fuse_fill_dir_flags(0))
-    _ = filler!(buf, "..", &st, 0, fuse_fill_dir_flags(0))
-    let isRoot = strcmp(path!, "/") == 0
-    if isRoot {
-        st.st_mode = S_IFREG
-        for name in PathMapping.controlNames.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-            _ = (name + [0]).withUnsafeBufferPointer { n in
-                n.withMemoryRebound(to: CChar.self) { filler!(buf, $0.baseAddress, &st, 0, fuse_fill_dir_flags(0)) }
-            }
-        }
-    }
-    var cName: [CChar] = []  // reused: one NUL-terminated copy per entry, no allocation
-    cName.reserveCapacity(256)
-    return fs().readdir(path!) { name, mode in
+    return fs().readdir(path!, fh: fi!.pointee.fh, offset: Int(offset)) { name, mode, next in
         st.st_mode = mode
-        cName.removeAll(keepingCapacity: true)
-        name.withUnsafeBytes { cName.append(contentsOf: $0.bindMemory(to: CChar.self)) }
-        cName.append(0)
-        return filler!(buf, cName, &st, 0, fuse_fill_dir_flags(0)) == 0
+        return filler!(buf, name, &st, off_t(next), fuse_fill_dir_flags(0)) == 0
     }
 }
 
@@ -236,6 +239,8 @@ func makeOperations() -> fuse_operations {
     ops.getxattr = fsGetxattr
     ops.listxattr = fsListxattr
     ops.removexattr = fsRemovexattr
+    ops.opendir = fsOpendir
+    ops.releasedir = fsReleasedir
     ops.readdir = fsReaddir
     ops.utimens = fsUtimens
     return ops

@@ -84,4 +84,11 @@ final class SpillFile: Sendable {
 enum Handle {
     case file(OpenFile)
     case control(ControlFile)
+    case directory(DirectoryHandle)
+}
+
+/// An open directory: its listing, built when `readdir` starts at offset 0 and then handed
+/// out from the offset each kernel request asks for.
+final class DirectoryHandle: Sendable {
+    let listing = Locked<DirectoryListing?>(nil)
 }

@@ -268,21 +268,51 @@ public final class SliceFileSystem: @unchecked Sendable {
 
     /// Lists a directory: one scan of the content keys and one of the node records below it,
     /// skipping whole subtrees (a seek each), never walking the store.
-    public func readdir(_ path: UnsafePointer<CChar>, _ emit: ([UInt8], mode_t) -> Bool) -> Int32 {
-        run {
-            let r = try resolve(path)
-            guard let n = try node(r) else { return -ENOENT }
-            guard case .directory = n else { return -ENOTDIR }
-            var names: [[UInt8]] = []
-            var kinds: [[UInt8]: mode_t] = [:]
-            func add(_ name: [UInt8], _ kind: mode_t) {
-                if let existing = kinds[name] {
-                    if existing == S_IFREG && kind == S_IFDIR { kinds[name] = S_IFDIR }
-                    return
-                }
-                kinds[name] = kind
-                names.append(name)
+    /// Opens a directory for `readdir`; the handle goes to `releaseDirectory`.
+    public func openDirectory() -> UInt64 { newHandle(.directory(DirectoryHandle())) }
+
+    public func releaseDirectory(_ fh: UInt64) {
+        _ = handles.withLock { $0.table.removeValue(forKey: fh) }
+    }
+
+    /// Lists a directory from entry `offset` on: `emit` gets each NUL-terminated name, its type
+    /// (`S_IFREG`, `S_IFDIR` or `S_IFLNK`) and the offset of the entry after it, until it
+    /// returns false. The listing (`.`, `..`, the control files at the root, then the
+    /// directory's names) is built when a handle reads from offset 0 and kept with the handle,
+    /// so each later kernel request costs only the entries it returns.
+    public func readdir(
+        _ path: UnsafePointer<CChar>, fh: UInt64, offset: Int, _ emit: (UnsafePointer<CChar>, mode_t, Int) -> Bool
+    ) -> Int32 {
+        guard case .directory(let dir) = handle(fh) else { return -EBADF }
+        return run {
+            try dir.listing.withLock { listing in
+                if offset == 0 || listing == nil { listing = try buildListing(path) }
+                listing!.forEach(from: offset) { name, mode, i in emit(name, mode, i + 1) }
+                return 0
             }
+        }
+    }
+
+    private func buildListing(_ path: UnsafePointer<CChar>) throws -> DirectoryListing {
+        var listing = DirectoryListing()
+        let r = try resolve(path)
+        guard let n = try node(r) else { throw FSError(-ENOENT) }
+        guard case .directory = n else { throw FSError(-ENOTDIR) }
+        listing.add([0x2e], S_IFDIR)
+        listing.add([0x2e, 0x2e], S_IFDIR)
+        if r.isRoot {
+            for name in PathMapping.controlNames.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                listing.add(name, S_IFREG)
+            }
+        }
+        try collect(r, into: &listing)
+        return listing
+    }
+
+    /// Adds the names in the directory `r` (a directory) to `listing`.
+    private func collect(_ r: PathMapping.Resolved, into listing: inout DirectoryListing) throws {
+        do {
+            func add(_ name: [UInt8], _ kind: mode_t) { listing.add(name, kind) }
             let prefix = r.childPrefix
             if r.isPieceDirectory {
                 // Inside a long component: name children by the canonical path of each key.
@@ -295,8 +325,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                         return true
                     }
                 }
-                for name in names where !emit(name, kinds[name]!) { break }
-                return 0
+                return
             }
             // The directory's own key holds a value too: its `%=` entry.
             if !r.isRoot, try fileSize(r.key) != nil { add(PathMapping.selfName, S_IFREG) }
@@ -320,7 +349,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                             kind = rec.kind == .symlink ? S_IFLNK : S_IFDIR
                         }
                         if PathMapping.isPlain(rest, topLevel: r.isRoot) {
-                            add(Array(rest), kind)  // most names: the key's bytes as they are
+                            listing.add(rest, kind)  // most names: the key's bytes as they are
                             return true
                         }
                         let pieces = PathMapping.split(
@@ -332,8 +361,6 @@ public final class SliceFileSystem: @unchecked Sendable {
                     start = next
                 }
             }
-            for name in names where !emit(name, kinds[name]!) { break }
-            return 0
         }
     }
 
@@ -583,6 +610,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                 }
                 return -EIO
             }
+        case .directory: return -EISDIR
         case nil: return -EBADF
         }
     }
@@ -664,6 +692,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                 }
                 return -EIO
             }
+        case .directory: return -EISDIR
         case nil: return -EBADF
         }
     }

@@ -485,6 +485,29 @@ import Testing
         #expect(Int(r.out.trimmingCharacters(in: .whitespacesAndNewlines)) == 100_002)  // with . and ..
         let root = try sh("ls '\(m.mnt)'").out.split(separator: "\n")
         #expect(root == ["big", "big0"])
+        // Entries carry offsets: every name once, and telldir/seekdir resume where they were.
+        guard let d = opendir("\(m.mnt)/big") else {
+            Issue.record("opendir failed")
+            return
+        }
+        defer { closedir(d) }
+        func name(_ e: UnsafeMutablePointer<dirent>) -> String {
+            withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        }
+        var names: [String] = []
+        var middle: (position: Int, name: String)?
+        while true {
+            let position = telldir(d)
+            guard let e = readdir(d) else { break }
+            if names.count == 50_000 { middle = (position, name(e)) }
+            names.append(name(e))
+        }
+        #expect(names.count == 100_002 && Set(names).count == 100_002)
+        #expect(Set(names) == Set(["..", "."] + (0..<100_000).map { "\($0)" }))
+        if let middle {
+            seekdir(d, middle.position)
+            #expect(readdir(d).map(name) == middle.name)
+        }
     }
 }
 

@@ -38,9 +38,18 @@ public struct WriteBatch: Sendable {
         set { Swift.withUnsafeBytes(of: newValue.littleEndian) { src in for i in 0..<8 { rep[i] = src[i] } } }
     }
 
+    /// Room for `n` more bytes: one growth per op instead of one per append (a fresh batch
+    /// holds 12 bytes), doubling so that large batches still grow geometrically.
+    @inline(__always)
+    private mutating func reserve(_ n: Int) {
+        let needed = rep.count + n
+        if rep.capacity < needed { rep.reserveCapacity(max(needed, rep.capacity * 2)) }
+    }
+
     private mutating func setCount(_ n: Int) { rep.putFixed32(UInt32(n), at: 8) }
 
     public mutating func put(_ key: [UInt8], _ value: [UInt8], keyspace: Keyspace = .user) {
+        reserve(12 + key.count + value.count)
         rep.append(ValueKind.value.rawValue)
         rep.appendVarint(key.count + 1)
         rep.append(keyspace.rawValue)
@@ -104,6 +113,7 @@ public struct WriteBatch: Sendable {
     public mutating func put(_ key: String, _ value: String) { put(Array(key.utf8), Array(value.utf8)) }
 
     public mutating func delete(_ key: [UInt8], keyspace: Keyspace = .user) {
+        reserve(7 + key.count)
         rep.append(ValueKind.deletion.rawValue)
         rep.appendVarint(key.count + 1)
         rep.append(keyspace.rawValue)
