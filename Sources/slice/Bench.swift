@@ -32,6 +32,10 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("write_buffer_size"), help: "Memtable bytes.") var writeBufferSize = 64 << 20
     @Option(name: .customLong("blob_threshold"), help: "Values of at least this many bytes go to blob files.")
     var blobThreshold = Options().blobThreshold
+    @Option(
+        name: .customLong("mmap_reads"),
+        help: "Read table files through a memory mapping (true) or with pread (false).")
+    var mmapReads = Options().mmapReads
     @Flag(name: .customLong("use_existing_db")) var useExistingDB = false
     @Option(name: .customLong("db"), help: "Store directory.") var db = "/tmp/slicebench"
     @Flag(name: .customLong("histogram"), help: "Print latency percentiles.") var histogram = false
@@ -54,6 +58,7 @@ struct Bench: ParsableCommand {
             options.bloomBitsPerKey = max(0, bloomBits)
             options.memtableSize = writeBufferSize
             options.blobThreshold = blobThreshold
+            options.mmapReads = mmapReads
             var store: SliceDB?
             func open(fresh: Bool) throws -> SliceDB {
                 if let s = store, !fresh { return s }
