@@ -18,7 +18,11 @@ public struct WriteBatch: Sendable {
     private(set) var heldBlobFiles: [BlobFile] = []
 
     public init() {
-        rep = [UInt8](repeating: 0, count: WriteBatch.headerSize)
+        // Room for a typical small put up front: the header alone would be outgrown by the
+        // first op, costing a second allocation and a copy per single-put batch.
+        rep = []
+        rep.reserveCapacity(256)
+        rep.append(contentsOf: repeatElement(0, count: WriteBatch.headerSize))
     }
 
     init(rep: [UInt8]) { self.rep = rep }
