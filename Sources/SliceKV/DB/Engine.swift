@@ -89,7 +89,7 @@ final class Engine: @unchecked Sendable {
         blobStore = BlobStore(
             directory: path, options: options, readers: blobReaders, deleter: deleter, counters: counters)
         versions = VersionSet(directory: path, options: options, deleter: deleter, blobStore: blobStore)
-        mem = Memtable(logNumber: 0)
+        mem = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
         // Placeholder until recovery opens the real WAL; never written.
         wal = LogWriter(file: try File.open("/dev/null", flags: O_WRONLY))
         try recover()
@@ -132,13 +132,13 @@ final class Engine: @unchecked Sendable {
 
         var edit = VersionEdit()
         var maxSequence = versions.lastSequence
-        var memtable = Memtable(logNumber: 0)
+        var memtable = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
         func flushRecovered() throws {
             guard !memtable.isEmpty else { return }
             let (file, deltas) = try writeLevel0Table(memtable, number: versions.newFileNumber())
             if let file { edit.newFiles.append(file) }
             edit.blobDeltas.merge(deltas)
-            memtable = Memtable(logNumber: 0)
+            memtable = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
         }
         for (i, number) in logs.enumerated() {
             let logPath = FileNames.log(path, number)
@@ -172,7 +172,7 @@ final class Engine: @unchecked Sendable {
 
         let logNumber = versions.newFileNumber()
         wal = LogWriter(file: try File.create(FileNames.log(path, logNumber)))
-        mem = Memtable(logNumber: logNumber)
+        mem = Memtable(logNumber: logNumber, expectedBytes: options.memtableSize)
         edit.logNumber = logNumber
         edit.lastSequence = maxSequence
         sealBlobFilesAfterCrash(&edit)
@@ -673,7 +673,7 @@ final class Engine: @unchecked Sendable {
             let file = try File.create(FileNames.log(path, number))
             wal = LogWriter(file: file)
             imm.append(mem)
-            mem = Memtable(logNumber: number)
+            mem = Memtable(logNumber: number, expectedBytes: options.memtableSize)
             force = false
             lock.signalBackground()
         }
@@ -739,10 +739,13 @@ final class Engine: @unchecked Sendable {
         }
         let (mem, imm, version, seq) = try readState(snapshot)
         let lookupKey = makeLookupKey(keyspace, key, seq)
-        var result: Memtable.Lookup = mem.get(lookupKey)
+        let hash = lookupKey.withUnsafeBytes {
+            BloomFilter.hash(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]))
+        }
+        var result: Memtable.Lookup = mem.get(lookupKey, userKeyHash: hash)
         if case .absent = result {
             for table in imm.reversed() {
-                result = table.get(lookupKey)
+                result = table.get(lookupKey, userKeyHash: hash)
                 if case .absent = result { continue }
                 break
             }
@@ -891,8 +894,10 @@ final class Engine: @unchecked Sendable {
         let (mem, imm, version, seq) = try readState(snapshot)
         let (start, end) = keyspace.engineRange(.prefix(prefix))
         let prefixHash: UInt64? = prefix.last == 0x2f ? BloomFilter.hash(start) : nil
-        var children: [any InternalIterator] = [Memtable.Iterator(mem)]
-        for table in imm.reversed() { children.append(Memtable.Iterator(table)) }
+        var children: [any InternalIterator] = []
+        for m in [mem] + imm.reversed() where prefixHash.map({ m.mayContain(hash: $0) }) ?? true {
+            children.append(Memtable.Iterator(m))
+        }
         func admit(_ f: FileMetaData) throws {
             guard compareSlices(f.largestUserKey, start[...]) >= 0, compareSlices(f.smallestUserKey, end[...]) < 0
             else { return }

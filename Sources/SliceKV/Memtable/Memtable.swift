@@ -71,8 +71,23 @@ package final class Memtable: @unchecked Sendable {
     /// The WAL file that holds this memtable's writes.
     let logNumber: UInt64
 
-    package init(logNumber: UInt64) {
+    /// A blocked bloom filter over the user keys and their '/'-ended prefixes (as in table
+    /// filters): a get or a directory check that misses this memtable skips the skiplist search,
+    /// whose ~25 scattered nodes cost a cache miss each (RocksDB's memtable bloom). One 512-bit
+    /// block per key, six bits in it, so a probe touches one cache line. Bits are set with
+    /// relaxed atomic ors before the entry is linked, and a reader reaches them after taking
+    /// the engine lock that published the entry's sequence number.
+    private let filter: UnsafeMutablePointer<UInt>
+    private let filterBlocks: Int
+
+    /// `expectedBytes`: the memtable budget, which sizes the filter (one bit per 8 bytes).
+    package init(logNumber: UInt64, expectedBytes: Int = 64 << 20) {
         self.logNumber = logNumber
+        var blocks = 8
+        while blocks * 512 < expectedBytes / 8 { blocks *= 2 }
+        filterBlocks = blocks
+        filter = .allocate(capacity: blocks * 8)
+        filter.initialize(repeating: 0, count: blocks * 8)
         heightWord = .allocate(byteCount: 8, alignment: 8)
         heightWord.storeBytes(of: 1, as: UInt.self)
         let headSize = 8 + 8 * Memtable.maxHeight
@@ -83,13 +98,38 @@ package final class Memtable: @unchecked Sendable {
     }
 
     deinit {
+        filter.deallocate()
         for c in chunks { free(c) }
         head.deallocate()
         heightWord.deallocate()
     }
 
-    /// Bytes of entries and nodes; compared with the memtable budget.
-    var approximateMemoryUsage: Int { _usage.load(ordering: .relaxed) }
+    /// Bytes of entries, nodes and the filter; compared with the memtable budget.
+    var approximateMemoryUsage: Int { _usage.load(ordering: .relaxed) + filterBlocks * 64 }
+
+    @inline(__always)
+    private func filterProbe(_ hash: UInt64, _ body: (UnsafeMutablePointer<UInt>, UInt) -> Bool) -> Bool {
+        let block = filter + (Int(truncatingIfNeeded: hash >> 40) & (filterBlocks - 1)) * 8
+        var x = hash
+        for _ in 0..<6 {
+            let bit = Int(x & 511)
+            if !body(block + bit >> 6, UInt(1) << UInt(bit & 63)) { return false }
+            x = x >> 9 | x << 55
+        }
+        return true
+    }
+
+    private func filterAdd(_ hash: UInt64) {
+        _ = filterProbe(hash) { word, bit in
+            slice_fetch_or_relaxed(word, bit)
+            return true
+        }
+    }
+
+    /// False when no key with this hash (of a user key, or of a prefix ending in '/') was added.
+    func mayContain(hash: UInt64) -> Bool {
+        filterProbe(hash) { word, bit in slice_load_relaxed(word) & bit != 0 }
+    }
 
     var count: Int { _count.load(ordering: .relaxed) }
 
@@ -156,6 +196,10 @@ package final class Memtable: @unchecked Sendable {
         p += 1
         if let b = value.baseAddress, value.count > 0 { p.copyMemory(from: b, byteCount: value.count) }
 
+        filterAdd(BloomFilter.hash(key))
+        for i in 0..<key.count where key[i] == 0x2f {
+            filterAdd(BloomFilter.hash(UnsafeRawBufferPointer(rebasing: key[0...i])))
+        }
         let height = Int(slice_load_relaxed(heightWord))
         let target = Memtable.key(node)
         prev.withUnsafeMutableBufferPointer { pv in
@@ -272,8 +316,11 @@ package final class Memtable: @unchecked Sendable {
     }
 
     /// The newest version of the lookup key's user key with sequence <= the lookup's.
-    package func get(_ lookupKey: [UInt8]) -> Lookup {
-        lookupKey.withUnsafeBytes { target in
+    /// `userKeyHash` (`BloomFilter.hash` of the user key), when given, lets the filter answer
+    /// most misses.
+    package func get(_ lookupKey: [UInt8], userKeyHash: UInt64? = nil) -> Lookup {
+        if let userKeyHash, !mayContain(hash: userKeyHash) { return .absent }
+        return lookupKey.withUnsafeBytes { target in
             guard let node = seekNode(target), let parsed = ParsedInternalKey(Memtable.key(node)),
                 compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
             else { return .absent }
