@@ -29,6 +29,14 @@ static inline uintptr_t slice_load_relaxed(const void *p) {
     return __atomic_load_n((const uintptr_t *)p, __ATOMIC_RELAXED);
 }
 
+static inline void slice_store_relaxed(void *p, uintptr_t v) {
+    __atomic_store_n((uintptr_t *)p, v, __ATOMIC_RELAXED);
+}
+
+/// Sets the calling thread's CPU priority (Linux: nice applies per thread) and returns the
+/// previous one. Background compaction uses it so that foreground work keeps a core.
+int slice_set_thread_nice(int nice);
+
 static inline void slice_fetch_or_relaxed(void *p, uintptr_t bits) {
     __atomic_fetch_or((uintptr_t *)p, bits, __ATOMIC_RELAXED);
 }

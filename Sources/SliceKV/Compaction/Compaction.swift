@@ -1,3 +1,4 @@
+import CSliceKV
 import Foundation
 
 /// One compaction: merge `inputs[0]` (files of `level`) with `inputs[1]` (the overlapping files
@@ -274,9 +275,21 @@ extension Engine {
             results.set(0, Result { try mergeRange(job, from: nil, to: nil) })
         } else {
             counters.subcompactions.add(ranges, ordering: .relaxed)
-            DispatchQueue.concurrentPerform(iterations: ranges) { i in
-                results.set(i, Result { try mergeRange(job, from: splitPoints[i], to: splitPoints[i + 1]) })
+            // Threads of their own rather than Dispatch's pool: they take the compaction
+            // threads' lower CPU priority, which a pool thread could not be given back after.
+            let done = DispatchSemaphore(value: 0)
+            let nice = Int32(options.compaction.threadNice)
+            for i in 1..<ranges {
+                let t = Thread { [self] in
+                    _ = slice_set_thread_nice(nice)
+                    results.set(i, Result { try mergeRange(job, from: splitPoints[i], to: splitPoints[i + 1]) })
+                    done.signal()
+                }
+                t.name = "slice-subcompact"
+                t.start()
             }
+            results.set(0, Result { try mergeRange(job, from: splitPoints[0], to: splitPoints[1]) })
+            for _ in 1..<ranges { done.wait() }
         }
         var outputs: [VersionEdit.NewFile] = []
         var deltas: [UInt64: BlobDelta] = [:]

@@ -1,3 +1,4 @@
+import CSliceKV
 import Foundation
 import Synchronization
 
@@ -293,7 +294,10 @@ final class Engine: @unchecked Sendable {
         lock.withLock { liveThreads = 1 + options.compaction.maxConcurrentCompactions }
         spawn(name: "slice-flush") { $0.flushLoop() }
         for i in 0..<options.compaction.maxConcurrentCompactions {
-            spawn(name: "slice-compact-\(i)") { $0.compactionLoop() }
+            spawn(name: "slice-compact-\(i)") { engine in
+                _ = slice_set_thread_nice(Int32(engine.options.compaction.threadNice))
+                engine.compactionLoop()
+            }
         }
     }
 

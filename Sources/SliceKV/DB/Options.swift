@@ -125,6 +125,11 @@ public struct CompactionConfig: Sendable {
     public var mergeParallelism: Int
     public var maxSSTablesPerJob: Int
     public var enableParallelMerge: Bool
+    /// CPU priority (Linux nice, 0...19) of compaction threads and their subcompactions. 10:
+    /// compaction takes spare CPU and yields it to foreground reads and writes (RocksDB's
+    /// `LowerThreadPoolCPUPriority`); on this 2-vCPU machine two full-speed merges otherwise
+    /// slowed the reads that ran beside them. 0: same priority as everything else.
+    public var threadNice = 10
 
     public init(
         maxConcurrentCompactions: Int = 2, mergeParallelism: Int = 4, maxSSTablesPerJob: Int = 10,
@@ -138,11 +143,11 @@ public struct CompactionConfig: Sendable {
 
     func validate() throws {
         guard (1...64).contains(maxConcurrentCompactions), (1...64).contains(mergeParallelism),
-            maxSSTablesPerJob >= 2
+            maxSSTablesPerJob >= 2, (0...19).contains(threadNice)
         else {
             throw SliceError(
                 .invalidArgument,
-                "invalid CompactionConfig: maxConcurrentCompactions and mergeParallelism must be 1...64, maxSSTablesPerJob >= 2"
+                "invalid CompactionConfig: maxConcurrentCompactions and mergeParallelism must be 1...64, maxSSTablesPerJob >= 2, threadNice 0...19"
             )
         }
     }

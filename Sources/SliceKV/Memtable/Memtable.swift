@@ -74,8 +74,8 @@ package final class Memtable: @unchecked Sendable {
     /// A blocked bloom filter over the user keys and their '/'-ended prefixes (as in table
     /// filters): a get or a directory check that misses this memtable skips the skiplist search,
     /// whose ~25 scattered nodes cost a cache miss each (RocksDB's memtable bloom). One 512-bit
-    /// block per key, six bits in it, so a probe touches one cache line. Bits are set with
-    /// relaxed atomic ors before the entry is linked, and a reader reaches them after taking
+    /// block per key, six bits in it, so a probe touches one cache line. Bits are set by the
+    /// single writer with relaxed atomic stores before the entry is linked, and a reader reaches them after taking
     /// the engine lock that published the entry's sequence number.
     private let filter: UnsafeMutablePointer<UInt>
     private let filterBlocks: Int
@@ -119,9 +119,11 @@ package final class Memtable: @unchecked Sendable {
         return true
     }
 
+    /// REQUIRES: the single writer (so a plain load-or-store needs no locked instruction).
     private func filterAdd(_ hash: UInt64) {
         _ = filterProbe(hash) { word, bit in
-            slice_fetch_or_relaxed(word, bit)
+            let old = slice_load_relaxed(word)
+            if old & bit == 0 { slice_store_relaxed(word, old | bit) }
             return true
         }
     }
