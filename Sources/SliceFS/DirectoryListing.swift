@@ -21,8 +21,6 @@ struct DirectoryListing {
     /// Entry index per slot, -1 when empty; linear probing, kept under 70% full.
     private var slots = [Int32](repeating: -1, count: 1024)
 
-    var count: Int { starts.count }
-
     private func name(_ i: Int) -> UnsafeRawBufferPointer {
         bytes.withUnsafeBytes { b in
             let start = Int(starts[i])

@@ -311,55 +311,53 @@ public final class SliceFileSystem: @unchecked Sendable {
 
     /// Adds the names in the directory `r` (a directory) to `listing`.
     private func collect(_ r: PathMapping.Resolved, into listing: inout DirectoryListing) throws {
-        do {
-            func add(_ name: [UInt8], _ kind: mode_t) { listing.add(name, kind) }
-            let prefix = r.childPrefix
-            if r.isPieceDirectory {
-                // Inside a long component: name children by the canonical path of each key.
-                for ks in [Keyspace.user, FSKeyspace.nodes] {
-                    try db.scan(.prefix(prefix), keyspace: ks).forEach(values: false) { key, _ in
-                        let comps = PathMapping.components(forKey: Array(key))
-                        if comps.count > r.depth {
-                            add(comps[r.depth], comps.count > r.depth + 1 || ks == FSKeyspace.nodes ? S_IFDIR : S_IFREG)
-                        }
-                        return true
-                    }
-                }
-                return
-            }
-            // The directory's own key holds a value too: its `%=` entry.
-            if !r.isRoot, try fileSize(r.key) != nil { add(PathMapping.selfName, S_IFREG) }
+        func add(_ name: [UInt8], _ kind: mode_t) { listing.add(name, kind) }
+        let prefix = r.childPrefix
+        if r.isPieceDirectory {
+            // Inside a long component: name children by the canonical path of each key.
             for ks in [Keyspace.user, FSKeyspace.nodes] {
-                var start = prefix
-                let end = KeyRange.prefix(prefix).end
-                while true {
-                    let cursor = try db.scan(KeyRange(start: start, end: end), keyspace: ks)
-                    var skipTo: [UInt8]?
-                    try cursor.forEach(values: ks == FSKeyspace.nodes) { key, value in
-                        let rest = UnsafeRawBufferPointer(rebasing: key[prefix.count...])
-                        if let slash = rest.firstIndex(of: 0x2f) {
-                            let child = Array(rest[..<slash])
-                            add(firstComponent(child, topLevel: r.isRoot), S_IFDIR)
-                            // Jump past the subtree: prefix + child + "0" ('/' + 1).
-                            skipTo = prefix + child + [0x30]
-                            return false
-                        }
-                        var kind: mode_t = S_IFREG
-                        if ks == FSKeyspace.nodes, let rec = NodeRecord.decode(Array(value)) {
-                            kind = rec.kind == .symlink ? S_IFLNK : S_IFDIR
-                        }
-                        if PathMapping.isPlain(rest, topLevel: r.isRoot) {
-                            listing.add(rest, kind)  // most names: the key's bytes as they are
-                            return true
-                        }
-                        let pieces = PathMapping.split(
-                            PathMapping.encodeComponent(Array(rest)[...], topLevel: r.isRoot))
-                        add(pieces[0], pieces.count > 1 ? S_IFDIR : kind)
+                try db.scan(.prefix(prefix), keyspace: ks).forEach(values: false) { key, _ in
+                    let comps = PathMapping.components(forKey: Array(key))
+                    if comps.count > r.depth {
+                        add(comps[r.depth], comps.count > r.depth + 1 || ks == FSKeyspace.nodes ? S_IFDIR : S_IFREG)
+                    }
+                    return true
+                }
+            }
+            return
+        }
+        // The directory's own key holds a value too: its `%=` entry.
+        if !r.isRoot, try fileSize(r.key) != nil { add(PathMapping.selfName, S_IFREG) }
+        for ks in [Keyspace.user, FSKeyspace.nodes] {
+            var start = prefix
+            let end = KeyRange.prefix(prefix).end
+            while true {
+                let cursor = try db.scan(KeyRange(start: start, end: end), keyspace: ks)
+                var skipTo: [UInt8]?
+                try cursor.forEach(values: ks == FSKeyspace.nodes) { key, value in
+                    let rest = UnsafeRawBufferPointer(rebasing: key[prefix.count...])
+                    if let slash = rest.firstIndex(of: 0x2f) {
+                        let child = Array(rest[..<slash])
+                        add(firstComponent(child, topLevel: r.isRoot), S_IFDIR)
+                        // Jump past the subtree: prefix + child + "0" ('/' + 1).
+                        skipTo = prefix + child + [0x30]
+                        return false
+                    }
+                    var kind: mode_t = S_IFREG
+                    if ks == FSKeyspace.nodes, let rec = NodeRecord.decode(Array(value)) {
+                        kind = rec.kind == .symlink ? S_IFLNK : S_IFDIR
+                    }
+                    if PathMapping.isPlain(rest, topLevel: r.isRoot) {
+                        listing.add(rest, kind)  // most names: the key's bytes as they are
                         return true
                     }
-                    guard let next = skipTo else { break }
-                    start = next
+                    let pieces = PathMapping.split(
+                        PathMapping.encodeComponent(Array(rest)[...], topLevel: r.isRoot))
+                    add(pieces[0], pieces.count > 1 ? S_IFDIR : kind)
+                    return true
                 }
+                guard let next = skipTo else { break }
+                start = next
             }
         }
     }

@@ -64,8 +64,5 @@ struct KeyBuffer: ~Copyable {
         count = shared + suffix.count
     }
 
-    @inline(__always)
-    mutating func set(_ bytes: UnsafeRawBufferPointer) { replaceSuffix(keeping: 0, with: bytes) }
-
     mutating func removeAll() { count = 0 }
 }
