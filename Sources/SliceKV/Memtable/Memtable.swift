@@ -29,7 +29,7 @@ package final class Memtable: @unchecked Sendable {
     /// 2 MiB, aligned to 2 MiB and marked for transparent huge pages: a random insert or get
     /// touches ~25 nodes scattered over up to 64 MiB, and with 4 KiB pages nearly every one is
     /// also a TLB miss (RocksDB's `memtable_huge_page_size` does the same; random inserts measured
-    /// 5% faster here, medians of 5 alternating runs).
+    /// 5% faster here, see BENCHMARKS.md).
     private static let chunkSize = 2 << 20
 
     private let lock = RWLock()

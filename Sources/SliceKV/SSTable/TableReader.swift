@@ -94,24 +94,23 @@ final class TableReader: @unchecked Sendable {
 
     /// Reads a block and its trailer, verifying the checksum.
     static func readRaw(_ file: File, _ handle: BlockHandle, fileSize: UInt64) throws -> [UInt8] {
-        let total = handle.size + UInt64(TableFormat.trailerSize)
-        guard handle.offset <= fileSize, total <= fileSize - handle.offset else {
-            throw SliceError.corruption(
-                "block handle points past end of file", path: file.path, offset: Int64(handle.offset))
-        }
-        var bytes = try file.read(count: Int(total), at: Int64(handle.offset))
-        let n = Int(handle.size)
-        let ok = bytes.withUnsafeBytes { b in
-            CRC32C.unmask(b.fixed32(at: n + 1)) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<(n + 1)]))
-        }
-        guard ok else {
-            throw SliceError.corruption("block checksum mismatch", path: file.path, offset: Int64(handle.offset))
-        }
-        guard bytes[n] == 0 else {
-            throw SliceError(.unsupportedFormat, "unknown block compression \(bytes[n])", path: file.path)
+        let total = try checkBounds(handle, fileSize: fileSize, path: file.path)
+        var bytes = try file.read(count: total, at: Int64(handle.offset))
+        try bytes.withUnsafeBytes {
+            try verifyTrailer($0, Int(handle.size), path: file.path, offset: Int64(handle.offset))
         }
         bytes.removeLast(TableFormat.trailerSize)
         return bytes
+    }
+
+    /// The block's size with its trailer, after checking it lies inside the file.
+    private static func checkBounds(_ handle: BlockHandle, fileSize: UInt64, path: String) throws -> Int {
+        let total = handle.size + UInt64(TableFormat.trailerSize)
+        guard handle.offset <= fileSize, total <= fileSize - handle.offset else {
+            throw SliceError.corruption(
+                "block handle points past end of file", path: path, offset: Int64(handle.offset))
+        }
+        return Int(total)
     }
 
     static func readBlock(_ file: File, _ handle: BlockHandle, fileSize: UInt64) throws -> Block {
@@ -125,23 +124,19 @@ final class TableReader: @unchecked Sendable {
     /// Reads a block: a view of the mapping, or a `pread` into a new buffer. Verified unless
     /// `trusted` (mapped blocks that passed before).
     private func readBlock(_ handle: BlockHandle, trusted: Bool = false) throws -> Block {
-        let total = handle.size + UInt64(TableFormat.trailerSize)
-        guard handle.offset <= fileSize, total <= fileSize - handle.offset else {
-            throw SliceError.corruption(
-                "block handle points past end of file", path: file.path, offset: Int64(handle.offset))
-        }
+        let total = try TableReader.checkBounds(handle, fileSize: fileSize, path: file.path)
         let n = Int(handle.size)
         let offset = Int64(handle.offset)
         if let mapping {
             let raw = UnsafeRawBufferPointer(
-                rebasing: mapping.bytes[Int(handle.offset)..<(Int(handle.offset) + Int(total))])
+                rebasing: mapping.bytes[Int(handle.offset)..<(Int(handle.offset) + total)])
             if !trusted { try TableReader.verifyTrailer(raw, n, path: file.path, offset: offset) }
             return try Block(
                 bytes: UnsafeRawBufferPointer(rebasing: raw[0..<n]), owner: mapping, path: file.path, offset: offset)
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(total), alignment: 8)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 8)
         do {
-            guard try file.read(into: buffer, at: offset) == Int(total) else {
+            guard try file.read(into: buffer, at: offset) == total else {
                 throw SliceError.corruption("file is shorter than expected", path: file.path, offset: offset)
             }
             try TableReader.verifyTrailer(UnsafeRawBufferPointer(buffer), n, path: file.path, offset: offset)
