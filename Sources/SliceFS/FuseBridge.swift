@@ -53,7 +53,12 @@ private func fsDestroy(_ data: UnsafeMutableRawPointer?) {
 private func fsGetattr(
     _ path: UnsafePointer<CChar>?, _ st: UnsafeMutablePointer<stat>?, _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) -> Int32 {
-    fs().getattr(path!, st!)
+    fs().getattr(path, st!, fh: fi?.pointee.fh)
+}
+
+private func fsAccess(_ path: UnsafePointer<CChar>?, _ mask: Int32) -> Int32 {
+    let c = caller()
+    return fs().access(path!, mask, uid: c.uid, gid: c.gid)
 }
 
 private func fsReadlink(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int32 {
@@ -93,13 +98,15 @@ private func fsLink(_ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?) 
 private func fsChmod(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?)
     -> Int32
 {
-    fs().chmod(path!, mode)
+    guard let path else { return -ENOENT }  // no path: the file was unlinked while open
+    return fs().chmod(path, mode)
 }
 
 private func fsChown(
     _ path: UnsafePointer<CChar>?, _ uid: uid_t, _ gid: gid_t, _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) -> Int32 {
-    fs().chown(path!, uid, gid)
+    guard let path else { return -ENOENT }
+    return fs().chown(path, uid, gid)
 }
 
 private func fsTruncate(_ path: UnsafePointer<CChar>?, _ size: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?)
@@ -198,7 +205,7 @@ private func fsReaddir(
     _ fi: UnsafeMutablePointer<fuse_file_info>?, _ flags: fuse_readdir_flags
 ) -> Int32 {
     var st = stat()
-    return fs().readdir(path!, fh: fi!.pointee.fh, offset: Int(offset)) { name, mode, next in
+    return fs().readdir(path, fh: fi!.pointee.fh, offset: Int(offset)) { name, mode, next in
         st.st_mode = mode
         return filler!(buf, name, &st, off_t(next), fuse_fill_dir_flags(0)) == 0
     }
@@ -207,7 +214,8 @@ private func fsReaddir(
 private func fsUtimens(
     _ path: UnsafePointer<CChar>?, _ tv: UnsafePointer<timespec>?, _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) -> Int32 {
-    fs().utimens(path!, tv)
+    guard let path else { return -ENOENT }
+    return fs().utimens(path, tv)
 }
 
 /// The operation table handed to libfuse.
@@ -216,6 +224,7 @@ func makeOperations() -> fuse_operations {
     ops.`init` = fsInit
     ops.destroy = fsDestroy
     ops.getattr = fsGetattr
+    ops.access = fsAccess
     ops.readlink = fsReadlink
     ops.mknod = fsMknod
     ops.mkdir = fsMkdir

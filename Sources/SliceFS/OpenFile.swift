@@ -39,6 +39,16 @@ final class OpenFile: Sendable {
         /// Handles open on this file (the table entry goes away at zero).
         var opens = 0
         var mtime: Timestamp?
+        /// Opened through the key's plain path (not a `%=` entry) while the key had no keys
+        /// below it: the path names this file, and nothing can be created below a file through
+        /// the mount, so it stays that way while the file is open.
+        var plain = false
+        /// The file's attribute record, cached for a `plain` file so that `stat`, `getxattr` and
+        /// the commit of a write need no lookup in the store (the kernel asks for attributes
+        /// after every create and for `security.capability` before every write). Set and
+        /// changed only under `SliceFileSystem.metaLock`, together with the store's copy: the
+        /// mount is its store's only writer. nil: not known, ask the store.
+        var record: NodeRecord?
 
         /// Size of the staged content; nil when nothing is staged.
         var stagedSize: UInt64? {

@@ -167,7 +167,36 @@ public final class SliceFileSystem: @unchecked Sendable {
 
     // MARK: Attributes
 
-    public func getattr(_ path: UnsafePointer<CChar>, _ st: UnsafeMutablePointer<stat>) -> Int32 {
+    /// The open file a path names, if it is open through that plain path with its record cached.
+    func openPlainFile(_ r: PathMapping.Resolved) -> OpenFile? {
+        if r.isRoot || r.isSelfEntry || r.isPieceDirectory { return nil }
+        return openFiles.withLock { $0[r.key] }
+    }
+
+    /// An open file's attributes from its cached record, without a lookup in the store (false
+    /// when the record is not cached). `byHandle`: asked through a handle, which may have
+    /// outlived the file's name.
+    private func cachedStat(_ f: OpenFile, _ st: UnsafeMutablePointer<stat>, byHandle: Bool = false) throws -> Bool {
+        let hit = f.state.withLock { s -> (NodeRecord, UInt64?, [UInt8])? in
+            guard var rec = s.record, byHandle ? s.plain || s.unlinked : s.plain && !s.unlinked else { return nil }
+            if let m = s.mtime {
+                rec.mtime = m
+                rec.ctime = m
+            }
+            return (rec, s.stagedSize, s.key)
+        }
+        guard let (rec, staged, key) = hit, let size = try staged ?? db.valueSize(key) else { return false }
+        fill(st, .file(rec, size: Int(size)))
+        return true
+    }
+
+    /// `stat`; `fh` is the handle when the kernel asks about an open file, and the only way to
+    /// it once the file is unlinked (libfuse passes no path then).
+    public func getattr(_ path: UnsafePointer<CChar>?, _ st: UnsafeMutablePointer<stat>, fh: UInt64? = nil) -> Int32 {
+        guard let path else {
+            guard let fh, case .file(let f) = handle(fh) else { return -ENOENT }
+            return run { try cachedStat(f, st, byHandle: true) ? 0 : -ENOENT }
+        }
         if let kind = SliceFileSystem.controlKind(path) {
             memset(st, 0, MemoryLayout<stat>.size)
             st.pointee.st_mode = S_IFREG | (kind.isWritable ? 0o644 : 0o444)
@@ -178,7 +207,9 @@ public final class SliceFileSystem: @unchecked Sendable {
             return 0
         }
         return run {
+            if let fh, case .file(let f) = handle(fh), try cachedStat(f, st, byHandle: true) { return 0 }
             let r = try resolve(path)
+            if let f = openPlainFile(r), try cachedStat(f, st) { return 0 }
             guard var n = try node(r) else { return -ENOENT }
             if case .file(let rec, let size) = n, let open = openFiles.withLock({ $0[r.key] }),
                 let mtime = open.state.withLock({ $0.mtime })
@@ -190,6 +221,35 @@ public final class SliceFileSystem: @unchecked Sendable {
             }
             fill(st, n)
             return 0
+        }
+    }
+
+    /// `access(2)`, asked only when the kernel does not check modes itself (a mount without
+    /// `default_permissions`, which `slice mount` uses only when root alone can reach it): the
+    /// owner, group and other bits as `generic_permission` applies them, and for uid 0 every
+    /// access but executing a file with no execute bit.
+    public func access(_ path: UnsafePointer<CChar>, _ mask: Int32, uid: uid_t, gid: gid_t) -> Int32 {
+        if let kind = SliceFileSystem.controlKind(path) {
+            return mask & X_OK != 0 || (mask & W_OK != 0 && !kind.isWritable) ? -EACCES : 0
+        }
+        return run {
+            let r = try resolve(path)
+            guard let n = try node(r) else { return -ENOENT }
+            let rec: NodeRecord
+            var isFile = false
+            switch n {
+            case .file(let f, _):
+                rec = f ?? defaultRecord(.file)
+                isFile = true
+            case .directory(let d): rec = d ?? defaultRecord(.directory)
+            case .symlink(let l): rec = l
+            }
+            let wanted = UInt32(mask & (R_OK | W_OK | X_OK))
+            if uid == 0 {
+                return wanted & UInt32(X_OK) != 0 && isFile && rec.mode & 0o111 == 0 ? -EACCES : 0
+            }
+            let bits = uid == rec.uid ? rec.mode >> 6 : gid == rec.gid ? rec.mode >> 3 : rec.mode
+            return wanted & ~bits & 7 == 0 ? 0 : -EACCES
         }
     }
 
@@ -211,6 +271,11 @@ public final class SliceFileSystem: @unchecked Sendable {
                     try change(&rec)
                     rec.ctime = now
                     batch.put(r.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
+                    try db.write(batch)
+                    if let f = openFiles.withLock({ $0[r.key] }) {
+                        f.state.withLock { s in if s.plain { s.record = rec } }
+                    }
+                    return 0
                 case .directory(let rec):
                     var rec =
                         rec
@@ -281,12 +346,15 @@ public final class SliceFileSystem: @unchecked Sendable {
     /// directory's names) is built when a handle reads from offset 0 and kept with the handle,
     /// so each later kernel request costs only the entries it returns.
     public func readdir(
-        _ path: UnsafePointer<CChar>, fh: UInt64, offset: Int, _ emit: (UnsafePointer<CChar>, mode_t, Int) -> Bool
+        _ path: UnsafePointer<CChar>?, fh: UInt64, offset: Int, _ emit: (UnsafePointer<CChar>, mode_t, Int) -> Bool
     ) -> Int32 {
         guard case .directory(let dir) = handle(fh) else { return -EBADF }
         return run {
             try dir.listing.withLock { listing in
-                if offset == 0 || listing == nil { listing = try buildListing(path) }
+                if offset == 0 || listing == nil {
+                    guard let path else { return -ENOENT }  // removed while open
+                    listing = try buildListing(path)
+                }
                 listing!.forEach(from: offset) { name, mode, i in emit(name, mode, i + 1) }
                 return 0
             }
@@ -479,15 +547,16 @@ public final class SliceFileSystem: @unchecked Sendable {
             let r = try resolve(path)
             return try metaLock.withLock { _ in
                 try checkCreatable(r)
+                let rec = NodeRecord(kind: .file, mode: UInt32(mode), uid: uid, gid: gid)
                 var batch = WriteBatch()
                 batch.put(r.key, [], keyspace: .user)
-                batch.put(
-                    r.key, NodeRecord(kind: .file, mode: UInt32(mode), uid: uid, gid: gid).encode(),
-                    keyspace: FSKeyspace.fileAttributes)
+                batch.put(r.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
                 try db.write(batch)
                 let f = acquireOpenFile(r.key)
                 f.state.withLock { s in
                     if case .store = s.content { s.content = .memory([]) }
+                    s.plain = true
+                    s.record = rec
                 }
                 fh = newHandle(.file(f))
                 return 0
@@ -518,6 +587,7 @@ public final class SliceFileSystem: @unchecked Sendable {
             case .file: break
             }
             let f = acquireOpenFile(r.key)
+            if !r.isSelfEntry && !r.isPieceDirectory { f.state.withLock { $0.plain = true } }
             if flags & O_TRUNC != 0 {
                 f.state.withLock { s in
                     s.replace(with: .memory([]))
@@ -703,7 +773,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                 try f.state.withLock { s in
                     guard s.dirty, !s.unlinked else { return 0 }
                     var rec =
-                        try record(s.key, FSKeyspace.fileAttributes)
+                        try s.record ?? record(s.key, FSKeyspace.fileAttributes)
                         ?? defaultRecord(.file)
                     let t = s.mtime ?? .now
                     rec.mtime = t
@@ -731,6 +801,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                     }
                     s.dirty = false
                     s.mtime = nil
+                    if s.plain { s.record = rec }
                     return 0
                 }
             }
@@ -845,10 +916,34 @@ public final class SliceFileSystem: @unchecked Sendable {
                     batch.delete(r.key, keyspace: FSKeyspace.fileAttributes)
                 }
                 if !r.isSelfEntry { try keepParent(r.key, in: &batch) }
+                try detachOpenFile(r.key)
                 try db.write(batch)
-                if let f = openFiles.withLock({ $0[r.key] }) { f.state.withLock { $0.unlinked = true } }
+                forgetOpenFile(r.key)
                 return 0
             }
+        }
+    }
+
+    /// Before the file at `key` loses its name (unlinked or replaced): if it is open, its
+    /// content and record are staged, so its handles keep reading what it held, as POSIX
+    /// wants. REQUIRES: metaLock.
+    private func detachOpenFile(_ key: [UInt8]) throws {
+        guard let f = openFiles.withLock({ $0[key] }) else { return }
+        let stored = try record(key, FSKeyspace.fileAttributes) ?? defaultRecord(.file)
+        try f.state.withLock { s in
+            if case .store = s.content { try stage(&s) }
+            if case .stream = s.content { s.replace(with: .memory([])) }  // never published: dropped with the name
+            if s.record == nil { s.record = stored }
+        }
+    }
+
+    /// After the file at `key` lost its name: its handles keep their content, but nothing they
+    /// do reaches the store, and a new file of that name gets staging of its own.
+    /// REQUIRES: metaLock.
+    private func forgetOpenFile(_ key: [UInt8]) {
+        openFiles.withLock { table in
+            guard let f = table.removeValue(forKey: key) else { return }
+            f.state.withLock { $0.unlinked = true }
         }
     }
 
@@ -896,14 +991,23 @@ public final class SliceFileSystem: @unchecked Sendable {
                     try moveOne(src.key, dst.key, into: &batch)
                 }
                 if !src.isSelfEntry { try keepParent(src.key, in: &batch) }
+                if d != nil { try detachOpenFile(dst.key) }
                 try db.write(batch)
+                if d != nil { forgetOpenFile(dst.key) }  // a replaced file is unlinked
                 // Open files follow their paths.
                 openFiles.withLock { table in
                     for (key, f) in table where key == src.key || key.starts(with: src.childPrefix) {
                         let newKey = dst.key + key.dropFirst(src.key.count)
                         table[key] = nil
                         table[newKey] = f
-                        f.state.withLock { $0.key = newKey }
+                        f.state.withLock { s in
+                            s.key = newKey
+                            // Moved to a `%=` entry: its plain path is now a directory.
+                            if key == src.key && dst.isSelfEntry {
+                                s.plain = false
+                                s.record = nil
+                            }
+                        }
                     }
                 }
                 return 0
@@ -985,9 +1089,15 @@ public final class SliceFileSystem: @unchecked Sendable {
         if SliceFileSystem.controlKind(path) != nil { return -ENODATA }
         return run {
             let r = try resolve(path)
-            guard let node = try node(r) else { return -ENOENT }
             let n = Array(UnsafeRawBufferPointer(start: name, count: strlen(name)))
-            guard let v = recordOf(node)?.xattrs[n] else { return -ENODATA }
+            let v: [UInt8]?
+            if let rec = cachedRecord(r) {
+                v = rec.xattrs[n]
+            } else {
+                guard let node = try node(r) else { return -ENOENT }
+                v = recordOf(node)?.xattrs[n]
+            }
+            guard let v else { return -ENODATA }
             if size == 0 { return Int32(v.count) }
             if size < v.count { return -ERANGE }
             if !v.isEmpty { v.withUnsafeBytes { _ = memcpy(buf!, $0.baseAddress!, v.count) } }
@@ -999,9 +1109,15 @@ public final class SliceFileSystem: @unchecked Sendable {
         if SliceFileSystem.controlKind(path) != nil { return 0 }
         return run {
             let r = try resolve(path)
-            guard let node = try node(r) else { return -ENOENT }
+            let rec: NodeRecord?
+            if let cached = cachedRecord(r) {
+                rec = cached
+            } else {
+                guard let node = try node(r) else { return -ENOENT }
+                rec = recordOf(node)
+            }
             var out: [UInt8] = []
-            for name in (recordOf(node)?.xattrs.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []) {
+            for name in (rec?.xattrs.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []) {
                 out.append(contentsOf: name)
                 out.append(0)
             }
@@ -1019,6 +1135,11 @@ public final class SliceFileSystem: @unchecked Sendable {
             if rec.xattrs.removeValue(forKey: n) == nil { error = -ENODATA }
         }
         return error != 0 ? error : r
+    }
+
+    /// The cached record of a file open through the plain path `r`, if there is one.
+    private func cachedRecord(_ r: PathMapping.Resolved) -> NodeRecord? {
+        openPlainFile(r)?.state.withLock { s in s.plain && !s.unlinked ? s.record : nil }
     }
 
     private func recordOf(_ n: Node) -> NodeRecord? {

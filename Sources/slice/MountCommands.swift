@@ -30,7 +30,7 @@ struct Mount: ParsableCommand {
         try runReporting {
             let dir = absolute(directory)
             let mnt = absolute(mountpoint)
-            var fuseOptions = ["fsname=slice:\(dir)", "subtype=slice", "default_permissions"]
+            var fuseOptions = ["fsname=slice:\(dir)", "subtype=slice"]
             var options = Options()
             for opt in o.flatMap({ $0.split(separator: ",").map(String.init) }) {
                 let parts = opt.split(separator: "=", maxSplits: 1).map(String.init)
@@ -61,6 +61,16 @@ struct Mount: ParsableCommand {
                     if parts[0].hasPrefix("x-") || parts[0].hasPrefix("comment=") { continue }
                     fuseOptions.append(opt)
                 }
+            }
+            // The kernel checks modes and owners (default_permissions) whenever anyone but root
+            // can reach the mount. On a root mount without allow_other/allow_root only uid 0
+            // can, and it passes every check but executing a file without an x bit, which the
+            // kernel still refuses (and `access` answers): leaving the option out there saves a
+            // GETATTR round trip for the parent directory after each create, unlink and rename.
+            let othersCanReach =
+                geteuid() != 0 || fuseOptions.contains { $0 == "allow_other" || $0 == "allow_root" }
+            if othersCanReach && !fuseOptions.contains("default_permissions") {
+                fuseOptions.append("default_permissions")
             }
             try recoverStaleMount(mnt)
             var st = stat()

@@ -392,6 +392,86 @@ import Testing
         #expect(readFile(m.path("rootfile")) == [1])
     }
 
+    /// A root mount without allow_other leaves the mode checks to root's privileges (see
+    /// `slice mount`): root may write a read-only file, as on ext4, but executing or
+    /// `access(X_OK)` on a file without an execute bit is refused.
+    @Test func rootOnlyMountChecksLikeALocalFilesystem() throws {
+        let m = try MountedStore()
+        let f = m.path("script.sh")
+        #expect(writeFile(f, Array("#!/bin/sh\necho ran\n".utf8)) == 0)
+        #expect(chmod(f, 0o444) == 0)
+        #expect(access(f, R_OK | W_OK) == 0)
+        #expect(errnoOf(access(f, X_OK)) == EACCES)
+        let fd = open(f, O_WRONLY | O_APPEND)
+        #expect(fd >= 0)
+        if fd >= 0 { close(fd) }
+        #expect(try sh("'\(f)'").status == 126)  // Permission denied
+        #expect(chmod(f, 0o755) == 0)
+        #expect(access(f, X_OK) == 0)
+        #expect(try sh("'\(f)'").out == "ran\n")
+        #expect(access(m.path("."), X_OK | W_OK) == 0)
+        #expect(errnoOf(access(m.path("missing"), R_OK)) == ENOENT)
+        #expect(errnoOf(access(m.path(".stats"), W_OK)) == EACCES)
+    }
+
+    /// Attributes of an open file are answered from its staging (no lookup in the store), so
+    /// every change made while it is open must show there, and a file that loses its name
+    /// (unlinked, or replaced by a rename) must not write into the file that takes the name.
+    @Test func openFilesFollowChangesToTheirNames() throws {
+        let m = try MountedStore()
+        let f = m.path("open.txt")
+        let fd = open(f, O_RDWR | O_CREAT | O_EXCL, 0o644)
+        #expect(fd >= 0)
+        #expect(write(fd, "abc", 3) == 3)
+        var st = stat()
+        #expect(stat(f, &st) == 0 && st.st_size == 3 && st.st_mode & 0o7777 == 0o644)
+        #expect(chmod(f, 0o600) == 0)
+        #expect(fstat(fd, &st) == 0 && st.st_mode & 0o7777 == 0o600)
+        #expect(setxattr(f, "user.k", "v", 1, 0) == 0)
+        var value = [CChar](repeating: 0, count: 8)
+        #expect(getxattr(f, "user.k", &value, 8) == 1)
+        #expect(listxattr(f, &value, 8) == 7)  // "user.k\0"
+        var times = [timespec(tv_sec: 1_000_000, tv_nsec: 5), timespec(tv_sec: 2_000_000, tv_nsec: 7)]
+        #expect(utimensat(AT_FDCWD, f, &times, 0) == 0)
+        #expect(stat(f, &st) == 0 && st.st_mtim.tv_sec == 2_000_000 && st.st_mtim.tv_nsec == 7)
+        // Renamed while open: the handle follows, the old name is gone.
+        #expect(rename(f, m.path("moved.txt")) == 0)
+        #expect(errnoOf(stat(f, &st)) == ENOENT)
+        #expect(write(fd, "d", 1) == 1)
+        #expect(close(fd) == 0)
+        #expect(readFile(m.path("moved.txt")) == Array("abcd".utf8))
+        #expect(stat(m.path("moved.txt"), &st) == 0 && st.st_mode & 0o7777 == 0o600 && st.st_size == 4)
+        #expect(getxattr(m.path("moved.txt"), "user.k", &value, 8) == 1)
+
+        // Unlinked while open, then a new file of the same name.
+        let h = m.path("reused")
+        let old = open(h, O_RDWR | O_CREAT, 0o644)
+        #expect(write(old, "old", 3) == 3)
+        #expect(unlink(h) == 0)
+        #expect(errnoOf(stat(h, &st)) == ENOENT)
+        #expect(writeFile(h, Array("new".utf8)) == 0)
+        #expect(write(old, "more", 4) == 4)
+        var buf = [UInt8](repeating: 0, count: 16)
+        #expect(pread(old, &buf, 16, 0) == 7)
+        #expect(close(old) == 0)
+        #expect(readFile(h) == Array("new".utf8))
+
+        // Replaced by a rename while open with unwritten data.
+        let a = m.path("a")
+        let fa = open(a, O_RDWR | O_CREAT, 0o644)
+        #expect(write(fa, "A1", 2) == 2)
+        #expect(writeFile(m.path("b"), Array("B".utf8)) == 0)
+        #expect(rename(m.path("b"), a) == 0)
+        #expect(write(fa, "zz", 2) == 2)
+        #expect(close(fa) == 0)
+        #expect(readFile(a) == Array("B".utf8))
+        try m.unmount()
+        let db = try SliceDB(path: m.data)
+        #expect(try db.get("a") == Array("B".utf8))
+        #expect(try db.get("reused") == Array("new".utf8))
+        #expect(try db.get("moved.txt") == Array("abcd".utf8))
+    }
+
     @Test func killedDaemonLosesNothingFsyncedAndStaleMountRecovers() throws {
         let m = try MountedStore()
         var written: [String: [UInt8]] = [:]
