@@ -19,6 +19,9 @@ import SliceKV
 /// content...); reads take no lock (the engine gives each read a consistent view).
 /// Every method returns 0 or a negated errno, as FUSE expects.
 public final class SliceFileSystem: @unchecked Sendable {
+    /// The store. While it is mounted, change it only through the filesystem: the kernel caches
+    /// attributes and names for a second and `nodeCache` until the next change it makes, both
+    /// on the promise that the mount is the store's only writer.
     public let db: SliceDB
     let mountTime = Timestamp.now
     let defaultUid: UInt32
@@ -27,6 +30,7 @@ public final class SliceFileSystem: @unchecked Sendable {
     private let openFiles = Locked<[[UInt8]: OpenFile]>([:])
     private let handles = Locked<(next: UInt64, table: [UInt64: Handle])>((1, [:]))
     let controlResults = ControlResults()
+    let nodeCache = NodeCache()
 
     public init(db: SliceDB, uid: UInt32 = getuid(), gid: UInt32 = getgid()) {
         self.db = db
@@ -110,8 +114,17 @@ public final class SliceFileSystem: @unchecked Sendable {
         return try db.valueSize(key).map { Int($0) }
     }
 
-    /// Resolves a path to its node, or nil when nothing is there.
+    /// Resolves a path to its node, or nil when nothing is there (from `nodeCache` when
+    /// nothing changed since it was last asked).
     func node(_ r: PathMapping.Resolved) throws -> Node? {
+        let generation = nodeCache.generation
+        if let known = nodeCache.lookup(r) { return known }
+        let n = try loadNode(r)
+        nodeCache.store(r, n, generation: generation)
+        return n
+    }
+
+    private func loadNode(_ r: PathMapping.Resolved) throws -> Node? {
         if r.isRoot { return .directory(try record([UInt8]("root".utf8), FSKeyspace.root)) }
         if r.isPieceDirectory { return try hasChildren(r.childPrefix) ? .directory(nil) : nil }
         if r.isSelfEntry {
@@ -163,6 +176,13 @@ public final class SliceFileSystem: @unchecked Sendable {
         st.pointee.st_ctim = rec.ctime.timespec
         st.pointee.st_blksize = 4096
         st.pointee.st_blocks = blkcnt_t((st.pointee.st_size + 511) / 512)
+    }
+
+    /// Applies a batch to the store. Every change SliceFS makes goes through here (or ends
+    /// with `nodeCache.invalidate()`), so that no cached node outlives it.
+    func apply(_ batch: WriteBatch, sync: Bool = false) throws {
+        defer { nodeCache.invalidate() }
+        try db.write(batch, sync: sync)
     }
 
     // MARK: Attributes
@@ -271,7 +291,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                     try change(&rec)
                     rec.ctime = now
                     batch.put(r.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
-                    try db.write(batch)
+                    try apply(batch)
                     if let f = openFiles.withLock({ $0[r.key] }) {
                         f.state.withLock { s in if s.plain { s.record = rec } }
                     }
@@ -292,7 +312,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                     rec.ctime = now
                     batch.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
                 }
-                try db.write(batch)
+                try apply(batch)
                 return 0
             }
         }
@@ -468,7 +488,9 @@ public final class SliceFileSystem: @unchecked Sendable {
             return try metaLock.withLock { _ in
                 try checkCreatable(r)
                 let rec = NodeRecord(kind: .directory, mode: UInt32(mode), uid: uid, gid: gid)
-                try db.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
+                var batch = WriteBatch()
+                batch.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
+                try apply(batch)
                 return 0
             }
         }
@@ -486,7 +508,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                 var batch = WriteBatch()
                 batch.delete(r.key, keyspace: FSKeyspace.nodes)
                 try keepParent(r.key, in: &batch)
-                try db.write(batch)
+                try apply(batch)
                 return 0
             }
         }
@@ -500,7 +522,9 @@ public final class SliceFileSystem: @unchecked Sendable {
                 try checkCreatable(r)
                 var rec = NodeRecord(kind: .symlink, mode: 0o777, uid: uid, gid: gid)
                 rec.target = Array(UnsafeRawBufferPointer(start: target, count: strlen(target)))
-                try db.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
+                var batch = WriteBatch()
+                batch.put(r.key, rec.encode(), keyspace: FSKeyspace.nodes)
+                try apply(batch)
                 return 0
             }
         }
@@ -551,7 +575,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                 var batch = WriteBatch()
                 batch.put(r.key, [], keyspace: .user)
                 batch.put(r.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
-                try db.write(batch)
+                try apply(batch)
                 let f = acquireOpenFile(r.key)
                 f.state.withLock { s in
                     if case .store = s.content { s.content = .memory([]) }
@@ -594,6 +618,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                     s.dirty = true
                     s.mtime = .now
                 }
+                nodeCache.invalidate()  // sizes come from staged content
             }
             fh = newHandle(.file(f))
             return 0
@@ -754,7 +779,10 @@ public final class SliceFileSystem: @unchecked Sendable {
                             return Int32(size)
                         }
                     }
-                    if let r { return r }
+                    if let r {
+                        nodeCache.invalidate()  // sizes come from staged content
+                        return r
+                    }
                     let c = commit(f)
                     if c != 0 { return c }
                 }
@@ -782,14 +810,15 @@ public final class SliceFileSystem: @unchecked Sendable {
                     attrs.put(s.key, rec.encode(), keyspace: FSKeyspace.fileAttributes)
                     switch s.content {
                     case .store:
-                        try db.write(attrs, sync: sync)
+                        try apply(attrs, sync: sync)
                     case .memory(let data):
                         var batch = WriteBatch()
                         batch.put(s.key, data, keyspace: .user)
                         batch.append(contentsOf: attrs)
-                        try db.write(batch, sync: sync)
+                        try apply(batch, sync: sync)
                     case .stream(let w, _):
                         s.content = .store
+                        defer { nodeCache.invalidate() }
                         try w.commit(with: attrs, sync: sync)
                     case .spill(let spill, let length):
                         let w = try db.valueWriter(for: s.key)
@@ -797,6 +826,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                             length: length, read: { at, buf in try spill.read(into: buf, at: at) },
                             write: { _, buf in try w.write(buf) })
                         guard copied == length else { throw FSError(-EIO) }
+                        defer { nodeCache.invalidate() }
                         try w.commit(with: attrs, sync: sync)
                     }
                     s.dirty = false
@@ -838,6 +868,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                     return s.key
                 }
                 if table[key] === f { table[key] = nil }
+                nodeCache.invalidate()  // a failed commit's size is gone with the staging
             }
         }
         return result
@@ -893,7 +924,10 @@ public final class SliceFileSystem: @unchecked Sendable {
                     s.mtime = .now
                     return true
                 }
-                if done { return commit(f) }
+                if done {
+                    nodeCache.invalidate()
+                    return commit(f)
+                }
                 let c = commit(f)
                 if c != 0 { return c }
             }
@@ -917,7 +951,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                 }
                 if !r.isSelfEntry { try keepParent(r.key, in: &batch) }
                 try detachOpenFile(r.key)
-                try db.write(batch)
+                try apply(batch)
                 forgetOpenFile(r.key)
                 return 0
             }
@@ -988,11 +1022,15 @@ public final class SliceFileSystem: @unchecked Sendable {
                         batch.delete(dst.key, keyspace: FSKeyspace.fileAttributes)
                         batch.delete(dst.key, keyspace: FSKeyspace.nodes)
                     }
-                    try moveOne(src.key, dst.key, into: &batch)
+                    if case .file(let rec, _) = s {
+                        try moveFile(src.key, dst.key, record: rec, into: &batch)
+                    } else {
+                        try moveOne(src.key, dst.key, into: &batch)
+                    }
                 }
                 if !src.isSelfEntry { try keepParent(src.key, in: &batch) }
                 if d != nil { try detachOpenFile(dst.key) }
-                try db.write(batch)
+                try apply(batch)
                 if d != nil { forgetOpenFile(dst.key) }  // a replaced file is unlinked
                 // Open files follow their paths.
                 openFiles.withLock { table in
@@ -1012,6 +1050,20 @@ public final class SliceFileSystem: @unchecked Sendable {
                 }
                 return 0
             }
+        }
+    }
+
+    /// Moves a file: its content and its attribute record, which the caller has from `node`
+    /// (nil: the file has none). A directory record at the same key (a `%=` entry's directory)
+    /// stays. REQUIRES: metaLock.
+    private func moveFile(_ from: [UInt8], _ to: [UInt8], record: NodeRecord?, into batch: inout WriteBatch) throws {
+        if let v = try db.storedValue(from) {  // as stored: a large file's bytes are not copied
+            batch.put(to, v)
+            batch.delete(from)
+        }
+        if let record {
+            batch.put(to, record.encode(), keyspace: FSKeyspace.fileAttributes)
+            batch.delete(from, keyspace: FSKeyspace.fileAttributes)
         }
     }
 
