@@ -14,7 +14,7 @@ struct Mount: ParsableCommand {
             By default the command returns once the mount is ready and the store keeps being \
             served in the background (log: DATA_DIR/mount.log); --foreground serves in this \
             process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
-            Slice's own sync=none|always, cache_mb=N, memtable_mb=N, max_file_mb=N (largest file, default 64); anything else goes to FUSE \
+            Slice's own sync=none|always, cache_mb=N, memtable_mb=N, max_file_mb=N (largest file, default 64), blob_kb=N (files of N KiB and more are kept in blob files); anything else goes to FUSE \
             (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
             nofail, _netdev, x-...) are ignored. A stale mount point ("Transport endpoint is not \
             connected") left by a killed daemon is unmounted first.
@@ -55,6 +55,11 @@ struct Mount: ParsableCommand {
                         throw CLIError("-o memtable_mb takes a number")
                     }
                     options.memtableSize = n << 20
+                case "blob_kb":
+                    guard parts.count == 2, let n = Int(parts[1]), n >= 1 else {
+                        throw CLIError("-o blob_kb takes a number")
+                    }
+                    options.blobThreshold = n << 10
                 case "defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "rw":
                     continue
                 default:
