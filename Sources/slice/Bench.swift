@@ -36,6 +36,10 @@ struct Bench: ParsableCommand {
         name: .customLong("mmap_reads"),
         help: "Read table files through a memory mapping (true) or with pread (false).")
     var mmapReads = Options().mmapReads
+    @Option(
+        name: .customLong("mmap_writes"),
+        help: "Append to the WAL through a memory mapping (true) or with write(2) (false).")
+    var mmapWrites = Options().mmapWrites
     @Flag(name: .customLong("use_existing_db")) var useExistingDB = false
     @Option(name: .customLong("db"), help: "Store directory.") var db = "/tmp/slicebench"
     @Flag(name: .customLong("histogram"), help: "Print latency percentiles.") var histogram = false
@@ -59,6 +63,7 @@ struct Bench: ParsableCommand {
             options.memtableSize = writeBufferSize
             options.blobThreshold = blobThreshold
             options.mmapReads = mmapReads
+            options.mmapWrites = mmapWrites
             var store: SliceDB?
             func open(fresh: Bool) throws -> SliceDB {
                 if let s = store, !fresh { return s }

@@ -68,7 +68,8 @@ import Testing
             for i in 0..<2000 { try db.put("key\(i)", value(i)) }
             // No close: the WAL is left as a crash would leave it.
             let wal = files(in: dir.path, suffix: ".log").last!
-            try flipByte(wal, at: fileSize(wal) / 2)
+            // Half way into the records (a mapped WAL ends in preallocated zeros until close).
+            try flipByte(wal, at: dataSize(wal) / 2)
             _ = db
         }
         // The writes above sit in the WAL only if close did not flush them: close syncs but

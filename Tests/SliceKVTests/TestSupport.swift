@@ -66,6 +66,12 @@ func fileSize(_ path: String) -> Int {
     ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.intValue ?? -1
 }
 
+/// Bytes up to and including the last non-zero one.
+func dataSize(_ path: String) -> Int {
+    guard let d = FileManager.default.contents(atPath: path) else { return -1 }
+    return (d.lastIndex { $0 != 0 } ?? -1) + 1
+}
+
 func files(in dir: String, suffix: String) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(suffix) }.sorted()
         .map { "\(dir)/\($0)" }

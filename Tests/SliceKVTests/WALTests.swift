@@ -36,6 +36,36 @@ import Testing
         #expect(r.tornTailOffset == nil)
     }
 
+    /// A mapped log (`Options.mmapWrites`) grows in 4 MiB chunks of zeros: read before
+    /// `finish`, as a crash leaves it, the zeros end the log; a record cut short in front of
+    /// them is a torn tail; `finish` leaves exactly the records.
+    @Test func mappedLogAcrossChunksAsACrashLeavesIt() throws {
+        let dir = TempDir()
+        let path = dir.file("m.log")
+        let w = LogWriter(file: try File.open(path, flags: O_RDWR | O_CREAT | O_TRUNC), mapped: true)
+        var rng = SeededRandom(seed: 11)
+        // ~9.5 MiB: three chunks, records and fragments across both chunk boundaries.
+        let payloads = (0..<300).map { i in
+            (0..<(i % 7 == 0 ? 100_000 : 20_000 + i)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        }
+        for p in payloads { try w.add(p) }
+        try w.sync()
+        let size = try File.openForReading(path).size()
+        #expect(size % Int64(AppendMapping.chunk) == 0 && size > w.size)
+        var (got, r) = try readAll(path, .tolerateTornTail)
+        #expect(got == payloads)
+        #expect(r.tornTailOffset == nil && r.validBytes == w.size)
+        // A last record torn in the middle (its end never copied) is dropped, not corruption.
+        let f = try File.open(path, flags: O_RDWR)
+        let zeros = [UInt8](repeating: 0, count: 5000)
+        try zeros.withUnsafeBytes { try f.write($0, at: w.size - 5000) }
+        (got, r) = try readAll(path, .tolerateTornTail)
+        #expect(got == Array(payloads.dropLast()))
+        #expect(r.tornTailOffset != nil)
+        try w.finish()
+        #expect(try File.openForReading(path).size() == w.size)
+    }
+
     @Test func tornTailIsDroppedOnlyAtTheEnd() throws {
         let dir = TempDir()
         let payloads = (0..<50).map { i in [UInt8](repeating: UInt8(i), count: 200 + i) }

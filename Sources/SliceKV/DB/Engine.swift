@@ -172,7 +172,7 @@ final class Engine: @unchecked Sendable {
         try flushRecovered()
 
         let logNumber = versions.newFileNumber()
-        wal = LogWriter(file: try File.create(FileNames.log(path, logNumber)))
+        wal = try newWAL(logNumber)
         mem = Memtable(logNumber: logNumber, expectedBytes: options.memtableSize)
         edit.logNumber = logNumber
         edit.lastSequence = maxSequence
@@ -673,14 +673,20 @@ final class Engine: @unchecked Sendable {
             }
             // The frozen memtable's WAL is synced once here, so `sync()` covers all older WALs.
             try wal.sync()
+            try wal.finish()
             let number = versions.newFileNumber()
-            let file = try File.create(FileNames.log(path, number))
-            wal = LogWriter(file: file)
+            wal = try newWAL(number)
             imm.append(mem)
             mem = Memtable(logNumber: number, expectedBytes: options.memtableSize)
             force = false
             lock.signalBackground()
         }
+    }
+
+    /// Creates WAL file `number` (read-write: a mapping needs both).
+    private func newWAL(_ number: UInt64) throws -> LogWriter {
+        let file = try File.open(FileNames.log(path, number), flags: O_RDWR | O_CREAT | O_TRUNC)
+        return LogWriter(file: file, mapped: options.mmapWrites)
     }
 
     /// Makes every acknowledged write durable (the WAL is synced through the write queue, so
@@ -1080,7 +1086,10 @@ final class Engine: @unchecked Sendable {
             }
         }
         lock.withLock {
-            do { try wal.sync() } catch { failure = error }
+            do {
+                try wal.sync()
+                try wal.finish()
+            } catch { failure = error }
             closed = true
         }
         directoryLock.release()

@@ -34,6 +34,8 @@ enum LogFormat {
 /// manifest writer under the engine lock).
 package final class LogWriter {
     let file: File
+    /// Set when appends go through a mapping (`Options.mmapWrites`) rather than `write(2)`.
+    private let mapping: AppendMapping?
     private var blockOffset: Int
     private var buffer: [UInt8] = []
     private(set) var size: Int64
@@ -42,8 +44,9 @@ package final class LogWriter {
     /// Writeback is started for every this many new bytes.
     static let writebackInterval: Int64 = 1 << 20
 
-    package init(file: File, existingSize: Int64 = 0) {
+    package init(file: File, existingSize: Int64 = 0, mapped: Bool = false) {
         self.file = file
+        mapping = mapped ? AppendMapping(file: file) : nil
         self.size = existingSize
         self.writebackEnd = existingSize
         self.blockOffset = Int(existingSize % Int64(LogFormat.blockSize))
@@ -78,7 +81,11 @@ package final class LogWriter {
             remaining -= fragment
             begin = false
         } while remaining > 0
-        try file.append(buffer)
+        if let mapping {
+            try buffer.withUnsafeBytes { try mapping.write($0, at: size) }
+        } else {
+            try file.append(buffer)
+        }
         size += Int64(buffer.count)
         if size - writebackEnd >= LogWriter.writebackInterval { startWriteback() }
         if buffer.capacity > 1 << 20 { buffer = [] }  // do not pin a huge value's worth of memory
@@ -99,9 +106,20 @@ package final class LogWriter {
 
     func sync() throws { try file.sync() }
 
+    /// Ends appending: a mapped log is unmapped and cut to its size (no zeros left after the
+    /// last record). Nothing to do for a log written with `write(2)`.
+    func finish() throws { try mapping?.finish(size: size) }
+
     /// Cuts the file back to `length` after a failed append, so that a partial record never
     /// sits in front of later ones (recovery would take that for corruption).
     func rollback(to length: Int64) throws {
+        if mapping != nil {
+            // Appends to a mapping reserve space first and then copy, so a failed one left
+            // nothing behind that the next append does not overwrite.
+            size = length
+            blockOffset = Int(length % Int64(LogFormat.blockSize))
+            return
+        }
         try file.truncate(to: length)
         guard lseek(file.fd, off_t(length), SEEK_SET) >= 0 else {
             throw SliceError.io("lseek failed", path: file.path)
