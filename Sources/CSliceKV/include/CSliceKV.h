@@ -37,6 +37,9 @@ static inline void slice_store_relaxed(void *p, uintptr_t v) {
 /// previous one. Background compaction uses it so that foreground work keeps a core.
 int slice_set_thread_nice(int nice);
 
+/* Starts loading the cache line at p for writing (a hint; never faults). */
+static inline void slice_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
+
 static inline void slice_fetch_or_relaxed(void *p, uintptr_t bits) {
     __atomic_fetch_or((uintptr_t *)p, bits, __ATOMIC_RELAXED);
 }

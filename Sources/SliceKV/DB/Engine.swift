@@ -599,6 +599,7 @@ final class Engine: @unchecked Sendable {
             let wal = self.wal
             let mem = self.mem
             lock.unlock()
+            if count <= 16 { try? batch.forEach { _, key, _ in mem.prefetchFilter(for: key) } }
             let before = wal.size
             do {
                 do {
