@@ -13,9 +13,11 @@ public struct Options: Sendable {
     /// Size at which the active memtable is frozen and queued for flushing. 64 MiB: large enough
     /// that L0 files are few and big, small enough that recovery replays a WAL in about a second.
     public var memtableSize = 64 << 20
-    /// Frozen memtables that may wait for flushing before writers stall. 2 absorbs a burst while
-    /// one flush runs, and bounds memory to (1 + 2) x memtableSize.
-    public var maxImmutableMemtables = 2
+    /// Frozen memtables that may wait for flushing before writers stall. 1, as in LevelDB:
+    /// memtables then take at most 2 x memtableSize, and a flush (about a second for 64 MiB
+    /// here) finishes before the next memtable fills at full write speed, so writers rarely
+    /// stall (`stalls` in the stats says when they do; raise this to absorb longer bursts).
+    public var maxImmutableMemtables = 1
     /// Block cache capacity in bytes. 64 MiB holds the hot index and data blocks of a few GiB of data.
     public var blockCacheBytes = 64 << 20
     /// Target size of a data block before the trailer. 4 KiB matches the page size, so a point
