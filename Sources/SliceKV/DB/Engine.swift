@@ -906,9 +906,11 @@ final class Engine: @unchecked Sendable {
         let (start, end) = keyspace.engineRange(.prefix(prefix))
         let prefixHash: UInt64? = prefix.last == 0x2f ? BloomFilter.hash(start) : nil
         var children: [any InternalIterator] = []
-        for m in [mem] + imm.reversed() where prefixHash.map({ m.mayContain(hash: $0) }) ?? true {
-            children.append(Memtable.Iterator(m))
+        func admit(_ m: Memtable) {
+            if prefixHash.map({ m.mayContain(hash: $0) }) ?? true { children.append(Memtable.Iterator(m)) }
         }
+        admit(mem)
+        for m in imm.reversed() { admit(m) }
         func admit(_ f: FileMetaData) throws {
             guard compareSlices(f.largestUserKey, start[...]) >= 0, compareSlices(f.smallestUserKey, end[...]) < 0
             else { return }
@@ -925,6 +927,8 @@ final class Engine: @unchecked Sendable {
                 i += 1
             }
         }
+        // Every source ruled out by its filter: the usual answer for a file's "any children?".
+        if children.isEmpty { return false }
         let merged = MergingIterator(children)
         try merged.seek(makeInternalKey(start, maxSequenceNumber, .forSeek))
         var lastUserKey: [UInt8]?
