@@ -255,15 +255,9 @@ public final class SliceFileSystem: @unchecked Sendable {
         return run {
             let r = try resolve(path)
             guard let n = try node(r) else { return -ENOENT }
-            let rec: NodeRecord
             var isFile = false
-            switch n {
-            case .file(let f, _):
-                rec = f ?? defaultRecord(.file)
-                isFile = true
-            case .directory(let d): rec = d ?? defaultRecord(.directory)
-            case .symlink(let l): rec = l
-            }
+            if case .file = n { isFile = true }
+            let rec = recordOf(n) ?? defaultRecord(isFile ? .file : .directory)
             let wanted = UInt32(mask & (R_OK | W_OK | X_OK))
             if uid == 0 {
                 return wanted & UInt32(X_OK) != 0 && isFile && rec.mode & 0o111 == 0 ? -EACCES : 0
