@@ -37,30 +37,50 @@ import Testing
         #expect(!it.isValid)
     }
 
-    @Test func bloomFalsePositiveRateIsNearTheory() {
+    /// Both filter shapes: the blocked one tables are written with, and the classic one that
+    /// older tables carry.
+    @Test(arguments: [true, false]) func bloomFalsePositiveRateIsNearTheory(blocked: Bool) {
         for bits in [6, 10, 16] {
             let n = 20_000
             let hashes = (0..<n).map { BloomFilter.hash(bytes("member-\($0)")) }
-            let filter = BloomFilter.build(hashes: hashes, bitsPerKey: bits)
-            for h in hashes { #expect(BloomFilter.mayContain(filter, hash: h)) }
+            let mayContain: (UInt64) -> Bool
+            let theory: Double
+            if blocked {
+                let filter = BlockedBloomFilter(BlockedBloomFilter.build(hashes: hashes, bitsPerKey: bits))!
+                mayContain = { filter.mayContain(hash: $0) }
+                theory = BlockedBloomFilter.expectedFalsePositiveRate(bitsPerKey: bits)
+            } else {
+                let filter = BloomFilter.build(hashes: hashes, bitsPerKey: bits)
+                mayContain = { BloomFilter.mayContain(filter, hash: $0) }
+                theory = BloomFilter.expectedFalsePositiveRate(bitsPerKey: bits)
+            }
+            #expect(hashes.allSatisfy(mayContain))
             let trials = 100_000
             var positives = 0
-            for i in 0..<trials where BloomFilter.mayContain(filter, hash: BloomFilter.hash(bytes("other-\(i)"))) {
-                positives += 1
-            }
+            for i in 0..<trials where mayContain(BloomFilter.hash(bytes("other-\(i)"))) { positives += 1 }
             let rate = Double(positives) / Double(trials)
-            let theory = BloomFilter.expectedFalsePositiveRate(bitsPerKey: bits)
             #expect(rate < 2 * theory, "bits \(bits): rate \(rate), theory \(theory)")
+            #expect(rate > theory / 2, "bits \(bits): rate \(rate), theory \(theory)")
         }
     }
 
-    /// Blocks read with `pread` and from a mapping of the file answer the same.
-    @Test(arguments: [false, true]) func tableRoundTrip(mmap: Bool) throws {
+    @Test func blockedFilterTheoryAtTenBitsAKey() {
+        let rate = BlockedBloomFilter.expectedFalsePositiveRate(bitsPerKey: 10)
+        #expect(rate > 0.007 && rate < 0.013, "\(rate)")
+        #expect(BlockedBloomFilter(Array(repeating: 0, count: 64)) == nil)  // no probe count
+        #expect(BlockedBloomFilter(Array(repeating: 0, count: 64) + [40]) == nil)
+    }
+
+    /// Blocks read with `pread` and from a mapping of the file answer the same, and so do
+    /// tables with the classic filter that tables had before the blocked one.
+    @Test(arguments: [(false, false), (true, false), (true, true)])
+    func tableRoundTrip(mmap: Bool, classicFilter: Bool) throws {
         let dir = TempDir()
         var o = Options()
         o.blockSize = 1024
         let path = dir.file("000001.sst")
         let builder = try TableBuilder(path: path, options: o)
+        builder.writesClassicFilter = classicFilter
         let es = entries(5000)
         for (k, v) in es { try builder.add(k, v[...]) }
         let size = try builder.finish()
@@ -68,6 +88,7 @@ import Testing
         let counters = EngineCounters()
         let cache = BlockCache(capacityBytes: 1 << 20)
         let t = try TableReader(path: path, fileNumber: 1, cache: cache, stats: counters, mmap: mmap)
+        #expect((t.filter != nil) == classicFilter && (t.blockedFilter != nil) == !classicFilter)
         #expect(t.properties.entries == 5000)
         #expect(t.properties.dataBlocks > 10)
         #expect(try t.verify() == 5000)

@@ -40,6 +40,9 @@ int slice_set_thread_nice(int nice);
 /* Starts loading the cache line at p for writing (a hint; never faults). */
 static inline void slice_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 
+/* Starts loading the cache line at p for reading (a hint; never faults). */
+static inline void slice_prefetch_read(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 static inline void slice_fetch_or_relaxed(void *p, uintptr_t bits) {
     __atomic_fetch_or((uintptr_t *)p, bits, __ATOMIC_RELAXED);
 }

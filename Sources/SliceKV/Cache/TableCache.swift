@@ -35,10 +35,11 @@ final class TableCache: Sendable {
     func table(_ number: UInt64) throws -> TableReader {
         let cached: TableReader? = state.withLock { s in
             s.tick += 1
-            guard var e = s.tables[number] else { return nil }
-            e.lastUse = s.tick
-            s.tables[number] = e
-            return e.reader
+            // One hash per lookup (an index, then an in-place update): this runs for every
+            // table a get probes.
+            guard let i = s.tables.index(forKey: number) else { return nil }
+            s.tables.values[i].lastUse = s.tick
+            return s.tables.values[i].reader
         }
         if let cached { return cached }
         let reader = try TableReader(

@@ -403,7 +403,7 @@ final class Engine: @unchecked Sendable {
     /// `ValueWriter` committing its value in this batch: references to it are allowed, and the
     /// writer is returned to the pool (or its records cut off on failure).
     func write(_ batch: WriteBatch, sync: Bool? = nil, streamed: (BlobFileWriter, UInt64)? = nil) throws {
-        let start = monotonicNanos()
+        let start = EngineCounters.sampleStart(ticket: counters.writeTicket.wrappingAdd(1, ordering: .relaxed).oldValue)
         var puts = 0
         var deletes = 0
         var bytes = 0
@@ -766,9 +766,9 @@ final class Engine: @unchecked Sendable {
     }
 
     func get(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> [UInt8]? {
-        let start = monotonicNanos()
+        // Counted before the lookup: the count numbers the gets that are sampled for latency.
+        let start = EngineCounters.sampleStart(ticket: counters.gets.wrappingAdd(1, ordering: .relaxed).oldValue)
         let (result, holders) = try lookup(key, keyspace, snapshot)
-        counters.gets.add(1, ordering: .relaxed)
         counters.record(counters.getLatency, since: start)
         switch result {
         case .found(let v):
@@ -1050,8 +1050,8 @@ final class Engine: @unchecked Sendable {
             blockCacheEntries: blockCache.entryCount, blockReads: v(c.blockReads), blockReadBytes: v(c.blockReadBytes),
             openTables: tableCache.openCount,
             bloomChecks: v(c.bloomChecks), bloomUsefulNegatives: v(c.bloomUseful),
-            getLatency: Statistics.Latency(c.getLatency.withLock { $0 }),
-            putLatency: Statistics.Latency(c.putLatency.withLock { $0 }),
+            getLatency: Statistics.Latency(c.getLatency.withLock { $0 }, count: v(c.gets)),
+            putLatency: Statistics.Latency(c.putLatency.withLock { $0 }, count: v(c.writeBatches)),
             tornWALTailsDropped: v(c.tornWALTails), obsoleteFilesDeleted: v(c.filesDeleted))
         let (live, garbage) = version.blobLiveAndGarbageBytes
         stats.blobFiles = version.blobs.count

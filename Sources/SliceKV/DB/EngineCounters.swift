@@ -36,9 +36,20 @@ final class EngineCounters: Sendable {
     let blobValuesWritten = Atomic<Int>(0)
     let blobBytesRelocated = Atomic<Int>(0)
 
-    /// Latencies in nanoseconds. One lock per histogram: recording costs ~20 ns.
+    /// Latencies in nanoseconds of every `latencySampleInterval`-th get and write. Why not
+    /// every one: two clock reads, the lock and the record measured as 6-8% of a cached get
+    /// (~80 ns); percentiles of a regular 1-in-8 sample of a long run are the same numbers.
     let getLatency = Locked(EngineCounters.makeHistogram())
     let putLatency = Locked(EngineCounters.makeHistogram())
+    /// Numbers writes for sampling (`writeBatches` counts only those that succeed).
+    let writeTicket = Atomic<Int>(0)
+    static let latencySampleInterval = 8
+
+    /// A start time when the operation with this ticket is to be timed, else 0.
+    @inline(__always)
+    static func sampleStart(ticket: Int) -> UInt64 {
+        ticket & (latencySampleInterval - 1) == 0 ? monotonicNanos() : 0
+    }
 
     static func makeHistogram() -> Histogram<UInt64> {
         var h = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .two)
@@ -48,6 +59,7 @@ final class EngineCounters: Sendable {
 
     @inline(__always)
     func record(_ histogram: Locked<Histogram<UInt64>>, since start: UInt64) {
+        guard start != 0 else { return }
         let elapsed = monotonicNanos() &- start
         histogram.withLock { _ = $0.record(elapsed) }
     }

@@ -15,6 +15,9 @@ final class TableBuilder {
     private(set) var smallest: [UInt8] = []
     private(set) var largest: [UInt8] = []
     private var finished = false
+    /// Writes the classic `BloomFilter` instead of the blocked one: what tables written
+    /// before blocked filters carry (tests use it to check those still read).
+    var writesClassicFilter = false
 
     init(path: String, options: Options) throws {
         self.path = path
@@ -120,8 +123,14 @@ final class TableBuilder {
         var meta = BlockBuilder(restartInterval: 1)
         if bloomBitsPerKey > 0 {
             properties.filterPrefixes = 1
-            let filterHandle = try writeBlock(BloomFilter.build(hashes: keyHashes, bitsPerKey: bloomBitsPerKey))
-            meta.add(TableFormat.filterName, filterHandle.encoded)
+            if writesClassicFilter {
+                let filterHandle = try writeBlock(BloomFilter.build(hashes: keyHashes, bitsPerKey: bloomBitsPerKey))
+                meta.add(TableFormat.filterName, filterHandle.encoded)
+            } else {
+                let filterHandle = try writeBlock(
+                    BlockedBloomFilter.build(hashes: keyHashes, bitsPerKey: bloomBitsPerKey))
+                meta.add(TableFormat.blockedFilterName, filterHandle.encoded)
+            }
         }
         var props = BlockBuilder(restartInterval: 1)
         for (name, value) in zip(TableProperties.names, properties.values) {

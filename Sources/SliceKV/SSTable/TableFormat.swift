@@ -6,12 +6,14 @@
 ///   trailer  := compression:uint8 (0 = none)  checksum:fixed32
 ///   checksum  = masked CRC32C of block bytes ++ compression byte
 /// dataBlock  := BlockBuilder block of (internal key -> value), ~blockSize bytes
-/// filterBlock:= BloomFilter over the table's user keys and, when the property
+/// filterBlock:= BlockedBloomFilter (tables written before it: BloomFilter) over the
+///               table's user keys and, when the property
 ///               "filter.prefixes" is 1, over every key prefix that ends in a '/' byte
 ///               (for `a/b/c`: `a/` and `a/b/`, keyspace byte included), so a directory
 ///               check can skip tables without a key below that directory
 /// properties := BlockBuilder block of (name -> varint), see `TableProperties`
-/// metaindex  := BlockBuilder block: "filter.bloom64" -> handle, "properties" -> handle
+/// metaindex  := BlockBuilder block: "filter.blocked512" (or, in older tables,
+///               "filter.bloom64") -> handle, "properties" -> handle
 /// indexBlock := BlockBuilder block: last internal key of data block i -> handle of block i
 /// handle     := offset:varint  size:varint          (size excludes the 5-byte trailer)
 /// footer     := metaindex offset:fixed64 size:fixed64  index offset:fixed64 size:fixed64
@@ -24,7 +26,9 @@ enum TableFormat {
     static let formatVersion: UInt32 = 1
     static let footerSize = 48
     static let trailerSize = 5
+    /// The classic `BloomFilter`, read in tables written before the blocked one.
     static let filterName = Array("filter.bloom64".utf8)
+    static let blockedFilterName = Array("filter.blocked512".utf8)
     static let propertiesName = Array("properties".utf8)
 }
 

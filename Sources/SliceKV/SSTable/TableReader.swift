@@ -22,7 +22,9 @@ final class TableReader: @unchecked Sendable {
     /// for never change.
     private let verifiedBits: UnsafeMutablePointer<UInt>?
     let index: Block
+    /// The classic filter of a table written before blocked filters (nil otherwise).
     let filter: [UInt8]?
+    let blockedFilter: BlockedBloomFilter?
     let properties: TableProperties
     private let cache: BlockCache?
     private let stats: EngineCounters?
@@ -68,13 +70,20 @@ final class TableReader: @unchecked Sendable {
         let meta = try TableReader.readBlock(file, metaHandle, fileSize: fileSize)
         let metaIter = meta.makeIterator(path: path)
         var filter: [UInt8]?
+        var blockedFilter: BlockedBloomFilter?
         var properties = TableProperties()
         try metaIter.seekToFirst()
         while metaIter.isValid {
             guard let handle = BlockHandle.decode(metaIter.valueBytes) else {
                 throw SliceError.corruption("bad meta block handle", path: path)
             }
-            if metaIter.key == TableFormat.filterName {
+            if metaIter.key == TableFormat.blockedFilterName {
+                let bytes = try TableReader.readRaw(file, handle, fileSize: fileSize)
+                guard let f = BlockedBloomFilter(bytes) else {
+                    throw SliceError.corruption("malformed filter block", path: path, offset: Int64(handle.offset))
+                }
+                blockedFilter = f
+            } else if metaIter.key == TableFormat.filterName {
                 filter = try TableReader.readRaw(file, handle, fileSize: fileSize)
             } else if metaIter.key == TableFormat.propertiesName {
                 let props = try TableReader.readBlock(file, handle, fileSize: fileSize).makeIterator(path: path)
@@ -89,6 +98,7 @@ final class TableReader: @unchecked Sendable {
             try metaIter.next()
         }
         self.filter = filter
+        self.blockedFilter = blockedFilter
         self.properties = properties
     }
 
@@ -186,14 +196,24 @@ final class TableReader: @unchecked Sendable {
 
     /// Whether the filter says `userKey` may be here (true when there is no filter).
     func mayContain(userKeyHash: UInt64) -> Bool {
-        guard let filter else { return true }
+        let maybe: Bool
+        if let blockedFilter {
+            maybe = blockedFilter.mayContain(hash: userKeyHash)
+        } else if let filter {
+            maybe = BloomFilter.mayContain(filter, hash: userKeyHash)
+        } else {
+            return true
+        }
         stats?.bloomChecks.add(1, ordering: .relaxed)
-        if BloomFilter.mayContain(filter, hash: userKeyHash) { return true }
+        if maybe { return true }
         stats?.bloomUseful.add(1, ordering: .relaxed)
         return false
     }
 
-    /// The newest version of the lookup key's user key visible at its sequence number.
+    /// Starts loading the filter line a `mayContain(userKeyHash:)` will read.
+    @inline(__always)
+    func prefetchFilter(userKeyHash: UInt64) { blockedFilter?.prefetch(hash: userKeyHash) }
+
     /// Whether a key starting with `prefix` (which ends in '/') may be in this table: false
     /// only when the filter holds directory prefixes and says this one is absent.
     func mayContainPrefix(hash: UInt64) -> Bool {

@@ -111,30 +111,54 @@ final class Version: Sendable {
     }
 
     /// Looks a key up level by level. `lookupKey` is the internal key (user key, snapshot).
+    ///
+    /// The tables that may hold the key (every L0 file whose range covers it, newest first,
+    /// then one file per deeper level) are found first and their filter lines prefetched
+    /// together, so the filters' cache misses overlap instead of coming one table at a time.
     func get(_ lookupKey: [UInt8], tableCache: TableCache) throws -> Memtable.Lookup {
         let hash = lookupKey.withUnsafeBytes {
             BloomFilter.hash(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]))
         }
-        func probe(_ f: FileMetaData) throws -> Memtable.Lookup {
-            try tableCache.table(f.number).lookup(lookupKey, userKeyHash: hash)
-        }
         let userKey = lookupKey[0..<(lookupKey.count - 8)]
-        for f in levels[0]
-        where compareSlices(f.smallestUserKey, userKey) <= 0 && compareSlices(f.largestUserKey, userKey) >= 0 {
-            let r = try probe(f)
-            if case .absent = r { continue }
-            return r
+        let capacity = levels[0].count + levels.count
+        return try withUnsafeTemporaryAllocation(of: TableReader.self, capacity: capacity) { tables in
+            var n = 0
+            defer { tables.baseAddress!.deinitialize(count: n) }
+            // A table that fails to open ends the list; its error is thrown only if no newer
+            // table answers (as when tables were opened one at a time).
+            var openError: Error?
+            func add(_ f: FileMetaData) -> Bool {
+                do {
+                    (tables.baseAddress! + n).initialize(to: try tableCache.table(f.number))
+                    n += 1
+                    return true
+                } catch {
+                    openError = error
+                    return false
+                }
+            }
+            collect: do {
+                for f in levels[0]
+                where compareSlices(f.smallestUserKey, userKey) <= 0 && compareSlices(f.largestUserKey, userKey) >= 0 {
+                    guard add(f) else { break collect }
+                }
+                for level in 1..<levels.count where !levels[level].isEmpty {
+                    let i = userKey.withUnsafeBytes { findFile(level: level, $0) }
+                    guard i < levels[level].count else { continue }
+                    let f = levels[level][i]
+                    guard compareSlices(f.smallestUserKey, userKey) <= 0 else { continue }
+                    guard add(f) else { break collect }
+                }
+            }
+            for i in 0..<n { tables[i].prefetchFilter(userKeyHash: hash) }
+            for i in 0..<n {
+                let r = try tables[i].lookup(lookupKey, userKeyHash: hash)
+                if case .absent = r { continue }
+                return r
+            }
+            if let openError { throw openError }
+            return .absent
         }
-        for level in 1..<levels.count where !levels[level].isEmpty {
-            let i = userKey.withUnsafeBytes { findFile(level: level, $0) }
-            guard i < levels[level].count else { continue }
-            let f = levels[level][i]
-            guard compareSlices(f.smallestUserKey, userKey) <= 0 else { continue }
-            let r = try probe(f)
-            if case .absent = r { continue }
-            return r
-        }
-        return .absent
     }
 }
 
