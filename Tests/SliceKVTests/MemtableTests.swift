@@ -42,6 +42,20 @@ import Testing
             it.prev()
         }
         #expect(n == 0)
+        // Directions mixed at random: `prev` hands out buffered predecessors, `next` and
+        // seeks must drop them.
+        var at = model.count / 2
+        it.seek(model[at].0)
+        for _ in 0..<3000 {
+            if Bool.random(using: &rng) && at > 0 {
+                it.prev()
+                at -= 1
+            } else if at < model.count - 1 {
+                it.next()
+                at += 1
+            }
+            #expect(it.isValid && it.key == model[at].0)
+        }
 
         for _ in 0..<500 {
             let probe = model[Int.random(in: 0..<model.count, using: &rng)].0
