@@ -107,6 +107,13 @@ import Testing
                 var reversed: [KeyValue] = []
                 while let kv = try back.next() { reversed.append(kv) }
                 #expect(reversed == sortedModel(range).reversed(), "\(context) reverse")
+                // And through views (`forEach`), which reverse scans serve from reused buffers.
+                var viewed: [KeyValue] = []
+                try db!.scan(range, reverse: true).forEach { k, v in
+                    viewed.append(KeyValue(key: Array(k), value: Array(v)))
+                    return true
+                }
+                #expect(viewed == reversed, "\(context) reverse views")
             case 92..<95:
                 try db!.flush()
             case 95..<97:

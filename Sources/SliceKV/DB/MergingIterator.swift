@@ -16,11 +16,14 @@ final class MergingIterator: InternalIterator {
     /// but the current one around the current key (LevelDB's scheme).
     @exclusivity(unchecked) private var forward = true
 
-    /// The children again, as references that do not count (`children` keeps them alive):
-    /// calling through an array element retained and released it on every step, 10% of a
-    /// sequential scan.
-    private struct Child {
-        unowned(unsafe) let iterator: any InternalIterator
+    /// The children again, by concrete type and without reference counting (`children`
+    /// keeps them alive): calls through the existential array retained and released a child
+    /// on every step, a fifth of a sequential scan, and could not be inlined.
+    private enum Child {
+        case memtable(Unmanaged<Memtable.Iterator>)
+        case table(Unmanaged<TableIterator>)
+        case level(Unmanaged<LevelIterator>)
+        case other
     }
     private let fast: UnsafeMutableBufferPointer<Child>
 
@@ -29,7 +32,19 @@ final class MergingIterator: InternalIterator {
         keys = .allocate(capacity: max(1, children.count))
         keys.initialize(repeating: UnsafeRawBufferPointer(start: nil, count: 0))
         fast = .allocate(capacity: max(1, children.count))
-        for (i, c) in children.enumerated() { (fast.baseAddress! + i).initialize(to: Child(iterator: c)) }
+        for (i, c) in children.enumerated() {
+            let child: Child =
+                if let m = c as? Memtable.Iterator {
+                    .memtable(.passUnretained(m))
+                } else if let t = c as? TableIterator {
+                    .table(.passUnretained(t))
+                } else if let l = c as? LevelIterator {
+                    .level(.passUnretained(l))
+                } else {
+                    .other
+                }
+            (fast.baseAddress! + i).initialize(to: child)
+        }
     }
 
     deinit {
@@ -37,15 +52,54 @@ final class MergingIterator: InternalIterator {
         fast.deallocate()
     }
 
-    var isValid: Bool { current >= 0 }
-    var keyBytes: UnsafeRawBufferPointer { keys[current] }
-    var valueBytes: UnsafeRawBufferPointer { fast[current].iterator.valueBytes }
+    /// Child `i`'s key, or a nil base address when it is invalid.
+    @inline(__always)
+    private func childKey(_ i: Int) -> UnsafeRawBufferPointer {
+        switch fast[i] {
+        case .memtable(let u): return u._withUnsafeGuaranteedRef { $0.isValid ? $0.keyBytes : Self.noKey }
+        case .table(let u): return u._withUnsafeGuaranteedRef { $0.isValid ? $0.keyBytes : Self.noKey }
+        case .level(let u): return u._withUnsafeGuaranteedRef { $0.isValid ? $0.keyBytes : Self.noKey }
+        case .other:
+            let c = children[i]
+            return c.isValid ? c.keyBytes : Self.noKey
+        }
+    }
+
+    private static var noKey: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
     @inline(__always)
-    private func refresh(_ i: Int) {
-        let c = fast[i].iterator
-        keys[i] = c.isValid ? c.keyBytes : UnsafeRawBufferPointer(start: nil, count: 0)
+    private func childNext(_ i: Int) throws {
+        switch fast[i] {
+        case .memtable(let u): u._withUnsafeGuaranteedRef { $0.next() }
+        case .table(let u): try u._withUnsafeGuaranteedRef { try $0.next() }
+        case .level(let u): try u._withUnsafeGuaranteedRef { try $0.next() }
+        case .other: try children[i].next()
+        }
     }
+
+    @inline(__always)
+    private func childPrev(_ i: Int) throws {
+        switch fast[i] {
+        case .memtable(let u): u._withUnsafeGuaranteedRef { $0.prev() }
+        case .table(let u): try u._withUnsafeGuaranteedRef { try $0.prev() }
+        case .level(let u): try u._withUnsafeGuaranteedRef { try $0.prev() }
+        case .other: try children[i].prev()
+        }
+    }
+
+    var isValid: Bool { current >= 0 }
+    var keyBytes: UnsafeRawBufferPointer { keys[current] }
+    var valueBytes: UnsafeRawBufferPointer {
+        switch fast[current] {
+        case .memtable(let u): return u._withUnsafeGuaranteedRef { $0.valueBytes }
+        case .table(let u): return u._withUnsafeGuaranteedRef { $0.valueBytes }
+        case .level(let u): return u._withUnsafeGuaranteedRef { $0.valueBytes }
+        case .other: return children[current].valueBytes
+        }
+    }
+
+    @inline(__always)
+    private func refresh(_ i: Int) { keys[i] = childKey(i) }
 
     /// Runs a movement; a child that throws leaves the merge invalid (other children's cached
     /// keys may be stale) until the next seek.
@@ -109,7 +163,7 @@ final class MergingIterator: InternalIterator {
                 }
                 forward = true
             }
-            try fast[current].iterator.next()
+            try childNext(current)
             refresh(current)
             findSmallest()
         }
@@ -136,7 +190,7 @@ final class MergingIterator: InternalIterator {
                 }
                 forward = false
             }
-            try fast[current].iterator.prev()
+            try childPrev(current)
             refresh(current)
             findLargest()
         }
@@ -149,7 +203,12 @@ final class LevelIterator: InternalIterator {
     private let tableCache: TableCache
     private let fillCache: Bool
     @exclusivity(unchecked) private var index = 0
-    @exclusivity(unchecked) private var tableIter: TableIterator?
+    /// Owns the current table's iterator; `current` is the same one without reference
+    /// counting, for the per-entry calls (see `MergingIterator.Child`).
+    @exclusivity(unchecked) private var tableIter: TableIterator? {
+        didSet { current = tableIter.map { .passUnretained($0) } }
+    }
+    @exclusivity(unchecked) private var current: Unmanaged<TableIterator>?
     /// Bytes of table files entered so far (compaction input accounting).
     private(set) var bytesEntered: UInt64 = 0
 
@@ -159,9 +218,9 @@ final class LevelIterator: InternalIterator {
         self.fillCache = fillCache
     }
 
-    var isValid: Bool { tableIter?.isValid ?? false }
-    var keyBytes: UnsafeRawBufferPointer { tableIter!.keyBytes }
-    var valueBytes: UnsafeRawBufferPointer { tableIter!.valueBytes }
+    var isValid: Bool { current?._withUnsafeGuaranteedRef { $0.isValid } ?? false }
+    var keyBytes: UnsafeRawBufferPointer { current!._withUnsafeGuaranteedRef { $0.keyBytes } }
+    var valueBytes: UnsafeRawBufferPointer { current!._withUnsafeGuaranteedRef { $0.valueBytes } }
 
     private func open(_ i: Int) throws {
         index = i
@@ -174,7 +233,7 @@ final class LevelIterator: InternalIterator {
     }
 
     private func skipExhausted() throws {
-        while let t = tableIter, !t.isValid {
+        while let t = current, !t._withUnsafeGuaranteedRef({ $0.isValid }) {
             try open(index + 1)
             try tableIter?.seekToFirst()
         }
@@ -200,12 +259,12 @@ final class LevelIterator: InternalIterator {
     }
 
     func next() throws {
-        try tableIter!.next()
+        try current!._withUnsafeGuaranteedRef { try $0.next() }
         try skipExhausted()
     }
 
     private func skipExhaustedBackward() throws {
-        while let t = tableIter, !t.isValid {
+        while let t = current, !t._withUnsafeGuaranteedRef({ $0.isValid }) {
             guard index > 0 else {
                 tableIter = nil
                 return
@@ -226,7 +285,7 @@ final class LevelIterator: InternalIterator {
     }
 
     func prev() throws {
-        try tableIter!.prev()
+        try current!._withUnsafeGuaranteedRef { try $0.prev() }
         try skipExhaustedBackward()
     }
 }

@@ -68,9 +68,13 @@ public final class ScanCursor: Sendable {
         let blobs: BlobStore
         var scratch: [UInt8] = []
         /// Reverse scans: newest-last order means the entry to return for a user key is known
-        /// only once the cursor has moved past all its versions; it waits here.
+        /// only once the cursor has moved past all its versions; it waits in these buffers
+        /// (reused, so a step allocates nothing).
         let reverse: Bool
-        var saved: (key: [UInt8], kind: ValueKind, value: [UInt8])?
+        var haveSaved = false
+        var savedKind = ValueKind.deletion
+        var savedKey: [UInt8] = []
+        var savedValue: [UInt8] = []
     }
 
     private let state: Locked<State>
@@ -120,7 +124,11 @@ public final class ScanCursor: Sendable {
         try state.withLock { s in
             if s.done { return nil }
             try ScanCursor.startIfNeeded(&s)
-            if s.reverse { return try ScanCursor.advanceBackward(&s, values: values) }
+            if s.reverse {
+                var out: (key: [UInt8], value: [UInt8])?
+                _ = try ScanCursor.stepBackward(&s, values: values) { k, v in out = (Array(k), Array(v)) }
+                return out
+            }
             let merged = s.merged
             while merged.isValid {
                 let key = merged.keyBytes
@@ -164,10 +172,8 @@ public final class ScanCursor: Sendable {
             if s.done { return }
             try ScanCursor.startIfNeeded(&s)
             if s.reverse {
-                while let (k, v) = try ScanCursor.advanceBackward(&s, values: values) {
-                    let more = try k.withUnsafeBytes { kb in try v.withUnsafeBytes { try body(kb, $0) } }
-                    if !more { return }
-                }
+                var more = true
+                while more, try ScanCursor.stepBackward(&s, values: values, { k, v in more = try body(k, v) }) {}
                 return
             }
             let merged = s.merged
@@ -208,46 +214,56 @@ public final class ScanCursor: Sendable {
         }
     }
 
-    /// One step of a reverse scan. Moving backwards, a user key's versions come oldest first,
-    /// so the newest visible one is remembered in `saved` and returned once the cursor reaches
-    /// an older user key (or the start of the range).
-    private static func advanceBackward(_ s: inout State, values: Bool) throws -> (key: [UInt8], value: [UInt8])? {
-        func emit(_ e: (key: [UInt8], kind: ValueKind, value: [UInt8])) throws -> (key: [UInt8], value: [UInt8])? {
-            switch e.kind {
-            case .deletion: return nil
-            case .value: return (Array(e.key[1...]), values ? e.value : [])
+    /// One step of a reverse scan: hands the next live entry (key without its keyspace byte)
+    /// to `emit` and returns true, or returns false at the start of the range. Moving
+    /// backwards, a user key's versions come oldest first, so the newest visible one waits in
+    /// the saved buffers until the cursor reaches an older user key (or the range's start).
+    private static func stepBackward(
+        _ s: inout State, values: Bool, _ emit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws -> Bool {
+        /// Emits the saved entry unless it is a deletion; whether it emitted.
+        func emitSaved(_ s: inout State) throws -> Bool {
+            s.haveSaved = false
+            switch s.savedKind {
+            case .deletion: return false
+            case .value:
+                try s.savedKey.withUnsafeBytes { k in
+                    try s.savedValue.withUnsafeBytes { try emit(UnsafeRawBufferPointer(rebasing: k[1...]), $0) }
+                }
             case .blobReference:
-                return (
-                    Array(e.key[1...]),
-                    values ? try s.blobs.readAll(try e.value.withUnsafeBytes { try ScanCursor.reference($0) }) : []
-                )
+                let value = values ? try s.blobs.readAll(try s.savedValue.withUnsafeBytes { try reference($0) }) : []
+                try s.savedKey.withUnsafeBytes { k in
+                    try value.withUnsafeBytes { try emit(UnsafeRawBufferPointer(rebasing: k[1...]), $0) }
+                }
             }
+            return true
         }
-        while s.merged.isValid {
-            guard let p = ParsedInternalKey(s.merged.keyBytes) else {
+        let merged = s.merged
+        while merged.isValid {
+            guard let p = ParsedInternalKey(merged.keyBytes) else {
                 throw SliceError(.corruption, "malformed internal key in scan")
             }
-            let sameAsSaved = s.saved.map { e in e.key.withUnsafeBytes { compareBytes($0, p.userKey) == 0 } } ?? false
             if let b = s.start, b.withUnsafeBytes({ compareBytes(p.userKey, $0) < 0 }) { break }
             if p.sequence > s.sequence {
-                try s.merged.prev()
+                try merged.prev()
                 continue
             }
-            if let e = s.saved, !sameAsSaved {
-                // Crossing into an older user key: the saved one is complete.
-                s.saved = nil
-                if let out = try emit(e) { return out }
+            if s.haveSaved && s.savedKey.withUnsafeBytes({ compareBytes($0, p.userKey) != 0 }) {
+                // Crossing into an older user key: the saved one is complete. The current entry
+                // stays unconsumed for the next step.
+                if try emitSaved(&s) { return true }
             }
             // A newer version of the same user key replaces the saved one.
-            s.saved = (Array(p.userKey), p.kind, Array(s.merged.valueBytes))
-            try s.merged.prev()
+            s.savedKey.assign(p.userKey)
+            s.savedValue.assign(
+                values || p.kind == .blobReference ? merged.valueBytes : UnsafeRawBufferPointer(start: nil, count: 0))
+            s.savedKind = p.kind
+            s.haveSaved = true
+            try merged.prev()
         }
         s.done = true
-        if let e = s.saved {
-            s.saved = nil
-            return try emit(e)
-        }
-        return nil
+        if s.haveSaved { return try emitSaved(&s) }
+        return false
     }
 
     private static func reference(_ bytes: UnsafeRawBufferPointer) throws -> BlobReference {

@@ -292,7 +292,11 @@ final class TableIterator: InternalIterator {
     private let table: TableReader
     private let indexIter: BlockIterator
     /// Reused across blocks (`reset`), so its key buffer is allocated once per scan.
-    @exclusivity(unchecked) private var data: BlockIterator?
+    @exclusivity(unchecked) private var data: BlockIterator? {
+        didSet { dataRef = data.map { .passUnretained($0) } }
+    }
+    /// `data` without reference counting, for the per-entry calls (see `MergingIterator.Child`).
+    @exclusivity(unchecked) private var dataRef: Unmanaged<BlockIterator>?
     /// Whether `data` is positioned in a block (false: unpositioned or past either end).
     @exclusivity(unchecked) private var hasBlock = false
     private let fillCache: Bool
@@ -303,9 +307,9 @@ final class TableIterator: InternalIterator {
         indexIter = table.index.makeIterator(path: table.path)
     }
 
-    var isValid: Bool { hasBlock && data!.isValid }
-    var keyBytes: UnsafeRawBufferPointer { data!.keyBytes }
-    var valueBytes: UnsafeRawBufferPointer { data!.valueBytes }
+    var isValid: Bool { hasBlock && dataRef!._withUnsafeGuaranteedRef { $0.isValid } }
+    var keyBytes: UnsafeRawBufferPointer { dataRef!._withUnsafeGuaranteedRef { $0.keyBytes } }
+    var valueBytes: UnsafeRawBufferPointer { dataRef!._withUnsafeGuaranteedRef { $0.valueBytes } }
 
     private func loadBlock() throws {
         guard indexIter.isValid else {
@@ -321,7 +325,7 @@ final class TableIterator: InternalIterator {
     }
 
     private func skipEmptyBlocks() throws {
-        while hasBlock && !data!.isValid {
+        while hasBlock && !dataRef!._withUnsafeGuaranteedRef({ $0.isValid }) {
             try indexIter.next()
             try loadBlock()
             if hasBlock { try data!.seekToFirst() }
@@ -343,12 +347,12 @@ final class TableIterator: InternalIterator {
     }
 
     func next() throws {
-        try data!.next()
+        try dataRef!._withUnsafeGuaranteedRef { try $0.next() }
         try skipEmptyBlocks()
     }
 
     private func skipEmptyBlocksBackward() throws {
-        while hasBlock && !data!.isValid {
+        while hasBlock && !dataRef!._withUnsafeGuaranteedRef({ $0.isValid }) {
             try indexIter.prev()
             try loadBlock()
             if hasBlock { try data!.seekToLast() }
@@ -363,7 +367,7 @@ final class TableIterator: InternalIterator {
     }
 
     func prev() throws {
-        try data!.prev()
+        try dataRef!._withUnsafeGuaranteedRef { try $0.prev() }
         try skipEmptyBlocksBackward()
     }
 }
