@@ -749,19 +749,19 @@ final class Engine: @unchecked Sendable {
             throw SliceError(.invalidArgument, key.isEmpty ? "empty key" : "key exceeds \(Options.maxKeySize) bytes")
         }
         let (mem, imm, version, seq) = try readState(snapshot)
-        let lookupKey = makeLookupKey(keyspace, key, seq)
-        let hash = lookupKey.withUnsafeBytes {
-            BloomFilter.hash(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]))
-        }
-        var result: Memtable.Lookup = mem.get(lookupKey, userKeyHash: hash)
-        if case .absent = result {
-            for table in imm.reversed() {
-                result = table.get(lookupKey, userKeyHash: hash)
-                if case .absent = result { continue }
-                break
+        let result = try withLookupKey(keyspace, key, seq) { lookupKey in
+            let hash = BloomFilter.hash(UnsafeRawBufferPointer(rebasing: lookupKey[0..<(lookupKey.count - 8)]))
+            var result: Memtable.Lookup = mem.get(lookupKey, userKeyHash: hash)
+            if case .absent = result {
+                for table in imm.reversed() {
+                    result = table.get(lookupKey, userKeyHash: hash)
+                    if case .absent = result { continue }
+                    break
+                }
             }
+            if case .absent = result { result = try version.get(lookupKey, hash: hash, tableCache: tableCache) }
+            return result
         }
-        if case .absent = result { result = try version.get(lookupKey, tableCache: tableCache) }
         return (result, (mem, imm, version))
     }
 

@@ -359,15 +359,17 @@ package final class Memtable: @unchecked Sendable {
     /// `userKeyHash` (`BloomFilter.hash` of the user key), when given, lets the filter answer
     /// most misses.
     package func get(_ lookupKey: [UInt8], userKeyHash: UInt64? = nil) -> Lookup {
+        lookupKey.withUnsafeBytes { get($0, userKeyHash: userKeyHash) }
+    }
+
+    func get(_ target: UnsafeRawBufferPointer, userKeyHash: UInt64? = nil) -> Lookup {
         if let userKeyHash, !mayContain(hash: userKeyHash) { return .absent }
-        return lookupKey.withUnsafeBytes { target in
-            guard let node = seekNode(target), let parsed = ParsedInternalKey(Memtable.key(node)),
-                compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
-            else { return .absent }
-            if parsed.kind == .deletion { return .deleted }
-            let v = Array(Memtable.value(node))
-            return parsed.kind == .blobReference ? .blob(v) : .found(v)
-        }
+        guard let node = seekNode(target), let parsed = ParsedInternalKey(Memtable.key(node)),
+            compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
+        else { return .absent }
+        if parsed.kind == .deletion { return .deleted }
+        let v = Array(Memtable.value(node))
+        return parsed.kind == .blobReference ? .blob(v) : .found(v)
     }
 
     /// Iterates entries in internal-key order without locks. Safe while inserts continue: it

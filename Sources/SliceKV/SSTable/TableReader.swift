@@ -242,13 +242,15 @@ final class TableReader: @unchecked Sendable {
 
     /// `get` with the value copied out.
     func lookup(_ lookupKey: [UInt8], userKeyHash: UInt64) throws -> Memtable.Lookup {
-        let r: Memtable.Lookup? = try lookupKey.withUnsafeBytes { lk in
-            try get(lk, userKeyHash: userKeyHash) { kind, v in
-                switch kind {
-                case .deletion: .deleted
-                case .value: .found(Array(v))
-                case .blobReference: .blob(Array(v))
-                }
+        try lookupKey.withUnsafeBytes { try lookup($0, userKeyHash: userKeyHash) }
+    }
+
+    func lookup(_ lookupKey: UnsafeRawBufferPointer, userKeyHash: UInt64) throws -> Memtable.Lookup {
+        let r: Memtable.Lookup? = try get(lookupKey, userKeyHash: userKeyHash) { kind, v in
+            switch kind {
+            case .deletion: .deleted
+            case .value: .found(Array(v))
+            case .blobReference: .blob(Array(v))
             }
         }
         return r ?? .absent

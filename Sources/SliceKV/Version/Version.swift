@@ -115,11 +115,9 @@ final class Version: Sendable {
     /// The tables that may hold the key (every L0 file whose range covers it, newest first,
     /// then one file per deeper level) are found first and their filter lines prefetched
     /// together, so the filters' cache misses overlap instead of coming one table at a time.
-    func get(_ lookupKey: [UInt8], tableCache: TableCache) throws -> Memtable.Lookup {
-        let hash = lookupKey.withUnsafeBytes {
-            BloomFilter.hash(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 8)]))
-        }
-        let userKey = lookupKey[0..<(lookupKey.count - 8)]
+    /// `hash` is `BloomFilter.hash` of the user key (the caller has it from the memtables).
+    func get(_ lookupKey: UnsafeRawBufferPointer, hash: UInt64, tableCache: TableCache) throws -> Memtable.Lookup {
+        let userKey = UnsafeRawBufferPointer(rebasing: lookupKey[0..<(lookupKey.count - 8)])
         let capacity = levels[0].count + levels.count
         return try withUnsafeTemporaryAllocation(of: TableReader.self, capacity: capacity) { tables in
             var n = 0
@@ -139,14 +137,14 @@ final class Version: Sendable {
             }
             collect: do {
                 for f in levels[0]
-                where compareSlices(f.smallestUserKey, userKey) <= 0 && compareSlices(f.largestUserKey, userKey) >= 0 {
+                where compareSlice(f.smallestUserKey, userKey) <= 0 && compareSlice(f.largestUserKey, userKey) >= 0 {
                     guard add(f) else { break collect }
                 }
                 for level in 1..<levels.count where !levels[level].isEmpty {
-                    let i = userKey.withUnsafeBytes { findFile(level: level, $0) }
+                    let i = findFile(level: level, userKey)
                     guard i < levels[level].count else { continue }
                     let f = levels[level][i]
-                    guard compareSlices(f.smallestUserKey, userKey) <= 0 else { continue }
+                    guard compareSlice(f.smallestUserKey, userKey) <= 0 else { continue }
                     guard add(f) else { break collect }
                 }
             }
@@ -160,6 +158,11 @@ final class Version: Sendable {
             return .absent
         }
     }
+}
+
+@inline(__always)
+func compareSlice(_ a: ArraySlice<UInt8>, _ b: UnsafeRawBufferPointer) -> Int {
+    a.withUnsafeBytes { compareBytes($0, b) }
 }
 
 @inline(__always)
