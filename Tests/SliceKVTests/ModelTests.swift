@@ -114,6 +114,15 @@ import Testing
                     return true
                 }
                 #expect(viewed == reversed, "\(context) reverse views")
+                // A view walk stopped early, then continued entry by entry, misses nothing.
+                let mixed = try db!.scan(range)
+                var seen: [KeyValue] = []
+                try mixed.forEach { k, v in
+                    seen.append(KeyValue(key: Array(k), value: Array(v)))
+                    return seen.count < 3
+                }
+                while let kv = try mixed.next() { seen.append(kv) }
+                #expect(seen == got, "\(context) stop and continue")
             case 92..<95:
                 try db!.flush()
             case 95..<97:

@@ -885,7 +885,9 @@ final class Engine: @unchecked Sendable {
         -> ScanCursor
     {
         let (mem, imm, version, seq) = try readState(snapshot)
-        var children: [any InternalIterator] = [Memtable.Iterator(mem)]
+        var children: [any InternalIterator] = []
+        children.reserveCapacity(1 + imm.count + version.levels.count + version.levels[0].count)
+        children.append(Memtable.Iterator(mem))
         for table in imm.reversed() { children.append(Memtable.Iterator(table)) }
         for f in version.levels[0] { children.append(try tableCache.table(f.number).makeIterator()) }
         for level in 1..<version.levels.count where !version.levels[level].isEmpty {

@@ -33,13 +33,17 @@ final class MergingIterator: InternalIterator {
         keys.initialize(repeating: UnsafeRawBufferPointer(start: nil, count: 0))
         fast = .allocate(capacity: max(1, children.count))
         for (i, c) in children.enumerated() {
+            // Exact type checks and unchecked casts: `as?` costs a dynamic cast per child, and
+            // a seek builds a merge per call.
+            let type = ObjectIdentifier(Swift.type(of: c))
+            let object = c as AnyObject
             let child: Child =
-                if let m = c as? Memtable.Iterator {
-                    .memtable(.passUnretained(m))
-                } else if let t = c as? TableIterator {
-                    .table(.passUnretained(t))
-                } else if let l = c as? LevelIterator {
-                    .level(.passUnretained(l))
+                if type == ObjectIdentifier(Memtable.Iterator.self) {
+                    .memtable(.passUnretained(unsafeDowncast(object, to: Memtable.Iterator.self)))
+                } else if type == ObjectIdentifier(TableIterator.self) {
+                    .table(.passUnretained(unsafeDowncast(object, to: TableIterator.self)))
+                } else if type == ObjectIdentifier(LevelIterator.self) {
+                    .level(.passUnretained(unsafeDowncast(object, to: LevelIterator.self)))
                 } else {
                     .other
                 }

@@ -59,6 +59,10 @@ public final class ScanCursor: Sendable {
         let sequence: SequenceNumber
         let end: [UInt8]?
         var started = false
+        /// A forward `forEach` stopped by its body leaves the merge on the entry it delivered
+        /// and moves past it only when the cursor is used again (a seek that reads one entry
+        /// then never pays for the step).
+        var pendingNext = false
         var start: [UInt8]?
         var lastUserKey: [UInt8] = []
         var haveLast = false
@@ -124,6 +128,10 @@ public final class ScanCursor: Sendable {
         try state.withLock { s in
             if s.done { return nil }
             try ScanCursor.startIfNeeded(&s)
+            if s.pendingNext {
+                s.pendingNext = false
+                try s.merged.next()
+            }
             if s.reverse {
                 var out: (key: [UInt8], value: [UInt8])?
                 _ = try ScanCursor.stepBackward(&s, values: values) { k, v in out = (Array(k), Array(v)) }
@@ -177,6 +185,10 @@ public final class ScanCursor: Sendable {
                 return
             }
             let merged = s.merged
+            if s.pendingNext {
+                s.pendingNext = false
+                try merged.next()
+            }
             while merged.isValid {
                 // nil: not visible; false: past the end; true: delivered.
                 var wantsMore = true
@@ -207,8 +219,11 @@ public final class ScanCursor: Sendable {
                     return true
                 }()
                 if delivered == false { break }
+                if !wantsMore {
+                    s.pendingNext = true
+                    return
+                }
                 try merged.next()
-                if !wantsMore { return }
             }
             s.done = true
         }
