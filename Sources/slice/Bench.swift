@@ -40,6 +40,10 @@ struct Bench: ParsableCommand {
         name: .customLong("mmap_writes"),
         help: "Append to the WAL through a memory mapping (true) or with write(2) (false).")
     var mmapWrites = Options().mmapWrites
+    @Option(
+        name: .customLong("subcompactions"),
+        help: "Key ranges a large compaction is split into and merged in parallel (1: one thread).")
+    var subcompactions = CompactionConfig().mergeParallelism
     @Flag(name: .customLong("use_existing_db")) var useExistingDB = false
     @Option(name: .customLong("db"), help: "Store directory.") var db = "/tmp/slicebench"
     @Flag(name: .customLong("histogram"), help: "Print latency percentiles.") var histogram = false
@@ -64,6 +68,8 @@ struct Bench: ParsableCommand {
             options.blobThreshold = blobThreshold
             options.mmapReads = mmapReads
             options.mmapWrites = mmapWrites
+            options.compaction.mergeParallelism = max(1, subcompactions)
+            options.compaction.enableParallelMerge = subcompactions > 1
             var store: SliceDB?
             func open(fresh: Bool) throws -> SliceDB {
                 if let s = store, !fresh { return s }

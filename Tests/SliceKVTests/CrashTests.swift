@@ -91,7 +91,12 @@ import Testing
         var rng = SeededRandom(seed: 99)
         var sawFlush = false
         var sawCompaction = false
-        for cycle in 0..<cycles {
+        // Extra cycles, with longer runs, only when a slow machine (or ThreadSanitizer, ~10x)
+        // has not yet reached a flush and a compaction before a kill.
+        var cycle = 0
+        while cycle < cycles || (!(sawFlush && sawCompaction) && cycle < 3 * cycles) {
+            defer { cycle += 1 }
+            let slow = cycle >= cycles
             let p = Process()
             p.executableURL = URL(fileURLWithPath: sliceExecutable)
             p.arguments = ["crash-writer", dir.path, "--seed", "\(cycle + 1)", "--keys", "400"]
@@ -107,7 +112,7 @@ import Testing
                 if d.isEmpty { break }
                 head.append(d)
             }
-            usleep(UInt32(100_000 + Int.random(in: 0..<500_000, using: &rng)))
+            usleep(UInt32((slow ? 1_000_000 : 100_000) + Int.random(in: 0..<500_000, using: &rng)))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             #expect(p.terminationReason == .uncaughtSignal, "cycle \(cycle): the writer exited by itself")

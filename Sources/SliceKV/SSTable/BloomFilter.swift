@@ -1,5 +1,7 @@
-/// A bloom filter over the user keys of one table (RocksDB's "full filter" shape: one filter per
-/// table, so a negative answer skips the table without touching the index).
+/// The classic bloom filter over the user keys of one table (RocksDB's "full filter" shape: one
+/// filter per table, so a negative answer skips the table without touching the index). Tables
+/// are now written with `BlockedBloomFilter`; this one is read in tables written before it, and
+/// its `hash` is the key hash every filter (and the memtable's) uses.
 ///
 /// ```
 /// filter := bits[ceil(n * bitsPerKey / 8)]  probes:uint8
