@@ -71,23 +71,15 @@ final class MergingIterator: InternalIterator {
 
     private static var noKey: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
+    /// Moves child `i` one entry (`forward`: next, else prev). Inlined with a constant
+    /// direction, so the branch folds away.
     @inline(__always)
-    private func childNext(_ i: Int) throws {
+    private func step(_ i: Int, forward: Bool) throws {
         switch fast[i] {
-        case .memtable(let u): u._withUnsafeGuaranteedRef { $0.next() }
-        case .table(let u): try u._withUnsafeGuaranteedRef { try $0.next() }
-        case .level(let u): try u._withUnsafeGuaranteedRef { try $0.next() }
-        case .other: try children[i].next()
-        }
-    }
-
-    @inline(__always)
-    private func childPrev(_ i: Int) throws {
-        switch fast[i] {
-        case .memtable(let u): u._withUnsafeGuaranteedRef { $0.prev() }
-        case .table(let u): try u._withUnsafeGuaranteedRef { try $0.prev() }
-        case .level(let u): try u._withUnsafeGuaranteedRef { try $0.prev() }
-        case .other: try children[i].prev()
+        case .memtable(let u): u._withUnsafeGuaranteedRef { forward ? $0.next() : $0.prev() }
+        case .table(let u): try u._withUnsafeGuaranteedRef { forward ? try $0.next() : try $0.prev() }
+        case .level(let u): try u._withUnsafeGuaranteedRef { forward ? try $0.next() : try $0.prev() }
+        case .other: forward ? try children[i].next() : try children[i].prev()
         }
     }
 
@@ -167,7 +159,7 @@ final class MergingIterator: InternalIterator {
                 }
                 forward = true
             }
-            try childNext(current)
+            try step(current, forward: true)
             refresh(current)
             findSmallest()
         }
@@ -194,7 +186,7 @@ final class MergingIterator: InternalIterator {
                 }
                 forward = false
             }
-            try childPrev(current)
+            try step(current, forward: false)
             refresh(current)
             findLargest()
         }
