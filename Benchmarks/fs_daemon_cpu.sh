@@ -19,8 +19,8 @@ fusermount3 -u "$D/mnt" 2>/dev/null || true
 rm -rf "$D"; mkdir -p "$D/data" "$D/mnt"
 # shellcheck disable=SC2086
 "$BIN" mount "$D/data" "$D/mnt" ${MOPTS:-}
-trap 'fusermount3 -u "$D/mnt" 2>/dev/null || true' EXIT
-PID=$(pgrep -f "mount $D/data " | head -1)
+trap '"$BIN" umount "$D/mnt" >/dev/null 2>&1 || fusermount3 -u "$D/mnt" 2>/dev/null || true' EXIT
+PID=$(pgrep -n -f -- "mount $D/data $D/mnt --ready-fd")
 M=$D/mnt
 mkdir "$M/one" "$M/spread" "$M/big"
 ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }

@@ -14,7 +14,7 @@ struct Mount: ParsableCommand {
             By default the command returns once the mount is ready and the store keeps being \
             served in the background (log: DATA_DIR/mount.log); --foreground serves in this \
             process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
-            Slice's own sync=none|always, cache_mb=N, memtable_mb=N, max_file_mb=N (largest file, default 64), blob_kb=N (files of N KiB and more are kept in blob files); anything else goes to FUSE \
+            Slice's own sync=none|always, cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4); anything else goes to FUSE \
             (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
             nofail, _netdev, x-...) are ignored. A stale mount point ("Transport endpoint is not \
             connected") left by a killed daemon is unmounted first.
@@ -32,6 +32,7 @@ struct Mount: ParsableCommand {
             let mnt = absolute(mountpoint)
             var fuseOptions = ["fsname=slice:\(dir)", "subtype=slice"]
             var options = Options()
+            options.blobThreshold = SliceFileSystem.defaultBlobThreshold
             for opt in o.flatMap({ $0.split(separator: ",").map(String.init) }) {
                 let parts = opt.split(separator: "=", maxSplits: 1).map(String.init)
                 switch parts[0] {

@@ -109,6 +109,36 @@ import Testing
         #expect(!r.out.contains("empty"))
     }
 
+    /// With the mount's default blob threshold (4 KiB), file content from 4 KiB up lives in
+    /// blob files and a rename moves only the reference; smaller files stay in the tree.
+    @Test func smallFilesLiveInBlobFilesAndRenameByReference() throws {
+        let m = try MountedStore()
+        func blobValuesWritten() -> Int? {
+            let json = try? JSONSerialization.jsonObject(with: Data(readFile(m.path(".stats.json")) ?? []))
+            return (json as? [String: Any])?["blobValuesWritten"] as? Int
+        }
+        var rng = SeededRandom(seed: 11)
+        var contents: [String: [UInt8]] = [:]
+        for i in 0..<40 {
+            let size = i % 2 == 0 ? 4096 : Int.random(in: 4097...20_000, using: &rng)
+            contents["f\(i)"] = (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        }
+        for i in 0..<10 { contents["small\(i)"] = Array("tiny \(i)".utf8) }
+        for (name, bytes) in contents { #expect(writeFile(m.path(name), bytes) == 0) }
+        #expect(blobValuesWritten() == 40)
+        #expect(mkdir(m.path("moved"), 0o755) == 0)
+        for name in contents.keys { #expect(rename(m.path(name), m.path("moved/\(name)")) == 0) }
+        #expect(blobValuesWritten() == 40, "a rename rewrote file content")
+        for (name, bytes) in contents { #expect(readFile(m.path("moved/\(name)")) == bytes, "\(name)") }
+        // Compaction keeps them where they are, and the API reads the same bytes.
+        #expect(try sh("echo go > '\(m.path(".compact"))'").status == 0)
+        #expect(blobValuesWritten() == 40)
+        try m.unmount()
+        let db = try SliceDB(path: m.data)
+        for (name, bytes) in contents { #expect(try db.get("moved/\(name)") == bytes, "\(name)") }
+        #expect(db.stats().blobFiles >= 1)
+    }
+
     @Test func metadataPersistsAcrossRemount() throws {
         let m = try MountedStore()
         let f = m.path("meta")

@@ -109,10 +109,25 @@ final class BlobFileWriter: @unchecked Sendable {
     }
 
     /// Completes the record and hands every byte of it to the OS; returns its reference.
+    ///
+    /// The record's last piece is written on the calling thread, after the queue has drained:
+    /// the caller waits for it either way, and handing a small value (a 4 KiB file) to the
+    /// queue cost a thread wake-up and a futex wait in each put (`perf`: ~15% of a mount's
+    /// create with `blob_kb=4`) to save nothing.
     func finish() throws -> BlobReference {
         if chunkFill > 0 { closeChunk() }
-        try flushBuffer()
         try drain()
+        if buffer.count > 0 {
+            do {
+                try file.write(buffer.bytes, at: Int64(flushedEnd))
+            } catch {
+                try? file.truncate(to: Int64(flushedEnd))  // a short write leaves nothing behind
+                throw error
+            }
+            unsynced.value.store(true, ordering: .releasing)
+            flushedEnd += UInt64(buffer.count)
+            buffer.count = 0
+        }
         return BlobReference(fileNumber: number, offset: recordStart, length: recordLength, checksum: valueCRC)
     }
 
