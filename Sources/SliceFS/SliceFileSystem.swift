@@ -27,6 +27,13 @@ public final class SliceFileSystem: @unchecked Sendable {
     let defaultUid: UInt32
     let defaultGid: UInt32
     private let metaLock = Locked<Void>(())
+    /// Directories seen to have a record in `FSKeyspace.nodes`, so that `keepParent` does not
+    /// read the same parent's record for every unlink or rename in it (a store lookup each,
+    /// ~3% of a mass unlink's daemon time). Only deleting a node record can make an entry
+    /// wrong, and the operations that do (rmdir, unlink of a symlink, rename of or over a
+    /// directory or symlink) clear the whole set; all of them and `keepParent` run under
+    /// `metaLock`, so no lookup races a deletion.
+    private let recordedDirectories = Locked<Set<[UInt8]>>([])
     private let openFiles = Locked<[[UInt8]: OpenFile]>([:])
     private let handles = Locked<(next: UInt64, table: [UInt64: Handle])>((1, [:]))
     let controlResults = ControlResults()
@@ -137,8 +144,12 @@ public final class SliceFileSystem: @unchecked Sendable {
         if r.isRoot { return .directory(try record([UInt8]("root".utf8), FSKeyspace.root)) }
         if r.isPieceDirectory { return try hasChildren(r.childPrefix) ? .directory(nil) : nil }
         if r.isSelfEntry {
-            // The value of a key that is also a directory.
-            guard let size = try fileSize(r.key), try hasChildren(r.childPrefix) else { return nil }
+            // The value of a key that is also a directory: one with keys below it, or one with
+            // a directory record (emptied through the mount; listings show `%=` then too).
+            guard let size = try fileSize(r.key) else { return nil }
+            if try !hasChildren(r.childPrefix) {
+                guard let n = try record(r.key, FSKeyspace.nodes), n.kind == .directory else { return nil }
+            }
             return .file(try record(r.key, FSKeyspace.fileAttributes), size: size)
         }
         if let n = try record(r.key, FSKeyspace.nodes) {
@@ -468,7 +479,14 @@ public final class SliceFileSystem: @unchecked Sendable {
     private func keepParent(_ key: [UInt8], in batch: inout WriteBatch) throws {
         let parent = parentKey(key)
         guard !parent.isRoot else { return }
-        if try record(parent.key, FSKeyspace.nodes) != nil { return }
+        if recordedDirectories.withLock({ $0.contains(parent.key) }) { return }
+        if try record(parent.key, FSKeyspace.nodes) != nil {
+            recordedDirectories.withLock { known in
+                if known.count >= 4096 { known.removeAll() }
+                known.insert(parent.key)
+            }
+            return
+        }
         let rec = defaultRecord(.directory)
         batch.put(parent.key, rec.encode(), keyspace: FSKeyspace.nodes)
     }
@@ -510,6 +528,7 @@ public final class SliceFileSystem: @unchecked Sendable {
                 if try hasChildren(r.childPrefix) || (try fileSize(r.key) != nil) { return -ENOTEMPTY }
                 var batch = WriteBatch()
                 batch.delete(r.key, keyspace: FSKeyspace.nodes)
+                recordedDirectories.withLock { $0.removeAll() }
                 try keepParent(r.key, in: &batch)
                 try apply(batch)
                 return 0
@@ -947,7 +966,9 @@ public final class SliceFileSystem: @unchecked Sendable {
                 var batch = WriteBatch()
                 switch n {
                 case .directory: return -EISDIR
-                case .symlink: batch.delete(r.key, keyspace: FSKeyspace.nodes)
+                case .symlink:
+                    batch.delete(r.key, keyspace: FSKeyspace.nodes)
+                    recordedDirectories.withLock { $0.removeAll() }
                 case .file:
                     batch.delete(r.key, keyspace: .user)
                     batch.delete(r.key, keyspace: FSKeyspace.fileAttributes)
@@ -1008,6 +1029,10 @@ public final class SliceFileSystem: @unchecked Sendable {
                 let d = try node(dst)
                 if src.key == dst.key && src.isSelfEntry == dst.isSelfEntry { return 0 }
                 if d != nil && flags & RENAME_NOREPLACE_VALUE != 0 { return -EEXIST }
+                switch (s, d) {
+                case (.file, nil), (.file, .file?): break  // no node record goes
+                default: recordedDirectories.withLock { $0.removeAll() }
+                }
                 if d == nil, dst.key.isEmpty { return -EINVAL }
                 var batch = WriteBatch()
                 switch s {
@@ -1023,7 +1048,9 @@ public final class SliceFileSystem: @unchecked Sendable {
                         if case .directory = d { return -EISDIR }
                         batch.delete(dst.key, keyspace: .user)
                         batch.delete(dst.key, keyspace: FSKeyspace.fileAttributes)
-                        batch.delete(dst.key, keyspace: FSKeyspace.nodes)
+                        // A replaced symlink's record goes; a replaced `%=` entry's key keeps
+                        // its directory's record.
+                        if case .symlink = d { batch.delete(dst.key, keyspace: FSKeyspace.nodes) }
                     }
                     if case .file(let rec, _) = s {
                         try moveFile(src.key, dst.key, record: rec, into: &batch)

@@ -139,6 +139,32 @@ import Testing
         #expect(db.stats().blobFiles >= 1)
     }
 
+    /// A key that is both a file and a directory: replacing its value (the `%=` entry) by a
+    /// rename leaves the directory's own attributes alone.
+    @Test func renameOverAKeysOwnValueKeepsItsDirectory() throws {
+        let m = try MountedStore()
+        try m.unmount()
+        do {
+            let db = try SliceDB(path: m.data)
+            try db.put("both", "old")
+            try db.put("both/child", "c")
+            try db.close()
+        }
+        try m.mount()
+        #expect(chmod(m.path("both"), 0o700) == 0)
+        #expect(writeFile(m.path("new"), Array("new".utf8)) == 0)
+        #expect(rename(m.path("new"), m.path("both/%=")) == 0)
+        try m.unmount()
+        try m.mount()
+        #expect(readFile(m.path("both/%=")) == Array("new".utf8))
+        var st = stat()
+        #expect(stat(m.path("both"), &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_mode & 0o7777 == 0o700)
+        // Emptying it keeps the directory (its record is still there).
+        #expect(unlink(m.path("both/child")) == 0)
+        #expect(unlink(m.path("both/%=")) == 0)
+        #expect(stat(m.path("both"), &st) == 0 && st.st_mode & 0o7777 == 0o700)
+    }
+
     @Test func metadataPersistsAcrossRemount() throws {
         let m = try MountedStore()
         let f = m.path("meta")
