@@ -160,10 +160,6 @@ public final class SliceDB: Sendable {
     public var recoveryNotes: [String] { engine.recoveryNotes }
 
     /// Flushes frozen memtables, syncs the WAL, stops background threads. Later calls throw
-    /// `.closed`. Called by `deinit` when you do not. Memtable memory kept for reuse
-    /// (`ChunkPool`) goes back to the kernel.
-    public func close() throws {
-        defer { ChunkPool.drain() }
-        try engine.close()
-    }
+    /// `.closed`. Called by `deinit` when you do not.
+    public func close() throws { try engine.close() }
 }
