@@ -50,10 +50,9 @@ public final class SliceFileSystem: @unchecked Sendable {
     /// The blob threshold `slice mount` opens a store with (`-o blob_kb` changes it): file
     /// content of 4 KiB or more lives in blob files and the tree holds a reference, so a
     /// rename moves 20 bytes instead of the file, and flushes and compactions never rewrite
-    /// file bytes. Measured with `Benchmarks/fs_daemon_cpu.sh` (MODE=sequence, medians of two
-    /// alternating runs) against the engine's 32 KiB default: renames of 4 KiB files 10.4k/s
-    /// against 7.5k/s, creates 6.9k/s against 5.1k/s, cold reads 8.8k/s against 7.7k/s (one
-    /// `pread` of the value instead of a table block to decode), empty files unchanged.
+    /// file bytes. Against the engine's 32 KiB default (`Benchmarks/fs_daemon_cpu.sh`,
+    /// MODE=sequence, two A/Bs of alternating runs, 4 KiB files): renames 37-40% faster,
+    /// creates 7-35%, cold reads and empty files unchanged within the machine's noise.
     public static let defaultBlobThreshold = 4 << 10
 
     // MARK: Errors
