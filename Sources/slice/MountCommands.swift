@@ -33,6 +33,7 @@ struct Mount: ParsableCommand {
             var fuseOptions = ["fsname=slice:\(dir)", "subtype=slice"]
             var options = Options()
             options.blobThreshold = SliceFileSystem.defaultBlobThreshold
+            options.blobFileSize = SliceFileSystem.defaultBlobFileSize
             for opt in o.flatMap({ $0.split(separator: ",").map(String.init) }) {
                 let parts = opt.split(separator: "=", maxSplits: 1).map(String.init)
                 switch parts[0] {

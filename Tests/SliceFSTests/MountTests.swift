@@ -133,10 +133,23 @@ import Testing
         // Compaction keeps them where they are, and the API reads the same bytes.
         #expect(try sh("echo go > '\(m.path(".compact"))'").status == 0)
         #expect(blobValuesWritten() == 40)
+        let relocated = try? JSONSerialization.jsonObject(with: Data(readFile(m.path(".stats.json")) ?? []))
+        #expect((relocated as? [String: Any])?["blobBytesRelocated"] as? Int == 0, "renamed files were rewritten")
         try m.unmount()
-        let db = try SliceDB(path: m.data)
-        for (name, bytes) in contents { #expect(try db.get("moved/\(name)") == bytes, "\(name)") }
-        #expect(db.stats().blobFiles >= 1)
+        do {
+            let db = try SliceDB(path: m.data)
+            for (name, bytes) in contents { #expect(try db.get("moved/\(name)") == bytes, "\(name)") }
+            #expect(db.stats().blobFiles >= 1)
+            try db.close()
+        }
+        // Removing them and compacting gives the space back.
+        try m.mount()
+        #expect(try sh("rm -r '\(m.path("moved"))' && echo go > '\(m.path(".compact"))'").status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(readFile(m.path(".stats.json")) ?? [])) as? [String: Any]
+        #expect(json?["blobLiveBytes"] as? Int == 0)
+        #expect(json?["blobGarbageBytes"] as? Int == 0)
+        let blobs = try FileManager.default.contentsOfDirectory(atPath: m.data).filter { $0.hasSuffix(".blob") }
+        #expect(blobs.isEmpty, "blob files left: \(blobs)")
     }
 
     /// A key that is both a file and a directory: replacing its value (the `%=` entry) by a

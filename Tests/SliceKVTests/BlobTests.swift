@@ -238,6 +238,26 @@ import Testing
         for (i, v) in expected { #expect(BlobTests.same(try db.get(bytes("v\(i)")), v), "v\(i) after reopen") }
     }
 
+    /// Small values in blob files (as a mount keeps them): a manual compaction gives back the
+    /// space of deleted values although their file was still being appended to (it seals it).
+    @Test func deletedSmallBlobValuesAreFreed() throws {
+        let dir = TempDir("slice-blob")
+        var o = Options()
+        o.blobThreshold = 4 << 10
+        o.memtableSize = 1 << 20
+        let db = try SliceDB(path: dir.path, options: o)
+        let size = 8 << 10
+        for i in 0..<512 { try db.put(bytes("a\(i)"), BlobTests.pattern(i, size)) }
+        for i in 0..<512 { try db.delete(bytes("a\(i)")) }
+        try db.put(bytes("keep"), BlobTests.pattern(7, size))
+        try db.compact()
+        #expect(BlobTests.blobBytesOnDisk(dir.path) < 64 << 10, "4 MiB of deleted values still on disk")
+        #expect(BlobTests.same(try db.get(bytes("keep")), BlobTests.pattern(7, size)))
+
+        _ = try db.check()
+        try db.close()
+    }
+
     /// Blob files created after the last MANIFEST edit, found by recovery, keep their numbers:
     /// a new file must never get one of them (it would truncate it). The store is copied while
     /// open, which is what a crash leaves.

@@ -73,7 +73,8 @@ final class BlobStore: @unchecked Sendable {
     /// recovery accounts for the file).
     func discardWriter(_ w: BlobFileWriter) { state.withLock { _ = $0.unsealed.removeValue(forKey: w.number) } }
 
-    /// Takes every idle writer out of the pool (for sealing at close).
+    /// Takes every idle writer out of the pool (for sealing at close and before a manual
+    /// compaction).
     func takeIdleWriters() -> [BlobFileWriter] {
         state.withLock { s in
             let all = s.idle

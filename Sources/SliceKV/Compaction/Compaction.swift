@@ -451,6 +451,9 @@ extension Engine {
     /// pause while it runs.
     func compact(progress: ((Int, Int) -> Void)? = nil) throws {
         try flush()
+        // Files still open for appends can be neither collected nor deleted: seal them, so a
+        // manual compaction frees the space of deleted values wherever they are.
+        try sealIdleBlobFiles()
         lock.withLock {
             while manualCompactionActive { lock.wait() }
             manualCompactionActive = true

@@ -533,8 +533,16 @@ final class Engine: @unchecked Sendable {
         }
     }
 
+    /// Seals every blob file no put is appending to right now, so that a manual compaction can
+    /// collect or delete it. Why: garbage in a file still being appended to stays until the
+    /// file is full (`blobFileSize`); with small values in blob files (a mount keeps every file
+    /// of 4 KiB or more there) that is many deleted files' worth of space.
+    func sealIdleBlobFiles() throws {
+        for w in blobStore.takeIdleWriters() { try sealBlobFile(w) }
+    }
+
     /// Syncs a full blob file and records its final size. Not called with `lock` held.
-    private func sealBlobFile(_ w: BlobFileWriter) throws {
+    func sealBlobFile(_ w: BlobFileWriter) throws {
         try w.sync()
         manifestLock.lock()
         defer { manifestLock.unlock() }

@@ -34,11 +34,17 @@ final class Version: Sendable {
 
     /// Sealed blob files at least half garbage: compactions move their live values elsewhere,
     /// so the file can be freed. (Half: the copying costs at most as much as the space it frees.)
+    /// Live record bytes are at most the live reference bytes (records plus copies, less the
+    /// dropped references), so a file qualifies when those are at most half its records: a
+    /// renamed value (a copy made, the original dropped) is still live and does not count as
+    /// garbage, or renaming every file in a blob file would have it rewritten at once.
     var blobGarbageCollectionCandidates: Set<UInt64> {
         var out = Set<UInt64>()
         for (n, a) in blobs {
             guard let sealed = a.sealedBytes else { continue }
-            if a.garbageBytes * 2 >= sealed + a.copiedBytes { out.insert(n) }
+            let references = sealed + a.copiedBytes
+            let live = references - min(a.garbageBytes, references)
+            if live * 2 <= sealed { out.insert(n) }
         }
         return out
     }
