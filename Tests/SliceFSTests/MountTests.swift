@@ -113,10 +113,11 @@ import Testing
     /// blob files and a rename moves only the reference; smaller files stay in the tree.
     @Test func smallFilesLiveInBlobFilesAndRenameByReference() throws {
         let m = try MountedStore()
-        func blobValuesWritten() -> Int? {
+        func stat(_ name: String) -> Int? {
             let json = try? JSONSerialization.jsonObject(with: Data(readFile(m.path(".stats.json")) ?? []))
-            return (json as? [String: Any])?["blobValuesWritten"] as? Int
+            return (json as? [String: Any])?[name] as? Int
         }
+        func blobValuesWritten() -> Int? { stat("blobValuesWritten") }
         var rng = SeededRandom(seed: 11)
         var contents: [String: [UInt8]] = [:]
         for i in 0..<40 {
@@ -133,8 +134,7 @@ import Testing
         // Compaction keeps them where they are, and the API reads the same bytes.
         #expect(try sh("echo go > '\(m.path(".compact"))'").status == 0)
         #expect(blobValuesWritten() == 40)
-        let relocated = try? JSONSerialization.jsonObject(with: Data(readFile(m.path(".stats.json")) ?? []))
-        #expect((relocated as? [String: Any])?["blobBytesRelocated"] as? Int == 0, "renamed files were rewritten")
+        #expect(stat("blobBytesRelocated") == 0, "renamed files were rewritten")
         try m.unmount()
         do {
             let db = try SliceDB(path: m.data)
@@ -145,9 +145,8 @@ import Testing
         // Removing them and compacting gives the space back.
         try m.mount()
         #expect(try sh("rm -r '\(m.path("moved"))' && echo go > '\(m.path(".compact"))'").status == 0)
-        let json = try JSONSerialization.jsonObject(with: Data(readFile(m.path(".stats.json")) ?? [])) as? [String: Any]
-        #expect(json?["blobLiveBytes"] as? Int == 0)
-        #expect(json?["blobGarbageBytes"] as? Int == 0)
+        #expect(stat("blobLiveBytes") == 0)
+        #expect(stat("blobGarbageBytes") == 0)
         let blobs = try FileManager.default.contentsOfDirectory(atPath: m.data).filter { $0.hasSuffix(".blob") }
         #expect(blobs.isEmpty, "blob files left: \(blobs)")
     }

@@ -244,7 +244,6 @@ import Testing
         let dir = TempDir("slice-blob")
         var o = Options()
         o.blobThreshold = 4 << 10
-        o.memtableSize = 1 << 20
         let db = try SliceDB(path: dir.path, options: o)
         let size = 8 << 10
         for i in 0..<512 { try db.put(bytes("a\(i)"), BlobTests.pattern(i, size)) }
@@ -253,7 +252,6 @@ import Testing
         try db.compact()
         #expect(BlobTests.blobBytesOnDisk(dir.path) < 64 << 10, "4 MiB of deleted values still on disk")
         #expect(BlobTests.same(try db.get(bytes("keep")), BlobTests.pattern(7, size)))
-
         _ = try db.check()
         try db.close()
     }
