@@ -68,8 +68,9 @@ private func fsReadlink(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutablePoint
 private func fsMknod(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ dev: dev_t) -> Int32 {
     if mode & S_IFMT == S_IFREG {
         var fh: UInt64 = 0
+        var uncached = false
         let c = caller()
-        let r = fs().create(path!, mode & 0o7777, uid: c.uid, gid: c.gid, fh: &fh)
+        let r = fs().create(path!, mode & 0o7777, uid: c.uid, gid: c.gid, fh: &fh, uncached: &uncached)
         if r == 0 { _ = fs().release(fh) }
         return r
     }
@@ -130,9 +131,15 @@ private func fsCreate(_ path: UnsafePointer<CChar>?, _ mode: mode_t, _ fi: Unsaf
     -> Int32
 {
     var fh: UInt64 = 0
+    var uncached = false
     let c = caller()
-    let r = fs().create(path!, mode & 0o7777, uid: c.uid, gid: c.gid, fh: &fh)
-    if r == 0 { fi!.pointee.fh = fh }
+    let r = fs().create(
+        path!, mode & 0o7777, uid: c.uid, gid: c.gid, writeOnly: fi!.pointee.flags & O_ACCMODE == O_WRONLY, fh: &fh,
+        uncached: &uncached)
+    if r == 0 {
+        fi!.pointee.fh = fh
+        if uncached { fi!.pointee.direct_io = 1 }
+    }
     return r
 }
 
@@ -147,7 +154,13 @@ private func fsWrite(
     _ path: UnsafePointer<CChar>?, _ buf: UnsafePointer<CChar>?, _ size: Int, _ offset: off_t,
     _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) -> Int32 {
-    fs().write(fi!.pointee.fh, buf!, size, offset)
+    var attributesChanged = false
+    let r = fs().write(fi!.pointee.fh, buf!, size, offset, uid: caller().uid, attributesChanged: &attributesChanged)
+    if attributesChanged, let path {
+        // The kernel caches the mode it last saw; a write around the page cache changed it here.
+        _ = fuse_invalidate_path(fuse_get_context()!.pointee.fuse, path)
+    }
+    return r
 }
 
 private func fsStatfs(_ path: UnsafePointer<CChar>?, _ st: UnsafeMutablePointer<statvfs>?) -> Int32 { fs().statfs(st!) }

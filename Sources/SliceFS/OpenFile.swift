@@ -49,6 +49,27 @@ final class OpenFile: Sendable {
         /// changed only under `SliceFileSystem.metaLock`, together with the store's copy: the
         /// mount is its store's only writer. nil: not known, ask the store.
         var record: NodeRecord?
+        /// Handles open on this file with FOPEN_DIRECT_IO (see `SliceFileSystem.create`).
+        /// While there is one, every new handle bypasses the page cache too, so the kernel
+        /// never caches a page that a write around the cache could make stale.
+        var uncachedHandles = 0
+        /// What the kernel does before a write through its page cache (`file_remove_privs`)
+        /// but leaves to us for a write that bypasses it, pending until the next commit: clear
+        /// the set-user-ID bit and a group-executable file's set-group-ID bit (a writer without
+        /// CAP_FSETID), drop the `security.capability` attribute (every writer).
+        var dropSetID = false
+        var dropCapability = false
+
+        /// `rec` as it is once the pending privilege drops are applied.
+        func applyingDrops(to rec: NodeRecord) -> NodeRecord {
+            var rec = rec
+            if dropSetID {
+                rec.mode &= ~UInt32(S_ISUID)
+                if rec.mode & UInt32(S_IXGRP) != 0 { rec.mode &= ~UInt32(S_ISGID) }
+            }
+            if dropCapability { rec.xattrs.removeValue(forKey: OpenFile.capabilityAttribute) }
+            return rec
+        }
 
         /// Size of the staged content; nil when nothing is staged.
         var stagedSize: UInt64? {
@@ -67,6 +88,8 @@ final class OpenFile: Sendable {
     }
 
     let state: Locked<State>
+
+    static let capabilityAttribute = Array("security.capability".utf8)
 
     init(key: [UInt8]) { state = Locked(State(key: key)) }
 }
@@ -92,7 +115,8 @@ final class SpillFile: Sendable {
 
 /// What a FUSE file handle (`fi->fh`) refers to.
 enum Handle {
-    case file(OpenFile)
+    /// `uncached`: opened with FOPEN_DIRECT_IO, counted in `OpenFile.State.uncachedHandles`.
+    case file(OpenFile, uncached: Bool)
     case control(ControlFile)
     case directory(DirectoryHandle)
 }

@@ -540,6 +540,68 @@ import Testing
         #expect(try db.get("moved.txt") == Array("abcd".utf8))
     }
 
+    /// A file created write-only is written around the kernel's page cache (see
+    /// `SliceFileSystem.create`): readers opened meanwhile must still see every write, and the
+    /// privilege drops the kernel leaves to the filesystem then must happen as on ext4.
+    @Test func writeOnlyCreatesBypassThePageCacheCoherently() throws {
+        let m = try MountedStore(options: ["allow_other"])
+        let f = m.path("w.txt")
+        let w = open(f, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        #expect(w >= 0)
+        #expect(write(w, "one", 3) == 3)
+        let r = open(f, O_RDONLY)
+        var buf = [UInt8](repeating: 0, count: 8)
+        #expect(pread(r, &buf, 8, 0) == 3 && buf.prefix(3) == Array("one".utf8)[...])
+        // A reader whose pages were cached would still read "one" here.
+        #expect(pwrite(w, "two!", 4, 0) == 4)
+        #expect(pread(r, &buf, 8, 0) == 4 && buf.prefix(4) == Array("two!".utf8)[...])
+        var st = stat()
+        #expect(fstat(r, &st) == 0 && st.st_size == 4)
+        #expect(close(w) == 0)
+        #expect(close(r) == 0)
+        #expect(readFile(f) == Array("two!".utf8))
+        // Cached again once the last uncached handle is gone.
+        let a = open(f, O_WRONLY | O_APPEND)
+        #expect(write(a, "+", 1) == 1)
+        #expect(close(a) == 0)
+        #expect(readFile(f) == Array("two!+".utf8))
+
+        // Set-ID bits: dropped by an unprivileged writer's write, kept by root's; a file
+        // capability is dropped by any write (as ext4 does through the page cache).
+        #expect(chmod(m.root, 0o755) == 0)
+        #expect(chmod(m.mnt, 0o777) == 0)
+        let script = """
+            set -e
+            mkfifo -m 666 \(m.root)/ready \(m.root)/go
+            setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c \
+              'exec 3>\(m.mnt)/byNobody; echo >\(m.root)/ready; read x <\(m.root)/go; echo data >&3' &
+            read x <\(m.root)/ready
+            chmod 6775 \(m.mnt)/byNobody
+            echo >\(m.root)/go
+            wait
+            stat -c %a \(m.mnt)/byNobody
+            """
+        let dropped = try sh(script)
+        #expect(dropped.status == 0, "\(dropped.err)")
+        #expect(dropped.out == "775\n")
+        let g = m.path("byRoot")
+        let fd = open(g, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        #expect(fchmod(fd, 0o6755) == 0)
+        // VFS_CAP_REVISION_2 with the effective flag, cap_net_raw permitted.
+        let capability: [UInt8] = [1, 0, 0, 2, 0, 0x20, 0, 0] + [UInt8](repeating: 0, count: 12)
+        #expect(setxattr(g, "security.capability", capability, capability.count, 0) == 0)
+        #expect(getxattr(g, "security.capability", nil, 0) == 20)
+        #expect(write(fd, "x", 1) == 1)
+        #expect(close(fd) == 0)
+        #expect(stat(g, &st) == 0 && st.st_mode & 0o7777 == 0o6755)
+        #expect(errnoOf(Int32(getxattr(g, "security.capability", nil, 0))) == ENODATA)
+        try m.unmount()
+        try m.mount(options: ["allow_other"])
+        #expect(stat(m.path("byNobody"), &st) == 0 && st.st_mode & 0o7777 == 0o775 && st.st_size == 5)
+        #expect(errnoOf(Int32(getxattr(g, "security.capability", nil, 0))) == ENODATA)
+        #expect(readFile(g) == Array("x".utf8))
+    }
+
     @Test func killedDaemonLosesNothingFsyncedAndStaleMountRecovers() throws {
         let m = try MountedStore()
         var written: [String: [UInt8]] = [:]
