@@ -71,6 +71,22 @@ final class OpenFile: Sendable {
             return rec
         }
 
+        /// This file's share of `DeferredSpace`: its staged bytes that a commit at RELEASE
+        /// still has to write (`uncommittedBytes` when written through a no-flush handle).
+        var deferredBytes = 0
+
+        /// Staged bytes that are not in a file of the store yet and that a commit will write:
+        /// all of a memory or spill staging, and for a stream what its writer may still hold
+        /// (its buffer and the buffers in flight: `ValueWriter.maxUnwritten`).
+        var uncommittedBytes: Int {
+            switch content {
+            case .store: 0
+            case .memory(let data): data.count
+            case .stream(_, let length): Int(clamping: min(length, ValueWriter.maxUnwritten))
+            case .spill(_, let length): Int(clamping: length)
+            }
+        }
+
         /// Size of the staged content; nil when nothing is staged.
         var stagedSize: UInt64? {
             switch content {
@@ -116,7 +132,9 @@ final class SpillFile: Sendable {
 /// What a FUSE file handle (`fi->fh`) refers to.
 enum Handle {
     /// `uncached`: opened with FOPEN_DIRECT_IO, counted in `OpenFile.State.uncachedHandles`.
-    case file(OpenFile, uncached: Bool)
+    /// `noFlush`: opened with FOPEN_NOFLUSH, so `close` sends no FLUSH and the handle's writes
+    /// are committed by `write` itself or at RELEASE (see `SliceFileSystem.create`).
+    case file(OpenFile, uncached: Bool, noFlush: Bool)
     case control(ControlFile)
     case directory(DirectoryHandle)
 }

@@ -602,6 +602,50 @@ import Testing
         #expect(readFile(g) == Array("x".utf8))
     }
 
+    /// A file created write-only closes without a FLUSH round trip (see
+    /// `SliceFileSystem.create`): its RELEASE commits after `close` returned. Whatever another
+    /// process does right after the close must see the whole file, and the store must have it
+    /// after unmount, whether it was staged in memory or streamed.
+    @Test func closeWithoutFlushIsCoherent() throws {
+        let m = try MountedStore()
+        var rng = SeededRandom(seed: 7)
+        var expected: [String: [UInt8]] = [:]
+        // Past the 4 MiB memory staging: the stream path.
+        let big = (0..<(4_500_000)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        for i in 0..<120 {
+            let name = "n\(i)"
+            let size = [0, 1, 4096, 70_000, 200_000, big.count][i % 6]
+            var data = size == big.count ? big : (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if size > 0 { data[0] = UInt8(truncatingIfNeeded: i) }
+            let fd = open(m.path(name), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            #expect(fd >= 0)
+            // Several writes for the larger sizes: only the first can be committed by `write`.
+            var at = 0
+            while at < data.count {
+                let n = min(data.count - at, 1 + Int.random(in: 0..<(256 << 10), using: &rng))
+                #expect(data.withUnsafeBytes { write(fd, $0.baseAddress! + at, n) } == n)
+                at += n
+            }
+            #expect(close(fd) == 0)
+            // Straight after close: stat, read, rename and unlink all see the new file.
+            var st = stat()
+            #expect(stat(m.path(name), &st) == 0 && st.st_size == off_t(size), "\(name)")
+            #expect(readFile(m.path(name)) == data, "\(name)")
+            switch i % 3 {
+            case 0: expected[name] = data
+            case 1:
+                #expect(rename(m.path(name), m.path(name + ".moved")) == 0)
+                expected[name + ".moved"] = data
+            default: #expect(unlink(m.path(name)) == 0)
+            }
+        }
+        try m.unmount()
+        let db = try SliceDB(path: m.data)
+        for (name, data) in expected { #expect(try db.get(name) == data, "\(name)") }
+        for i in stride(from: 2, to: 120, by: 3) { #expect(try db.get("n\(i)") == nil) }
+        try db.close()
+    }
+
     @Test func killedDaemonLosesNothingFsyncedAndStaleMountRecovers() throws {
         let m = try MountedStore()
         var written: [String: [UInt8]] = [:]
@@ -662,6 +706,41 @@ import Testing
         }
         #expect(sawENOSPC)
         #expect(!saved.isEmpty)
+        // Files created write-only close without a FLUSH and are committed at RELEASE, after
+        // close returned, so `write` must report a full disk: it refuses what the disk could
+        // not take then, nothing of a refused write stays, and what was accepted reaches the
+        // store.
+        _ = try sh("cat /dev/zero > '\(small)/filler2' 2>/dev/null")  // every last page
+        let chunk = [UInt8](repeating: 0x5a, count: 100 << 10)
+        let first = open(m.mnt + "/first", O_WRONLY | O_CREAT, 0o644)
+        #expect(first >= 0)
+        let firstWrite = chunk.withUnsafeBytes { write(first, $0.baseAddress, $0.count) }
+        #expect(firstWrite == -1 && errno == ENOSPC)
+        #expect(close(first) == 0)
+        var st = stat()
+        #expect(stat(m.mnt + "/first", &st) == 0 && st.st_size == 0)
+        let later = open(m.mnt + "/later", O_WRONLY | O_CREAT, 0o644)
+        #expect(later >= 0)
+        var accepted: [UInt8] = []
+        #expect(write(later, "a", 1) == -1 && errno == ENOSPC)
+        let refusedWhenFull = chunk.withUnsafeBytes { write(later, $0.baseAddress, $0.count) }
+        #expect(refusedWhenFull == -1 && errno == ENOSPC)
+        #expect(unlink(small + "/filler2") == 0)
+        var refused = false
+        for _ in 0..<400 {  // up to 40 MiB, more than the whole disk
+            let n = chunk.withUnsafeBytes { write(later, $0.baseAddress, $0.count) }
+            if n < 0 {
+                #expect(errno == ENOSPC, "errno \(errno)")
+                refused = true
+                break
+            }
+            #expect(n == chunk.count)
+            accepted += chunk
+        }
+        #expect(refused)
+        #expect(accepted.count >= chunk.count)  // room again: deferred writes accepted
+        #expect(close(later) == 0)
+        #expect(stat(m.mnt + "/later", &st) == 0 && Int(st.st_size) == accepted.count)
         // Free space outside the store: writes work again.
         #expect(unlink(small + "/filler") == 0)
         #expect(writeFile(m.mnt + "/after", Array("after".utf8)) == 0)
@@ -669,6 +748,8 @@ import Testing
         let db = try SliceDB(path: store)
         for (name, data) in saved { #expect(try db.get(name) == data, "\(name)") }
         #expect(try db.get("after") == Array("after".utf8))
+        #expect(try db.get("first") == [])
+        #expect(try db.get("later") == accepted)
         _ = try db.check()
         try db.close()
     }

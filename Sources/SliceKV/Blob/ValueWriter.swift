@@ -44,6 +44,12 @@ public final class ValueWriter: Sendable {
     /// Bytes written so far.
     public var count: UInt64 { state.withLock { $0.length } }
 
+    /// The most written bytes a writer can hold that have not been handed to the blob file's
+    /// descriptor yet (write-behind: its fill buffer and the buffers queued for writing, see
+    /// `BlobFileWriter`); a write error on them is thrown by a later call or by `commit`.
+    public static let maxUnwritten = UInt64(
+        BlobFileWriter.flushThreshold * (BlobFileWriter.maxInFlight + 1) + BlobFormat.chunkSize)
+
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         try state.withLock { s in
             guard !s.finished else { throw SliceError(.invalidArgument, "value writer already committed or aborted") }
