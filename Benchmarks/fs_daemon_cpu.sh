@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Daemon CPU per filesystem operation: mounts a fresh Slice store, runs fs_ops loops on it and
 # reads the daemon's CPU ticks (/proc/PID/stat, user + system) around each one.
-#   MODE=isolated   create, stat, rename, unlink of N 4 KiB files in one directory
+#   MODE=isolated   create, stat, rename, unlink of N 4 KiB files in one directory, and
+#                   create and unlink of E (50,000) empty files in another
 #   MODE=sequence   fs_bench.sh's order: create, stat, create in 100 dirs, 100,000 empty
 #                   creates, cold read, rename, unlink, unlink of the empty files
-#   MOPTS="-o blob_kb=4" passes mount options. Needs Benchmarks/fs_bench.sh run once (it
+#   MOPTS="-o blob_kb=4" passes mount options; BIN=path/to/slice measures another build (A/Bs). Needs Benchmarks/fs_bench.sh run once (it
 #   compiles .bench-fs/bin/fs_ops) and root.
 #   bash Benchmarks/fs_daemon_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}
+E=${E:-50000}
 MODE=${MODE:-isolated}
 BIN=${BIN:-$PWD/.build/release/slice}
 F=$PWD/.bench-fs/bin/fs_ops
@@ -33,8 +35,10 @@ run() {
 if [[ $MODE == isolated ]]; then
   run create "$N" create "$M/one" "$N" 4096
   run stat "$N" stat "$M/one" "$N"
+  run mkempty "$E" create "$M/big" "$E" 0
   run rename "$N" -t r rename "$M/one" "$N"
   run unlink "$N" -p r unlink "$M/one" "$N"
+  run unlinkempty "$E" unlink "$M/big" "$E"
 else
   run create1 "$N" create "$M/one" "$N" 4096
   run stat "$N" stat "$M/one" "$N"
