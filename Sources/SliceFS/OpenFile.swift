@@ -133,7 +133,8 @@ final class SpillFile: Sendable {
 enum Handle {
     /// `uncached`: opened with FOPEN_DIRECT_IO, counted in `OpenFile.State.uncachedHandles`.
     /// `noFlush`: opened with FOPEN_NOFLUSH, so `close` sends no FLUSH and the handle's writes
-    /// are committed by `write` itself or at RELEASE (see `SliceFileSystem.create`).
+    /// are committed at RELEASE, or earlier by `fsync`, `rename` or `utimens`; `write` reserves
+    /// their disk space (`DeferredSpace`; see `SliceFileSystem.create`).
     case file(OpenFile, uncached: Bool, noFlush: Bool)
     case control(ControlFile)
     case directory(DirectoryHandle)
