@@ -313,6 +313,14 @@ public enum FuseMount {
             fuse_unmount(f)
             throw Failure(description: "cannot install signal handlers")
         }
+        // A signal mask survives exec, and a parent may have started us with these blocked
+        // (a Swift program's threads block them, and Foundation's Process passes that on):
+        // then SIGTERM would stay pending and never stop the mount. libfuse's workers block
+        // every signal themselves, so this thread is the one that receives them.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&handled, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
         ready()
         let config = fuse_loop_cfg_create()
         fuse_loop_cfg_set_max_threads(config, 32)

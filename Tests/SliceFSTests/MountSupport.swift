@@ -61,12 +61,15 @@ var sliceExecutable: String {
 }
 
 @discardableResult
-func run(_ executable: String, _ args: [String], stdin: [UInt8]? = nil) throws -> (
-    status: Int32, out: String, err: String
-) {
+func run(_ executable: String, _ args: [String], stdin: [UInt8]? = nil, environment: [String: String] = [:]) throws
+    -> (status: Int32, out: String, err: String)
+{
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
+    if !environment.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe()
     let err = Pipe()
     p.standardOutput = out

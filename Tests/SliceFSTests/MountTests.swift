@@ -646,6 +646,83 @@ import Testing
         try db.close()
     }
 
+    /// Every way to unmount commits what was written and closes the store: `fusermount3 -u`,
+    /// `umount`, `slice umount`, and SIGTERM or SIGINT to a `--foreground` mount. Files are
+    /// closed just before (created write-only, so their RELEASE may still be on its way), never
+    /// fsynced. The first mount goes through the mount(8) helper, with mount(8)'s own flags
+    /// and options, as `mount -t fuse.slice` and an fstab line run it.
+    @Test func everyWayToUnmountCommitsAndCloses() throws {
+        let m = try MountedStore()
+        try m.unmount()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        var written: [String: [UInt8]] = [:]
+        func isMounted() -> Bool {
+            (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8))?.contains(" \(m.mnt) fuse.slice ") ?? false
+        }
+        func writeSome(_ name: String) {
+            let data = Array("\(name): ".utf8) + [UInt8](repeating: UInt8(written.count), count: 10_000)
+            let fd = open(m.path(name), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            #expect(fd >= 0, "\(name)")
+            #expect(data.withUnsafeBytes { write(fd, $0.baseAddress, 5) } == 5)  // two writes
+            #expect(data.withUnsafeBytes { write(fd, $0.baseAddress! + 5, $0.count - 5) } == data.count - 5)
+            #expect(close(fd) == 0)
+            written[name] = data
+        }
+        /// Waits for the daemon to close the store, then checks everything written so far.
+        func checkStore(_ way: String) throws {
+            var db: SliceDB?
+            for _ in 0..<200 where db == nil {
+                db = try? SliceDB(path: m.data)  // `locked` until the daemon has closed it
+                if db == nil { usleep(50_000) }
+            }
+            let store = try #require(db, "\(way): the store was not closed")
+            for (name, data) in written { #expect(try store.get(name) == data, "\(way): \(name)") }
+            try store.close()
+        }
+
+        let helper = try run(
+            "/bin/sh", [repo + "/mount-scripts/mount.fuse.slice", m.data, m.mnt, "-n", "-o", "rw,defaults,noatime"],
+            environment: ["SLICE_BIN": sliceExecutable])
+        #expect(helper.status == 0, "\(helper.err)")
+        #expect(isMounted())
+        writeSome("viaFusermount")
+        #expect(try run("/bin/fusermount3", ["-u", m.mnt]).status == 0)
+        try checkStore("fusermount3 -u")
+
+        for (way, command) in [
+            ("umount", ["/bin/umount", m.mnt]), ("slice umount", [sliceExecutable, "umount", m.mnt]),
+        ] {
+            try m.mount()
+            writeSome("via " + way)
+            #expect(try run(command[0], Array(command.dropFirst())).status == 0, "\(way)")
+            try checkStore(way)
+        }
+
+        for signal in [SIGTERM, SIGINT] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: sliceExecutable)
+            p.arguments = ["mount", m.data, m.mnt, "--foreground"]
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            for _ in 0..<200 where !isMounted() { usleep(50_000) }
+            #expect(isMounted())
+            writeSome("viaSignal\(signal)")
+            kill(p.processIdentifier, signal)
+            for _ in 0..<400 where p.isRunning { usleep(50_000) }
+            #expect(!p.isRunning, "signal \(signal) did not stop the mount")
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                _ = try? run("/bin/fusermount3", ["-u", "-z", m.mnt])
+            }
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "signal \(signal)")
+            #expect(!isMounted())
+            try checkStore("signal \(signal)")
+        }
+        #expect(written.count == 5)
+    }
+
     @Test func killedDaemonLosesNothingFsyncedAndStaleMountRecovers() throws {
         let m = try MountedStore()
         var written: [String: [UInt8]] = [:]
