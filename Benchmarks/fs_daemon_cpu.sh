@@ -5,8 +5,8 @@
 #                   create and unlink of E (50,000) empty files in another
 #   MODE=sequence   fs_bench.sh's order: create, stat, create in 100 dirs, 100,000 empty
 #                   creates, cold read, rename, unlink, unlink of the empty files
-#   MOPTS="-o blob_kb=4" passes mount options; BIN=path/to/slice measures another build (A/Bs). Needs Benchmarks/fs_bench.sh run once (it
-#   compiles .bench-fs/bin/fs_ops) and root.
+#   MOPTS="-o blob_kb=4" passes mount options; BIN=path/to/slice measures another build
+#   (A/Bs). Needs Benchmarks/fs_bench.sh run once (it compiles .bench-fs/bin/fs_ops) and root.
 #   bash Benchmarks/fs_daemon_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -619,7 +619,7 @@ import Testing
             if size > 0 { data[0] = UInt8(truncatingIfNeeded: i) }
             let fd = open(m.path(name), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             #expect(fd >= 0)
-            // Several writes for the larger sizes: only the first can be committed by `write`.
+            // Several writes for the larger sizes, all committed at RELEASE.
             var at = 0
             while at < data.count {
                 let n = min(data.count - at, 1 + Int.random(in: 0..<(256 << 10), using: &rng))
