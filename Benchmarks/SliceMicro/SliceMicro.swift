@@ -109,7 +109,7 @@ let benchmarks: @Sendable () -> Void = {
     // WAL append of a 128-byte batch (no sync: the cost of framing, CRC and write(2)).
     Benchmark("WAL append 128 B", configuration: .init(scalingFactor: .kilo)) { b in
         let path = NSTemporaryDirectory() + "slice-micro-\(getpid()).log"
-        let writer = LogWriter(file: try File.create(path))
+        let writer = LogWriter(file: try PosixFileLayer.shared.create(path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let payload = pattern(128)
         b.startMeasurement()

@@ -74,6 +74,7 @@ public final class SliceFileSystem: @unchecked Sendable {
         switch e.code {
         case .noSpace: return -ENOSPC
         case .invalidArgument: return -EINVAL
+        case .readOnly: return -EROFS
         case .corruption, .ioError, .closed, .locked, .unsupportedFormat: return -EIO
         }
     }

@@ -88,21 +88,65 @@ import Testing
         #expect(r.err.contains(wal))
     }
 
-    @Test func tornWALTailIsDroppedAndReported() throws {
+    /// A crash in the middle of an append leaves the last record of the WAL unfinished: cut
+    /// short (appends with `write`), or ending in the zeros of preallocated space (mapped
+    /// appends). That write was never acknowledged as synced, and is dropped with a warning.
+    @Test(arguments: [true, false]) func tornWALTailIsDroppedAndReported(mmapWrites: Bool) throws {
+        let dir = TempDir("slice-corrupt")
+        let crashed = TempDir("slice-corrupt")
+        var o = Options()
+        o.mmapWrites = mmapWrites
+        let db = try SliceDB(path: dir.path, options: o)
+        for i in 0..<100 { try db.put("key\(i)", value(i)) }
+        // The directory as a crash of the process leaves it (no clean close).
+        try FileManager.default.removeItem(atPath: crashed.path)
+        try FileManager.default.copyItem(atPath: dir.path, toPath: crashed.path)
+        try db.close()
+        let wal = files(in: crashed.path, suffix: ".log").last!
+        let end = try LogReader(path: wal, mode: .strict, layer: PosixFileLayer.shared).read { _ in }.validBytes
+        let f = try PosixFileLayer.shared.open(wal, flags: O_RDWR, mode: 0o600)
+        if mmapWrites {
+            try [UInt8](repeating: 0, count: 5).withUnsafeBytes { try f.write($0, at: end - 5) }
+        } else {
+            try f.truncate(to: end - 5)
+        }
+        let reopened = try SliceDB(path: crashed.path, options: o)
+        #expect(reopened.recoveryNotes.count == 1)
+        #expect(reopened.recoveryNotes.first?.contains(wal) == true)
+        #expect(reopened.stats().tornWALTailsDropped == 1)
+        for i in 0..<99 { #expect(try reopened.get("key\(i)") == value(i)) }
+        #expect(try reopened.get("key99") == nil)
+    }
+
+    /// A flipped byte in the last complete record of the newest WAL is damage, not a torn
+    /// write: open fails naming file and offset and changes nothing; `check` exits non-zero;
+    /// `pointInTime` recovery opens without that write, says so loudly, and keeps the WAL aside.
+    @Test func damagedLastWALRecordFailsOpenUnlessRecoveryIsLenient() throws {
         let dir = TempDir("slice-corrupt")
         do {
             let db = try SliceDB(path: dir.path)
             for i in 0..<100 { try db.put("key\(i)", value(i)) }
         }
         let wal = files(in: dir.path, suffix: ".log").last!
-        // Damage inside the last record: the write that was in progress.
         try flipByte(wal, at: fileSize(wal) - 5)
-        let db = try SliceDB(path: dir.path)
-        #expect(db.recoveryNotes.count == 1)
-        #expect(db.recoveryNotes.first?.contains(wal) == true)
-        #expect(db.stats().tornWALTailsDropped == 1)
+        let before = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        do {
+            _ = try SliceDB(path: dir.path)
+            Issue.record("a damaged last WAL record was dropped silently")
+        } catch let e as SliceError {
+            #expect(e.code == .corruption && e.path == wal && e.offset != nil)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == before)
+        let check = try run(sliceExecutable, ["check", dir.path])
+        #expect(check.status == 2 && check.err.contains(wal))
+        var o = Options()
+        o.walRecovery = .pointInTime
+        let db = try SliceDB(path: dir.path, options: o)
+        #expect(db.recoveryNotes.contains { $0.contains("DROPPED") && $0.contains(wal) })
+        #expect(db.stats().walBytesDroppedByRecovery > 0)
         for i in 0..<99 { #expect(try db.get("key\(i)") == value(i)) }
         #expect(try db.get("key99") == nil)
+        #expect(FileManager.default.fileExists(atPath: wal + FileNames.damagedSuffix))
     }
 
     @Test func damagedManifestFailsOpen() throws {

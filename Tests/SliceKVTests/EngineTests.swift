@@ -19,8 +19,8 @@ import Testing
         let counters = EngineCounters()
         let cache = TableCache(
             directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 0), counters: counters,
-            mmapReads: false)
-        let readers = BlobReaderCache(directory: dir.path, capacity: 4)
+            mmapReads: false, layer: PosixFileLayer.shared)
+        let readers = BlobReaderCache(directory: dir.path, capacity: 4, layer: PosixFileLayer.shared)
         let deleter = FileDeleter(directory: dir.path, tableCache: cache, blobReaders: readers, counters: counters)
         let vs = VersionSet(
             directory: dir.path, options: tinyOptions(), deleter: deleter,

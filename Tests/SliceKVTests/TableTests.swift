@@ -87,7 +87,8 @@ import Testing
         #expect(Int(size) == fileSize(path))
         let counters = EngineCounters()
         let cache = BlockCache(capacityBytes: 1 << 20)
-        let t = try TableReader(path: path, fileNumber: 1, cache: cache, stats: counters, mmap: mmap)
+        let t = try TableReader(
+            path: path, fileNumber: 1, cache: cache, stats: counters, mmap: mmap, layer: PosixFileLayer.shared)
         #expect((t.filter != nil) == classicFilter && (t.blockedFilter != nil) == !classicFilter)
         #expect(t.properties.entries == 5000)
         #expect(t.properties.dataBlocks > 10)
@@ -232,11 +233,11 @@ import Testing
         o.blockSize = 512
         let cache = TableCache(
             directory: dir.path, capacity: 10, blockCache: BlockCache(capacityBytes: 1 << 20),
-            counters: EngineCounters(), mmapReads: true)
+            counters: EngineCounters(), mmapReads: true, layer: PosixFileLayer.shared)
         var files: [FileMetaData] = []
         var expected: [[UInt8]] = []
         let deleter = FileDeleter(
-            directory: dir.path, tableCache: cache, blobReaders: BlobReaderCache(directory: dir.path, capacity: 4),
+            directory: dir.path, tableCache: cache, blobReaders: BlobReaderCache(directory: dir.path, capacity: 4, layer: PosixFileLayer.shared),
             counters: EngineCounters())
         for t in 0..<3 {
             let builder = try TableBuilder(path: FileNames.table(dir.path, UInt64(t + 1)), options: o)

@@ -4,14 +4,14 @@ import Testing
 
 @Suite struct WALTests {
     func write(_ path: String, _ payloads: [[UInt8]]) throws {
-        let w = LogWriter(file: try File.create(path))
+        let w = LogWriter(file: try PosixFileLayer.shared.create(path))
         for p in payloads { try w.add(p) }
         try w.sync()
     }
 
     func readAll(_ path: String, _ mode: LogReader.Mode) throws -> ([[UInt8]], LogReader.Result) {
         var got: [[UInt8]] = []
-        let r = try LogReader(path: path, mode: mode).read { got.append($0) }
+        let r = try LogReader(path: path, mode: mode, layer: PosixFileLayer.shared).read { got.append($0) }
         return (got, r)
     }
 
@@ -42,7 +42,7 @@ import Testing
     @Test func mappedLogAcrossChunksAsACrashLeavesIt() throws {
         let dir = TempDir()
         let path = dir.file("m.log")
-        let w = LogWriter(file: try File.open(path, flags: O_RDWR | O_CREAT | O_TRUNC), mapped: true)
+        let w = LogWriter(file: try PosixFileLayer.shared.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o600), mapped: true)
         var rng = SeededRandom(seed: 11)
         // ~9.5 MiB: three chunks, records and fragments across both chunk boundaries.
         let payloads = (0..<300).map { i in
@@ -50,20 +50,20 @@ import Testing
         }
         for p in payloads { try w.add(p) }
         try w.sync()
-        let size = try File.openForReading(path).size()
+        let size = try PosixFileLayer.shared.openForReading(path).size()
         #expect(size % Int64(AppendMapping.chunk) == 0 && size > w.size)
         var (got, r) = try readAll(path, .tolerateTornTail)
         #expect(got == payloads)
         #expect(r.tornTailOffset == nil && r.validBytes == w.size)
         // A last record torn in the middle (its end never copied) is dropped, not corruption.
-        let f = try File.open(path, flags: O_RDWR)
+        let f = try PosixFileLayer.shared.open(path, flags: O_RDWR, mode: 0o600)
         let zeros = [UInt8](repeating: 0, count: 5000)
         try zeros.withUnsafeBytes { try f.write($0, at: w.size - 5000) }
         (got, r) = try readAll(path, .tolerateTornTail)
         #expect(got == Array(payloads.dropLast()))
         #expect(r.tornTailOffset != nil)
         try w.finish()
-        #expect(try File.openForReading(path).size() == w.size)
+        #expect(try PosixFileLayer.shared.openForReading(path).size() == w.size)
     }
 
     @Test func tornTailIsDroppedOnlyAtTheEnd() throws {
@@ -72,7 +72,7 @@ import Testing
         let path = dir.file("t.log")
         try write(path, payloads)
         // Cut the last record in half: a crash mid-append.
-        let f = try File.open(path, flags: O_RDWR)
+        let f = try PosixFileLayer.shared.open(path, flags: O_RDWR, mode: 0o600)
         try f.truncate(to: try f.size() - 100)
         let (got, r) = try readAll(path, .tolerateTornTail)
         #expect(got == Array(payloads.dropLast()))
@@ -97,17 +97,86 @@ import Testing
         }
     }
 
-    @Test func checksumDamageInTheLastRecordIsATornTail() throws {
+    /// A complete last record whose checksum fails is damage, not an unfinished write: a crash
+    /// leaves a log cut short or zeros, never a full-length record with other bytes.
+    @Test func checksumDamageInTheLastCompleteRecordIsCorruption() throws {
         let dir = TempDir()
-        let payloads = (0..<10).map { i in [UInt8](repeating: UInt8(i), count: 300) }
+        let payloads = (0..<10).map { i in [UInt8](repeating: UInt8(i + 1), count: 300) }
         let path = dir.file("l.log")
         try write(path, payloads)
         try flipByte(path, at: 9 * 307 + 100)
-        let (got, r) = try readAll(path, .tolerateTornTail)
-        #expect(got == Array(payloads.prefix(9)))
-        #expect(r.tornTailOffset == Int64(9 * 307))
-        // The manifest never tolerates a bad checksum.
+        do {
+            _ = try readAll(path, .tolerateTornTail)
+            Issue.record("a damaged last record was taken for a torn tail")
+        } catch let e as SliceError {
+            #expect(e.code == .corruption && e.offset == Int64(9 * 307))
+        }
         #expect(throws: SliceError.self) { try readAll(path, .tolerateTruncation) }
+        // The lenient modes drop it, and say so.
+        for mode in [LogReader.Mode.pointInTime, .skipDamaged] {
+            let (got, r) = try readAll(path, mode)
+            #expect(got == Array(payloads.prefix(9)))
+            #expect(r.dropped.map(\.offset) == [Int64(9 * 307)])
+        }
+        // Zeros from a sector boundary inside the record on are an unfinished write.
+        try write(path, payloads)
+        let f = try PosixFileLayer.shared.open(path, flags: O_RDWR, mode: 0o600)
+        let zeros = [UInt8](repeating: 0, count: 3070 - 2560)
+        try zeros.withUnsafeBytes { try f.write($0, at: 2560) }
+        let (got, r) = try readAll(path, .tolerateTornTail)
+        #expect(got == Array(payloads.prefix(8)))
+        #expect(r.tornTailOffset == Int64(8 * 307))
+    }
+
+    /// "Synced through" records make damage below the synced length corruption even where it
+    /// looks like lost sectors; a log cut short below a length known from outside (a clean
+    /// close, the next WAL's first record) is refused too, though its bytes show nothing.
+    @Test func damageOrCutBelowTheSyncedLengthIsCorruption() throws {
+        let dir = TempDir()
+        let payloads = (0..<10).map { i in [UInt8](repeating: UInt8(i + 1), count: 2000) }
+        func writeLog(_ path: String, marks: Bool) throws -> [Int64] {
+            let w = LogWriter(file: try PosixFileLayer.shared.create(path), marksSyncs: marks)
+            var ends: [Int64] = []
+            for p in payloads {
+                try w.add(p)
+                try w.sync()
+                ends.append(w.size)
+            }
+            return ends
+        }
+        func zeroSector(_ path: String, at offset: Int64) throws {
+            let f = try PosixFileLayer.shared.open(path, flags: O_RDWR, mode: 0o600)
+            try [UInt8](repeating: 0, count: 512).withUnsafeBytes { try f.write($0, at: offset) }
+        }
+        let marked = dir.file("marked.log")
+        let ends = try writeLog(marked, marks: true)
+        let (got, r) = try readAll(marked, .tolerateTornTail)
+        #expect(got == payloads)
+        #expect(r.syncedLength == ends[8])  // the last sync is announced by the next append
+        // A lost sector inside the fourth record, with later records announcing later syncs.
+        let sector = (ends[2] / 512 + 1) * 512
+        try zeroSector(marked, at: sector)
+        #expect(throws: SliceError.self) { try readAll(marked, .tolerateTornTail) }
+        let (kept, pit) = try readAll(marked, .pointInTime)
+        #expect(kept == Array(payloads.prefix(3)) && pit.dropped.count == 1)
+        // The same without marks (an older log, or syncPolicy none): taken for sectors a power
+        // cut lost, so the rest is dropped as a torn tail.
+        let plain = dir.file("plain.log")
+        _ = try writeLog(plain, marks: false)
+        try zeroSector(plain, at: sector)
+        let (prefix, torn) = try readAll(plain, .tolerateTornTail)
+        #expect(prefix == Array(payloads.prefix(3)) && torn.tornTailOffset != nil)
+        // A cut at a record boundary below a length known from outside.
+        let cut = dir.file("cut.log")
+        let cutEnds = try writeLog(cut, marks: true)
+        try PosixFileLayer.shared.open(cut, flags: O_RDWR, mode: 0o600).truncate(to: cutEnds[6])
+        let known = cutEnds[9]
+        let strictReader = LogReader(path: cut, mode: .tolerateTornTail, layer: PosixFileLayer.shared, knownSyncedLength: known)
+        #expect(throws: SliceError.self) { try strictReader.read { _ in } }
+        let lenient = LogReader(path: cut, mode: .pointInTime, layer: PosixFileLayer.shared, knownSyncedLength: known)
+        var n = 0
+        let lr = try lenient.read { _ in n += 1 }
+        #expect(n == 7 && !lr.dropped.isEmpty)
     }
 
     @Test func writeBatchEncoding() throws {

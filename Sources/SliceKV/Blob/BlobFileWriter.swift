@@ -49,10 +49,10 @@ final class BlobFileWriter: @unchecked Sendable {
     private static let bufferCapacity = flushThreshold + BlobFormat.chunkSize + 64
 
     /// Creates the file and writes its header.
-    init(path: String, number: UInt64, blobFile: BlobFile) throws {
+    init(path: String, number: UInt64, blobFile: BlobFile, layer: any FileLayer) throws {
         self.number = number
         self.blobFile = blobFile
-        file = try File.open(path, flags: O_RDWR | O_CREAT | O_TRUNC)
+        file = try layer.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: File.defaultMode)
         try file.append(BlobFormat.header)
         end = UInt64(BlobFormat.headerSize)
         flushedEnd = end

@@ -8,9 +8,11 @@
 final class BlobReaderCache: Sendable {
     let directory: String
     let capacity: Int
+    let layer: any FileLayer
     private let files = Locked<[UInt64: File]>([:])
 
-    init(directory: String, capacity: Int) {
+    init(directory: String, capacity: Int, layer: any FileLayer) {
+        self.layer = layer
         self.directory = directory
         self.capacity = capacity
     }
@@ -20,7 +22,7 @@ final class BlobReaderCache: Sendable {
         let path = FileNames.blob(directory, number)
         let f: File
         do {
-            f = try File.openForReading(path)
+            f = try layer.openForReading(path)
         } catch let e as SliceError where e.errno == ENOENT {
             throw SliceError.corruption("blob file referenced by the store is missing", path: path)
         }

@@ -52,9 +52,10 @@ final class BlobStore: @unchecked Sendable {
     func acquireWriter(newFileNumber: () -> UInt64) throws -> BlobFileWriter {
         if let w = state.withLock({ $0.idle.popLast() }) { return w }
         let number = newFileNumber()
-        let w = try BlobFileWriter(path: FileNames.blob(directory, number), number: number, blobFile: file(number))
+        let w = try BlobFileWriter(path: FileNames.blob(directory, number), number: number, blobFile: file(number),
+            layer: options.fileLayer)
         // The new name must survive a crash before any reference to it is acknowledged.
-        try FileSystem.syncDirectory(directory)
+        try options.fileLayer.syncDirectory(directory)
         counters.blobFilesCreated.add(1, ordering: .relaxed)
         state.withLock { $0.unsealed[number] = w }
         return w
@@ -96,7 +97,7 @@ final class BlobStore: @unchecked Sendable {
             try w.sync()
             created = true
         }
-        if created { try FileSystem.syncDirectory(directory) }
+        if created { try options.fileLayer.syncDirectory(directory) }
     }
 
     // MARK: Reads

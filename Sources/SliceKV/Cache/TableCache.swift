@@ -22,9 +22,14 @@ final class TableCache: Sendable {
     let counters: EngineCounters
     /// Map table files rather than `pread` their blocks (`Options.mmapReads`).
     let mmapReads: Bool
+    let layer: any FileLayer
     private let state = Locked(State())
 
-    init(directory: String, capacity: Int, blockCache: BlockCache, counters: EngineCounters, mmapReads: Bool) {
+    init(
+        directory: String, capacity: Int, blockCache: BlockCache, counters: EngineCounters, mmapReads: Bool,
+        layer: any FileLayer
+    ) {
+        self.layer = layer
         self.directory = directory
         self.mmapReads = mmapReads
         self.capacity = capacity
@@ -44,7 +49,7 @@ final class TableCache: Sendable {
         if let cached { return cached }
         let reader = try TableReader(
             path: FileNames.table(directory, number), fileNumber: number, cache: blockCache, stats: counters,
-            mmap: mmapReads)
+            mmap: mmapReads, layer: layer)
         return state.withLock { s in
             if let existing = s.tables[number] { return existing.reader }
             if s.tables.count >= capacity {

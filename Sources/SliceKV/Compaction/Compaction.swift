@@ -179,6 +179,9 @@ extension Engine {
         } else {
             do {
                 (outputs, blobDeltas) = try merge(job)
+                // The outputs refer to relocated values: those must be durable before the edit
+                // that makes the outputs live (found by the power-cut tests).
+                for (w, _) in job.relocationWriters.withLock({ $0 }) { try w.sync() }
             } catch {
                 abandonRelocations(job)
                 throw error
@@ -202,7 +205,7 @@ extension Engine {
                 for o in outputs { pendingOutputs.remove(o.number) }
             }
         } catch {
-            if !job.isTrivialMove { for o in outputs { try? FileSystem.remove(FileNames.table(path, o.number)) } }
+            if !job.isTrivialMove { for o in outputs { try? options.fileLayer.remove(FileNames.table(path, o.number)) } }
             lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }
             abandonRelocations(job)
             throw error
@@ -304,7 +307,7 @@ extension Engine {
             }
         }
         if let failure {
-            for o in outputs { try? FileSystem.remove(FileNames.table(path, o.number)) }
+            for o in outputs { try? options.fileLayer.remove(FileNames.table(path, o.number)) }
             lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }
             throw failure
         }
@@ -433,7 +436,7 @@ extension Engine {
             try finishOutput()
         } catch {
             builder?.abandon()
-            for o in outputs { try? FileSystem.remove(FileNames.table(path, o.number)) }
+            for o in outputs { try? options.fileLayer.remove(FileNames.table(path, o.number)) }
             lock.withLock {
                 pendingOutputs.remove(builderNumber)
                 for o in outputs { pendingOutputs.remove(o.number) }
@@ -450,6 +453,7 @@ extension Engine {
     /// so that deleted and overwritten data no longer takes space. Background compactions
     /// pause while it runs.
     func compact(progress: ((Int, Int) -> Void)? = nil) throws {
+        try ensureWritable()
         try flush()
         // Files still open for appends can be neither collected nor deleted: seal them, so a
         // manual compaction frees the space of deleted values wherever they are.

@@ -23,6 +23,8 @@ import Synchronization
 final class Engine: @unchecked Sendable {
     let path: String
     let options: Options
+    /// Every file operation goes through this (`Options.fileLayer`).
+    var fileLayer: any FileLayer { options.fileLayer }
     let counters = EngineCounters()
     let blockCache: BlockCache
     let tableCache: TableCache
@@ -78,13 +80,20 @@ final class Engine: @unchecked Sendable {
         try options.validate()
         self.path = path
         self.options = options
-        try FileSystem.createDirectory(path)
-        directoryLock = try DirectoryLock(path: FileNames.lock(path))
+        if !options.readOnly {
+            // Private to the owner: the tables hold the data of files that are private in the mount.
+            try options.fileLayer.createDirectory(path, mode: 0o700)
+        } else if !options.fileLayer.exists(FileNames.current(path)) {
+            throw SliceError(.invalidArgument, "no store here (no CURRENT file)", path: path)
+        }
+        directoryLock = try DirectoryLock(
+            path: FileNames.lock(path), layer: options.fileLayer, readOnly: options.readOnly)
         blockCache = BlockCache(capacityBytes: options.blockCacheBytes)
         tableCache = TableCache(
             directory: path, capacity: options.maxOpenFiles, blockCache: blockCache, counters: counters,
-            mmapReads: options.mmapReads)
-        let blobReaders = BlobReaderCache(directory: path, capacity: max(16, options.maxOpenFiles / 8))
+            mmapReads: options.mmapReads, layer: options.fileLayer)
+        let blobReaders = BlobReaderCache(
+            directory: path, capacity: max(16, options.maxOpenFiles / 8), layer: options.fileLayer)
         let deleter = FileDeleter(
             directory: path, tableCache: tableCache, blobReaders: blobReaders, counters: counters)
         blobStore = BlobStore(
@@ -92,19 +101,27 @@ final class Engine: @unchecked Sendable {
         versions = VersionSet(directory: path, options: options, deleter: deleter, blobStore: blobStore)
         mem = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
         // Placeholder until recovery opens the real WAL; never written.
-        wal = LogWriter(file: try File.open("/dev/null", flags: O_WRONLY))
+        wal = LogWriter(file: try PosixFileLayer.shared.open("/dev/null", flags: O_WRONLY, mode: 0))
         try recover()
-        startThreads()
+        if !options.readOnly { startThreads() }
+    }
+
+    /// Throws `.readOnly` when the store was opened read-only.
+    func ensureWritable() throws {
+        if options.readOnly { throw SliceError(.readOnly, "the store was opened read-only", path: path) }
     }
 
     // MARK: Recovery
 
     private func recover() throws {
         let existing = try versions.recover()
+        if !existing && options.readOnly {
+            throw SliceError(.invalidArgument, "no store here (no CURRENT file)", path: path)
+        }
         // Files created after the last MANIFEST edit (a WAL, a blob file being filled) carry
         // numbers the manifest's next-file number may not cover: never hand those out again
         // (a new blob file with a live one's number would truncate it).
-        for name in try FileSystem.contents(of: path) {
+        for name in try fileLayer.contents(of: path) {
             if let (_, n) = FileNames.parse(name) { versions.markFileNumberUsed(n) }
         }
         if !existing {
@@ -114,7 +131,7 @@ final class Engine: @unchecked Sendable {
         for level in version.levels {
             for f in level {
                 let file = FileNames.table(path, f.number)
-                guard let size = FileSystem.fileSize(file) else {
+                guard let size = fileLayer.fileSize(file) else {
                     throw SliceError.corruption("table file listed in the manifest is missing", path: file)
                 }
                 guard UInt64(size) == f.size else {
@@ -122,11 +139,11 @@ final class Engine: @unchecked Sendable {
                 }
             }
         }
-        for n in version.blobs.keys where !FileSystem.exists(FileNames.blob(path, n)) {
+        for n in version.blobs.keys where !fileLayer.exists(FileNames.blob(path, n)) {
             throw SliceError.corruption("blob file listed in the manifest is missing", path: FileNames.blob(path, n))
         }
         var logs: [UInt64] = []
-        for name in try FileSystem.contents(of: path) {
+        for name in try fileLayer.contents(of: path) {
             if let (kind, n) = FileNames.parse(name), kind == .log, n >= versions.logNumber { logs.append(n) }
         }
         logs.sort()
@@ -135,27 +152,75 @@ final class Engine: @unchecked Sendable {
         var maxSequence = versions.lastSequence
         var memtable = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
         func flushRecovered() throws {
-            guard !memtable.isEmpty else { return }
+            // A read-only open keeps everything it replays in memory.
+            guard !memtable.isEmpty, !options.readOnly else { return }
             let (file, deltas) = try writeLevel0Table(memtable, number: versions.newFileNumber())
             if let file { edit.newFiles.append(file) }
             edit.blobDeltas.merge(deltas)
             memtable = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
         }
+        // How far each WAL is known to have been synced: the length recorded when the store
+        // was closed, or in the first record of the WAL that followed it.
+        var knownLengths = versions.closedLogs
+        for number in logs.dropFirst() {
+            if let p = try LogReader.previousLog(of: FileNames.log(path, number), layer: fileLayer) {
+                knownLengths[p.number] = max(knownLengths[p.number] ?? 0, p.length)
+            }
+        }
+        var blobSizes: [UInt64: Int64] = [:]
+        var setAside: [UInt64] = []
+        var stopped = false
         for (i, number) in logs.enumerated() {
             let logPath = FileNames.log(path, number)
-            let mode: LogReader.Mode = i == logs.count - 1 ? .tolerateTornTail : .strict
-            let result = try LogReader(path: logPath, mode: mode).read { record in
+            if stopped {
+                // Point-in-time recovery stopped in an older log: nothing after it is replayed.
+                setAside.append(number)
+                recoveryNotes.append("did not replay \(logPath): recovery stopped at damage in an older log")
+                counters.walBytesDropped.add(Int(fileLayer.fileSize(logPath) ?? 0), ordering: .relaxed)
+                continue
+            }
+            let newest = i == logs.count - 1
+            let mode: LogReader.Mode =
+                switch options.walRecovery {
+                case .tolerateTornTail: newest ? .tolerateTornTail : .strict
+                case .absoluteConsistency: .strict
+                case .pointInTime: .pointInTime
+                case .skipDamagedRecords: .skipDamaged
+                }
+            let reader = LogReader(
+                path: logPath, mode: mode, layer: fileLayer, knownSyncedLength: knownLengths[number] ?? 0)
+            let result = try reader.read { record in
                 let batch = WriteBatch(rep: record)
                 guard record.count >= WriteBatch.headerSize else {
                     throw SliceError.corruption("WAL record too short for a batch", path: logPath)
                 }
+                // A reference to blob bytes that are not on the disk (a power cut took them
+                // with syncPolicy none) ends the durable part of the log here.
+                try batch.forEach(path: logPath) { kind, _, value in
+                    guard kind == .blobReference else { return }
+                    guard let ref = BlobReference(decoding: value) else {
+                        throw SliceError.corruption("bad blob reference in WAL", path: logPath)
+                    }
+                    let blobPath = FileNames.blob(path, ref.fileNumber)
+                    let size =
+                        blobSizes[ref.fileNumber]
+                        ?? {
+                            let s = fileLayer.fileSize(blobPath) ?? -1
+                            blobSizes[ref.fileNumber] = s
+                            return s
+                        }()
+                    let end = Int64(ref.offset + ref.diskBytes)
+                    if size < end {
+                        throw LogReader.EndOfDurableLog(
+                            reason: size < 0
+                                ? "a record refers to blob file \(blobPath), which does not exist"
+                                : "a record refers to bytes \(ref.offset)..<\(end) of blob file \(blobPath), which has \(size)")
+                    }
+                }
                 let first = batch.sequence
                 var seq = first
                 try batch.forEach(path: logPath) { kind, key, value in
-                    if kind == .blobReference {
-                        guard let ref = BlobReference(decoding: value) else {
-                            throw SliceError.corruption("bad blob reference in WAL", path: logPath)
-                        }
+                    if kind == .blobReference, let ref = BlobReference(decoding: value) {
                         memtable.hold(blobStore.file(ref.fileNumber), copy: ref.isCopy)
                     }
                     memtable.add(seq, kind, key: key, value: value)
@@ -166,8 +231,25 @@ final class Engine: @unchecked Sendable {
             }
             if let torn = result.tornTailOffset {
                 counters.tornWALTails.add(1, ordering: .relaxed)
-                recoveryNotes.append("dropped a torn record at the end of \(logPath) at offset \(torn)")
+                recoveryNotes.append(
+                    "warning: dropped an unfinished write at the end of \(logPath) at offset \(torn) (never synced: "
+                        + "a crash or power cut during a write)")
             }
+            if !result.dropped.isEmpty {
+                setAside.append(number)
+                for d in result.dropped {
+                    counters.walBytesDropped.add(Int(d.bytes), ordering: .relaxed)
+                    recoveryNotes.append(
+                        "DROPPED \(d.bytes) bytes of \(logPath) at offset \(d.offset) (\(d.reason)); "
+                            + "walRecovery \(options.walRecovery.rawValue)")
+                }
+                if mode == .pointInTime { stopped = true }
+            }
+        }
+        lastSequence = maxSequence
+        if options.readOnly {
+            mem = memtable
+            return
         }
         try flushRecovered()
 
@@ -182,8 +264,15 @@ final class Engine: @unchecked Sendable {
             .reusingFiles(of: versions.current)
         try versions.writeSnapshot(of: next, extra: edit)
         versions.install(next, edit: edit)
-        lastSequence = maxSequence
-        try FileSystem.syncDirectory(path)
+        // Evidence: a log recovery dropped damaged records from is kept (renamed aside, out of
+        // reach of the cleanup below) until the user removes it.
+        for n in setAside {
+            let from = FileNames.log(path, n)
+            let to = from + FileNames.damagedSuffix
+            try fileLayer.rename(from, to: to)
+            recoveryNotes.append("kept \(to) (what recovery dropped is in it); remove it when done")
+        }
+        try fileLayer.syncDirectory(path)
         removeObsoleteFiles()
     }
 
@@ -195,7 +284,7 @@ final class Engine: @unchecked Sendable {
         var accounts = versions.current.blobs
         BlobFileAccount.apply(edit, to: &accounts)
         for (n, a) in accounts.sorted(by: { $0.key < $1.key }) where a.sealedBytes == nil {
-            let size = FileSystem.fileSize(FileNames.blob(path, n)) ?? 0
+            let size = fileLayer.fileSize(FileNames.blob(path, n)) ?? 0
             let recordBytes = UInt64(max(0, size - Int64(BlobFormat.headerSize)))
             if recordBytes < a.linkedBytes {
                 recoveryNotes.append(
@@ -235,7 +324,7 @@ final class Engine: @unchecked Sendable {
         var live = Set<UInt64>()
         for level in versions.current.levels { for f in level { live.insert(f.number) } }
         let liveBlobs = Set(versions.current.blobs.keys)
-        for name in (try? FileSystem.contents(of: path)) ?? [] {
+        for name in (try? fileLayer.contents(of: path)) ?? [] {
             guard let (kind, n) = FileNames.parse(name) else { continue }
             let keep: Bool
             switch kind {
@@ -245,7 +334,7 @@ final class Engine: @unchecked Sendable {
             case .temp: keep = false
             case .blob: keep = liveBlobs.contains(n)
             }
-            if !keep { try? FileSystem.remove("\(path)/\(name)") }
+            if !keep { try? fileLayer.remove("\(path)/\(name)") }
         }
     }
 
@@ -364,9 +453,9 @@ final class Engine: @unchecked Sendable {
                     counters.flushes.add(1, ordering: .relaxed)
                     lock.broadcastAll()
                 }
-                try? FileSystem.remove(FileNames.log(path, table.logNumber))
+                try? fileLayer.remove(FileNames.log(path, table.logNumber))
             } catch {
-                try? FileSystem.remove(FileNames.table(path, number))
+                try? fileLayer.remove(FileNames.table(path, number))
                 lock.withLock {
                     pendingOutputs.remove(number)
                     if (error as? SliceError)?.code == .noSpace {
@@ -497,7 +586,8 @@ final class Engine: @unchecked Sendable {
     }
 
     func acquireBlobWriter() throws -> BlobFileWriter {
-        try blobStore.acquireWriter(newFileNumber: versions.newFileNumber)
+        try ensureWritable()
+        return try blobStore.acquireWriter(newFileNumber: versions.newFileNumber)
     }
 
     /// Commits a batch whose references point at records `w` just wrote (from `start` on), and
@@ -561,6 +651,7 @@ final class Engine: @unchecked Sendable {
     /// the batches of everyone queued behind it as one WAL record, applies them to the memtable
     /// and wakes them.
     private func commit(_ w: Writer) throws {
+        try ensureWritable()
         lock.lock()
         defer { lock.unlock() }
         guard !closed else { throw SliceError(.closed, "the store is closed") }
@@ -680,11 +771,14 @@ final class Engine: @unchecked Sendable {
                 counters.stallNanos.add(Int(monotonicNanos() - t0), ordering: .relaxed)
                 continue
             }
-            // The frozen memtable's WAL is synced once here, so `sync()` covers all older WALs.
+            // The frozen memtable's WAL is synced once here, so `sync()` covers all older WALs;
+            // blob values it refers to first (found by the power-cut tests).
+            try blobStore.syncAll()
             try wal.sync()
             try wal.finish()
+            let previous = (number: mem.logNumber, length: wal.size)
             let number = versions.newFileNumber()
-            wal = try newWAL(number)
+            wal = try newWAL(number, previous: previous)
             imm.append(mem)
             mem = Memtable(logNumber: number, expectedBytes: options.memtableSize)
             force = false
@@ -693,14 +787,15 @@ final class Engine: @unchecked Sendable {
     }
 
     /// Creates WAL file `number` (read-write: a mapping needs both).
-    private func newWAL(_ number: UInt64) throws -> LogWriter {
-        let file = try File.open(FileNames.log(path, number), flags: O_RDWR | O_CREAT | O_TRUNC)
-        return LogWriter(file: file, mapped: options.mmapWrites)
+    private func newWAL(_ number: UInt64, previous: (number: UInt64, length: Int64)? = nil) throws -> LogWriter {
+        let file = try fileLayer.open(FileNames.log(path, number), flags: O_RDWR | O_CREAT | O_TRUNC, mode: File.defaultMode)
+        return LogWriter(file: file, mapped: options.mmapWrites, newIn: path, marksSyncs: true, previousLog: previous)
     }
 
     /// Makes every acknowledged write durable (the WAL is synced through the write queue, so
     /// it never races a leader's append).
     func sync() throws {
+        try ensureWritable()
         try blobStore.syncAll()
         var batch = WriteBatch()
         batch.sequence = 0
@@ -996,7 +1091,7 @@ final class Engine: @unchecked Sendable {
         for (i, f) in files.enumerated() {
             progress?(i, files.count)
             let reader = try TableReader(
-                path: FileNames.table(path, f.number), fileNumber: f.number, cache: nil, stats: nil)
+                path: FileNames.table(path, f.number), fileNumber: f.number, cache: nil, stats: nil, layer: fileLayer)
             report.entries += try reader.verify { ref in try verifyOnce(ref) }
             report.tables += 1
             report.tableBytes += f.size
@@ -1005,8 +1100,8 @@ final class Engine: @unchecked Sendable {
         let logs = lock.withLock { [mem.logNumber] + imm.map(\.logNumber) }
         for n in logs.sorted() {
             let logPath = FileNames.log(path, n)
-            guard FileSystem.exists(logPath) else { continue }
-            let r = try LogReader(path: logPath, mode: n == logs.max() ? .tolerateTornTail : .strict).read { record in
+            guard fileLayer.exists(logPath) else { continue }
+            let r = try LogReader(path: logPath, mode: n == logs.max() ? .tolerateTornTail : .strict, layer: fileLayer).read { record in
                 // Values not yet in a table: their blob records are verified too.
                 try WriteBatch(rep: record).forEach(path: logPath) { kind, _, value in
                     guard kind == .blobReference else { return }
@@ -1072,6 +1167,8 @@ final class Engine: @unchecked Sendable {
         stats.blobValuesWritten = v(c.blobValuesWritten)
         stats.blobFilesDeleted = v(c.blobFilesDeleted)
         stats.blobBytesRelocated = v(c.blobBytesRelocated)
+        stats.walBytesDroppedByRecovery = v(c.walBytesDropped)
+        stats.backgroundError = lock.withLock { backgroundError.map { "\($0)" } }
         return stats
     }
 
@@ -1086,6 +1183,11 @@ final class Engine: @unchecked Sendable {
             return false
         }
         if alreadyClosed { return }
+        if options.readOnly {
+            lock.withLock { closed = true }
+            directoryLock.release()
+            return
+        }
         var failure: Error?
         lock.withLock {
             while !writers.isEmpty { lock.wait() }
@@ -1100,12 +1202,31 @@ final class Engine: @unchecked Sendable {
                 do { try sealBlobFile(w) } catch { failure = failure ?? error }
             }
         }
-        lock.withLock {
-            do {
-                try wal.sync()
-                try wal.finish()
-            } catch { failure = error }
+        let closedLog: (UInt64, Int64)? = lock.withLock {
+            // A store stopped by a failed write or fsync reports it again: what that call was
+            // writing may not be on the disk, and a later successful sync does not change that.
+            if let e = backgroundError { failure = e }
+            var synced = true
+            do { try blobStore.syncAll() } catch { failure = failure ?? error }
+            do { try wal.sync() } catch {
+                failure = failure ?? error
+                synced = false
+            }
+            // Unmaps the log even when the sync failed.
+            do { try wal.finish() } catch { failure = failure ?? error }
             closed = true
+            return failure == nil && synced ? (mem.logNumber, wal.size) : nil
+        }
+        if let (number, length) = closedLog {
+            // Recovery refuses this WAL if it is ever found shorter (cut, not torn).
+            var edit = VersionEdit()
+            edit.closedLog = (number, UInt64(length))
+            do {
+                try manifestLock.withLock {
+                    let next = try versions.log(edit, base: versions.current)
+                    lock.withLock { versions.install(next, edit: edit) }
+                }
+            } catch { failure = failure ?? error }
         }
         directoryLock.release()
         if let failure { throw failure }

@@ -29,6 +29,8 @@ final class EngineCounters: Sendable {
     let bloomUseful = Atomic<Int>(0)
     let filesDeleted = Atomic<Int>(0)
     let tornWALTails = Atomic<Int>(0)
+    /// Bytes of WAL that a lenient recovery mode dropped (damage, not torn tails).
+    let walBytesDropped = Atomic<Int>(0)
     let blobFilesCreated = Atomic<Int>(0)
     let blobFilesDeleted = Atomic<Int>(0)
     let blobBytesWritten = Atomic<Int>(0)

@@ -75,6 +75,23 @@ public struct Options: Sendable {
     /// Background compaction settings.
     public var compaction = CompactionConfig()
 
+    /// What opening the store does when a WAL is damaged (RocksDB's `WALRecoveryMode`); see
+    /// `WALRecovery`. The default never drops a write that was synced.
+    public var walRecovery: WALRecovery = .tolerateTornTail
+
+    /// Open without writing anything: no new MANIFEST or WAL, no flush or compaction, WALs
+    /// replayed into memory only; writes fail with `.readOnly`. For reading a store on a full
+    /// disk, checking one without changing it, and `mount -o ro`.
+    public var readOnly = false
+
+    /// The MANIFEST is rewritten as a snapshot of the current state once it grows past this.
+    /// 64 MiB: rolls are rare, and replaying the manifest at open stays well under a second.
+    package var manifestRollBytes: Int64 = 64 << 20
+
+    /// Where every file operation goes: the operating system (`PosixFileLayer`) in production;
+    /// tests put a `FaultInjectingFileLayer` here to fail calls, tear writes and cut power.
+    package var fileLayer: any FileLayer = PosixFileLayer.shared
+
     /// Largest key accepted: 64 KiB (keys sit in index blocks and in memory uncompressed).
     public static let maxKeySize = 64 << 10
 
@@ -160,3 +177,24 @@ public struct CompactionConfig: Sendable {
         }
     }
 }
+
+/// What recovery does with a damaged write-ahead log (RocksDB's `WALRecoveryMode`).
+///
+/// A crash leaves the end of the newest WAL unwritten (cut short, or zeros): that is a **torn
+/// tail**, the write it held was never acknowledged as durable, and every mode drops it with a
+/// warning. Anything else — a complete record whose checksum fails, damage with good records
+/// after it, a log shorter than it was synced to — is **damage**, and the modes differ:
+public enum WALRecovery: String, Sendable, Codable, CaseIterable {
+    /// Default: damage is `.corruption` (open fails, nothing is changed), naming file and offset.
+    case tolerateTornTail
+    /// Even a torn tail is corruption: for stores where every write was synced and any
+    /// difference must be looked at.
+    case absoluteConsistency
+    /// Replay up to the first damage and drop everything after it, in that log and later ones:
+    /// the store comes back as it was at one point in time.
+    case pointInTime
+    /// Skip damaged records and replay the rest (may break the atomicity of the lost batches
+    /// with later ones).
+    case skipDamagedRecords
+}
+

@@ -102,6 +102,12 @@ public struct Statistics: Sendable, Codable {
     /// Bytes of live values that compaction moved out of mostly-garbage blob files.
     public var blobBytesRelocated: UInt64 = 0
 
+    /// Bytes of WAL a lenient `walRecovery` mode dropped at open (damage, not torn tails).
+    public var walBytesDroppedByRecovery: UInt64 = 0
+    /// The error that stopped the store, if one did (a failed WAL write or sync, a failed flush
+    /// or compaction): every later write fails with it until the store is reopened.
+    public var backgroundError: String?
+
     public var totalFiles: Int { levels.reduce(0) { $0 + $1.files } }
     public var totalTableBytes: UInt64 { levels.reduce(0) { $0 + $1.bytes } }
 
@@ -195,6 +201,12 @@ public struct Statistics: Sendable, Codable {
         one(
             "blob_files_deleted_total", "counter", "Blob files deleted once all their values were garbage.",
             Double(blobFilesDeleted))
+        one(
+            "wal_bytes_dropped_total", "counter", "WAL bytes a lenient recovery mode dropped at open.",
+            Double(walBytesDroppedByRecovery))
+        one(
+            "background_error", "gauge", "1 when an I/O error stopped the store (writes fail until it is reopened).",
+            backgroundError == nil ? 0 : 1)
         return out
     }
 
@@ -224,6 +236,11 @@ public struct Statistics: Sendable, Codable {
             lines.append(
                 "blobs: \(blobFiles) files, live \(blobLiveBytes) B, garbage \(blobGarbageBytes) B, written \(blobBytesWritten) B, read \(blobBytesRead) B, files deleted \(blobFilesDeleted)"
             )
+        }
+        if let backgroundError { lines.append("STOPPED by an error (reopen to resume writes): \(backgroundError)") }
+        if tornWALTailsDropped > 0 || walBytesDroppedByRecovery > 0 {
+            lines.append(
+                "recovery: torn WAL tails dropped \(tornWALTailsDropped), damaged WAL bytes dropped \(walBytesDroppedByRecovery)")
         }
         lines.append("bloom: checks \(bloomChecks), useful negatives \(bloomUsefulNegatives)")
         lines.append(

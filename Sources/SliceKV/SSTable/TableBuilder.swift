@@ -21,7 +21,7 @@ final class TableBuilder {
 
     init(path: String, options: Options) throws {
         self.path = path
-        self.file = try File.create(path)
+        self.file = try options.fileLayer.create(path)
         self.blockSize = options.blockSize
         self.bloomBitsPerKey = options.bloomBitsPerKey
         self.dataBlock = BlockBuilder(restartInterval: options.blockRestartInterval)
@@ -159,6 +159,6 @@ final class TableBuilder {
     /// Gives up on a partial table and deletes its file.
     func abandon() {
         finished = true
-        try? FileSystem.remove(path)
+        try? file.layer.remove(path)
     }
 }

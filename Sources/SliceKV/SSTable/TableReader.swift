@@ -31,11 +31,14 @@ final class TableReader: @unchecked Sendable {
 
     var path: String { file.path }
 
-    init(path: String, fileNumber: UInt64, cache: BlockCache?, stats: EngineCounters?, mmap: Bool = false) throws {
+    init(
+        path: String, fileNumber: UInt64, cache: BlockCache?, stats: EngineCounters?, mmap: Bool = false,
+        layer: any FileLayer
+    ) throws {
         self.fileNumber = fileNumber
         self.cache = cache
         self.stats = stats
-        file = try File.openForReading(path)
+        file = try layer.openForReading(path)
         fileSize = UInt64(try file.size())
         guard fileSize >= UInt64(TableFormat.footerSize) else {
             throw SliceError.corruption("file too short to be a table", path: path, offset: 0)

@@ -22,6 +22,8 @@ public struct SliceError: Error, Sendable, CustomStringConvertible, Equatable {
         case closed
         /// The store format on disk is newer than this library or is not a Slice store.
         case unsupportedFormat
+        /// The store was opened read-only (`Options.readOnly`) and the call would write.
+        case readOnly
     }
 
     public let code: Code

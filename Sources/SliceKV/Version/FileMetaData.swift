@@ -48,13 +48,13 @@ final class FileDeleter: Sendable {
 
     func delete(blobNumber: UInt64) {
         blobReaders.evict(blobNumber)
-        try? FileSystem.remove(FileNames.blob(directory, blobNumber))
+        try? tableCache.layer.remove(FileNames.blob(directory, blobNumber))
         counters.blobFilesDeleted.add(1, ordering: .relaxed)
     }
 
     func delete(tableNumber: UInt64) {
         tableCache.evict(tableNumber)
-        try? FileSystem.remove(FileNames.table(directory, tableNumber))
+        try? tableCache.layer.remove(FileNames.table(directory, tableNumber))
         counters.filesDeleted.add(1, ordering: .relaxed)
     }
 }
@@ -82,6 +82,9 @@ enum FileNames {
     static func blob(_ dir: String, _ n: UInt64) -> String { "\(dir)/\(pad(n)).blob" }
     static func temp(_ dir: String, _ n: UInt64) -> String { "\(dir)/\(pad(n)).tmp" }
     static func current(_ dir: String) -> String { "\(dir)/CURRENT" }
+    /// Appended to a WAL that recovery dropped damaged records from; such files are never
+    /// deleted by the store (`parse` does not know them).
+    static let damagedSuffix = ".damaged"
     static func lock(_ dir: String) -> String { "\(dir)/LOCK" }
 
     enum Kind { case table, log, manifest, temp, blob }

@@ -15,6 +15,7 @@
 ///                                          blob bytes newly linked / turned to garbage / copied
 ///         | 9 number:varint recordBytes:varint                 blob file sealed (no more appends)
 ///         | 10 number:varint                                   blob file deleted (all garbage)
+///         | 11 number:varint length:varint                     WAL closed cleanly at this synced length
 /// ```
 /// Blob byte counts are record bytes (file size minus the 16-byte header); see `BlobFileAccount`.
 /// Tags are varints: on disk, do not change their numbers.
@@ -37,6 +38,8 @@ struct VersionEdit {
     var blobDeltas: [UInt64: BlobDelta] = [:]
     var blobSeals: [(UInt64, UInt64)] = []
     var blobDeletes: [UInt64] = []
+    /// A WAL and its synced length at a clean close: recovery refuses a shorter file.
+    var closedLog: (number: UInt64, length: UInt64)?
 
     func encode() -> [UInt8] {
         var out: [UInt8] = []
@@ -94,6 +97,11 @@ struct VersionEdit {
             out.appendVarint(10)
             out.appendVarint(n)
         }
+        if let closedLog {
+            out.appendVarint(11)
+            out.appendVarint(closedLog.number)
+            out.appendVarint(closedLog.length)
+        }
         return out
     }
 
@@ -142,6 +150,9 @@ struct VersionEdit {
             case 10:
                 guard let n = r.varint() else { throw bad("blob delete") }
                 edit.blobDeletes.append(n)
+            case 11:
+                guard let n = r.varint(), let l = r.varint() else { throw bad("closed log") }
+                edit.closedLog = (n, l)
             default:
                 throw bad("unknown tag \(tag)")
             }

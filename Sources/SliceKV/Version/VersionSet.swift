@@ -22,11 +22,11 @@ final class VersionSet: @unchecked Sendable {
     var logNumber: UInt64 = 0
     var lastSequence: SequenceNumber = 0
     var compactPointers: [[UInt8]?]
+    /// Synced lengths of WALs closed cleanly (from the MANIFEST; see `VersionEdit.closedLog`).
+    private(set) var closedLogs: [UInt64: Int64] = [:]
     private var manifest: LogWriter?
     private var manifestNumber: UInt64 = 0
 
-    /// Rewrite the manifest as a snapshot once it grows past this.
-    static let manifestRollBytes: Int64 = 64 << 20
 
     init(directory: String, options: Options, deleter: FileDeleter, blobStore: BlobStore) {
         self.directory = directory
@@ -51,8 +51,8 @@ final class VersionSet: @unchecked Sendable {
     /// Loads the state CURRENT points to. Returns false when the directory has no store yet.
     func recover() throws -> Bool {
         let currentPath = FileNames.current(directory)
-        guard FileSystem.exists(currentPath) else { return false }
-        let file = try File.openForReading(currentPath)
+        guard options.fileLayer.exists(currentPath) else { return false }
+        let file = try options.fileLayer.openForReading(currentPath)
         let text = String(decoding: try file.read(count: Int(try file.size()), at: 0), as: UTF8.self)
         guard text.hasSuffix("\n"), text.hasPrefix("MANIFEST-"),
             let (kind, number) = FileNames.parse(String(text.dropLast())),
@@ -61,7 +61,7 @@ final class VersionSet: @unchecked Sendable {
             throw SliceError.corruption("CURRENT does not name a manifest", path: currentPath)
         }
         let path = FileNames.manifest(directory, number)
-        guard FileSystem.exists(path) else {
+        guard options.fileLayer.exists(path) else {
             throw SliceError.corruption("CURRENT names a manifest that does not exist", path: path)
         }
         var files: [UInt64: VersionEdit.NewFile] = [:]
@@ -69,7 +69,7 @@ final class VersionSet: @unchecked Sendable {
         var sawLog = false
         var sawNext = false
         var sawSeq = false
-        _ = try LogReader(path: path, mode: .tolerateTruncation).read { record in
+        _ = try LogReader(path: path, mode: .tolerateTruncation, layer: options.fileLayer).read { record in
             let edit = try VersionEdit.decode(record, path: path)
             if let v = edit.logNumber {
                 logNumber = v
@@ -93,6 +93,7 @@ final class VersionSet: @unchecked Sendable {
                 files[f.number] = f
             }
             for c in edit.compactPointers where c.level < compactPointers.count { compactPointers[c.level] = c.key }
+            if let c = edit.closedLog { closedLogs[c.number] = Int64(c.length) }
             BlobFileAccount.apply(edit, to: &blobs)
         }
         guard sawLog, sawNext, sawSeq else {
@@ -131,13 +132,15 @@ final class VersionSet: @unchecked Sendable {
             if let key { snapshot.compactPointers.append((level, key)) }
         }
         let path = FileNames.manifest(directory, number)
-        let writer = LogWriter(file: try File.create(path))
+        let writer = LogWriter(file: try options.fileLayer.create(path))
         do {
             try writer.add(snapshot.encode())
             try writer.sync()
+            // The files it names (and the manifest itself) must be durable before CURRENT is.
+            try options.fileLayer.syncDirectory(directory)
             try setCurrent(number)
         } catch {
-            try? FileSystem.remove(path)
+            try? options.fileLayer.remove(path)
             throw error
         }
         manifest = writer
@@ -146,18 +149,21 @@ final class VersionSet: @unchecked Sendable {
 
     private func setCurrent(_ number: UInt64) throws {
         let temp = FileNames.temp(directory, number)
-        let f = try File.create(temp)
+        let f = try options.fileLayer.create(temp)
         try f.append(Array("MANIFEST-\(FileNames.pad(number))\n".utf8))
         try f.sync()
-        try FileSystem.rename(temp, to: FileNames.current(directory))
-        try FileSystem.syncDirectory(directory)
+        try options.fileLayer.rename(temp, to: FileNames.current(directory))
+        try options.fileLayer.syncDirectory(directory)
     }
 
     /// Appends `edit` durably and returns the version it produces; the caller installs it with
     /// `install`. REQUIRES: manifest lock held, engine lock NOT held (this does I/O).
     func log(_ edit: VersionEdit, base: Version) throws -> Version {
         let next = base.applying(edit, deleter: deleter, blobFile: blobStore.file)
-        if let manifest, manifest.size < VersionSet.manifestRollBytes {
+        if let manifest, manifest.size < options.manifestRollBytes {
+            // The names of new tables must be durable before an edit that refers to them is
+            // (LevelDB syncs the directory with the MANIFEST for the same reason).
+            if !edit.newFiles.isEmpty { try options.fileLayer.syncDirectory(directory) }
             try manifest.add(edit.encode())
             try manifest.sync()
         } else {

@@ -51,6 +51,7 @@ final class AppendMapping {
             memcpy(window! + inWindow, bytes.baseAddress! + done, n)
             done += n
         }
+        file.layer.didWriteMapped(file, offset: offset, count: bytes.count)
     }
 
     /// Allocates disk space (whole chunks) up to `end`.
@@ -58,10 +59,7 @@ final class AppendMapping {
         guard end > allocated else { return }
         let chunk = Int64(AppendMapping.chunk)
         let newEnd = (end + chunk - 1) / chunk * chunk
-        let r = posix_fallocate(file.fd, off_t(allocated), off_t(newEnd - allocated))
-        guard r == 0 else {
-            throw SliceError.io("cannot allocate WAL space", path: file.path, errno: r)
-        }
+        try file.layer.allocate(file, offset: allocated, length: newEnd - allocated)
         allocated = newEnd
     }
 
@@ -69,11 +67,7 @@ final class AppendMapping {
         let start = offset / Int64(AppendMapping.chunk) * Int64(AppendMapping.chunk)
         if window != nil && start == windowStart { return }
         unmap()
-        let p = mmap(nil, AppendMapping.chunk, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd, off_t(start))
-        guard let p, p != MAP_FAILED else {
-            throw SliceError.io("cannot map the WAL", path: file.path)
-        }
-        window = p
+        window = try file.layer.map(file, offset: start, length: AppendMapping.chunk, writable: true)
         windowStart = start
     }
 

@@ -12,12 +12,17 @@ import CSliceKV
 /// block    := record* trailer?
 /// record   := checksum:fixed32  length:fixed16  type:uint8  data[length]
 ///   checksum = masked CRC32C of type byte ++ data
-///   type     = 1 FULL | 2 FIRST | 3 MIDDLE | 4 LAST        -- on disk: do not change
+///   type     = 1 FULL | 2 FIRST | 3 MIDDLE | 4 LAST | 5 METADATA   -- on disk: do not change
 /// trailer  := 0..6 zero bytes, when fewer than 7 bytes (a header) remain in the block
+/// metadata := 1 syncedThrough:fixed64               the log was synced to this offset
+///           | 2 logNumber:fixed64 length:fixed64    the previous log ended here, synced
 /// ```
-/// A payload is either one FULL record, or FIRST MIDDLE* LAST. Because records restart at every
-/// block boundary, a reader can resynchronise after damage and tell a torn tail (nothing valid
-/// after it) from corruption in the middle (valid records after it); see `LogReader`.
+/// A payload is either one FULL record, or FIRST MIDDLE* LAST. METADATA records (always FULL,
+/// never delivered as payloads; WALs only, since format 2 of the log) tell recovery how much
+/// of the log was on the disk: a WAL writer adds "synced through" to the first append after
+/// each sync, and a new WAL starts with the length of the one before it. Because records
+/// restart at every block boundary, a reader can resynchronise after damage; see `LogReader`
+/// for what counts as a torn tail and what as corruption.
 enum LogFormat {
     static let blockSize = 32 * 1024
     static let headerSize = 7
@@ -27,6 +32,37 @@ enum LogFormat {
         case first = 2
         case middle = 3
         case last = 4
+        case metadata = 5
+    }
+}
+
+/// What a METADATA record says (see `LogFormat`).
+enum LogMetadata: Equatable {
+    case syncedThrough(Int64)
+    case previousLog(number: UInt64, length: Int64)
+
+    func encode() -> [UInt8] {
+        var out: [UInt8] = []
+        switch self {
+        case .syncedThrough(let n):
+            out.append(1)
+            out.appendFixed64(UInt64(n))
+        case .previousLog(let number, let length):
+            out.append(2)
+            out.appendFixed64(number)
+            out.appendFixed64(UInt64(length))
+        }
+        return out
+    }
+
+    init?(decoding data: UnsafeRawBufferPointer) {
+        guard let tag = data.first else { return nil }
+        switch (tag, data.count) {
+        case (1, 9): self = .syncedThrough(Int64(bitPattern: data.fixed64(at: 1)))
+        case (2, 17):
+            self = .previousLog(number: data.fixed64(at: 1), length: Int64(bitPattern: data.fixed64(at: 9)))
+        default: return nil
+        }
     }
 }
 
@@ -43,31 +79,79 @@ package final class LogWriter {
     private var writebackEnd: Int64 = 0
     /// Writeback is started for every this many new bytes.
     static let writebackInterval: Int64 = 1 << 20
+    /// The directory whose fsync makes this new file's name durable, until the first `sync`
+    /// does it: a synced WAL that a power cut unlinks again would lose acknowledged writes.
+    private var unsyncedDirectory: String?
 
-    package init(file: File, existingSize: Int64 = 0, mapped: Bool = false) {
+    /// Whether "synced through" records are written (WALs; the MANIFEST has none).
+    private let marksSyncs: Bool
+    /// Length at the last successful sync, and the last length a metadata record announced.
+    private(set) var syncedSize: Int64 = 0
+    private var announcedSize: Int64 = 0
+    /// Metadata waiting for the next append.
+    private var pendingMetadata: [LogMetadata] = []
+
+    /// `newIn`: the file was just created in this directory (see `unsyncedDirectory`).
+    /// `marksSyncs`: a WAL, which records how far it was synced; `previousLog`: the WAL before
+    /// it and its final, synced length, recorded in its first append.
+    package init(
+        file: File, existingSize: Int64 = 0, mapped: Bool = false, newIn directory: String? = nil,
+        marksSyncs: Bool = false, previousLog: (number: UInt64, length: Int64)? = nil
+    ) {
         self.file = file
+        self.unsyncedDirectory = directory
+        self.marksSyncs = marksSyncs
+        if let p = previousLog { pendingMetadata.append(.previousLog(number: p.number, length: p.length)) }
         mapping = mapped ? AppendMapping(file: file) : nil
         self.size = existingSize
         self.writebackEnd = existingSize
         self.blockOffset = Int(existingSize % Int64(LogFormat.blockSize))
     }
 
-    /// Frames `payload` into records and appends them with a single `write`.
+    /// Frames `payload` into records and appends them with a single `write` (after any
+    /// metadata records that are due).
     func add(_ payload: UnsafeRawBufferPointer) throws {
         buffer.removeAll(keepingCapacity: true)
+        let blockBefore = blockOffset
+        if marksSyncs && syncedSize > announcedSize { pendingMetadata.append(.syncedThrough(syncedSize)) }
+        for m in pendingMetadata {
+            m.encode().withUnsafeBytes { frame($0, metadata: true) }
+        }
+        frame(payload, metadata: false)
+        do {
+            if let mapping {
+                try buffer.withUnsafeBytes { try mapping.write($0, at: size) }
+            } else {
+                try file.append(buffer)
+            }
+        } catch {
+            blockOffset = blockBefore
+            throw error
+        }
+        if marksSyncs { announcedSize = max(announcedSize, syncedSize) }
+        pendingMetadata = []
+        size += Int64(buffer.count)
+        if size - writebackEnd >= LogWriter.writebackInterval { startWriteback() }
+        if buffer.capacity > 1 << 20 { buffer = [] }  // do not pin a huge value's worth of memory
+    }
+
+    /// Appends the records of one payload to `buffer`, fragmenting at block boundaries.
+    private func frame(_ payload: UnsafeRawBufferPointer, metadata: Bool) {
         var remaining = payload.count
         var position = 0
         var begin = true
         repeat {
             let leftover = LogFormat.blockSize - blockOffset
-            if leftover < LogFormat.headerSize {
+            // A metadata record is never fragmented: start a new block if it does not fit.
+            if leftover < LogFormat.headerSize || (metadata && leftover < LogFormat.headerSize + remaining) {
                 buffer.append(contentsOf: repeatElement(0, count: leftover))
                 blockOffset = 0
             }
             let available = LogFormat.blockSize - blockOffset - LogFormat.headerSize
             let fragment = min(remaining, available)
             let end = fragment == remaining
-            let type: LogFormat.RecordType = begin && end ? .full : begin ? .first : end ? .last : .middle
+            var type: LogFormat.RecordType = begin && end ? .full : begin ? .first : end ? .last : .middle
+            if metadata { type = .metadata }  // a few bytes: always fits after the padding above
             let data = UnsafeRawBufferPointer(rebasing: payload[position..<(position + fragment)])
             var crc = withUnsafeBytes(of: type.rawValue) { CRC32C.checksum($0) }
             crc = CRC32C.checksum(data, extending: crc)
@@ -81,14 +165,6 @@ package final class LogWriter {
             remaining -= fragment
             begin = false
         } while remaining > 0
-        if let mapping {
-            try buffer.withUnsafeBytes { try mapping.write($0, at: size) }
-        } else {
-            try file.append(buffer)
-        }
-        size += Int64(buffer.count)
-        if size - writebackEnd >= LogWriter.writebackInterval { startWriteback() }
-        if buffer.capacity > 1 << 20 { buffer = [] }  // do not pin a huge value's worth of memory
     }
 
     package func add(_ payload: [UInt8]) throws {
@@ -100,11 +176,19 @@ package final class LogWriter {
     /// with 64 MiB of dirty pages that fdatasync stalled writers for ~250 ms here; started
     /// early, little is left for it to wait for. Best effort: errors surface at the next sync.
     private func startWriteback() {
-        _ = slice_start_writeback(file.fd, writebackEnd, size - writebackEnd)
+        file.layer.startWriteback(file, offset: writebackEnd, count: size - writebackEnd)
         writebackEnd = size
     }
 
-    func sync() throws { try file.sync() }
+    func sync() throws {
+        let length = size
+        try file.sync()
+        syncedSize = length
+        if let d = unsyncedDirectory {
+            try file.layer.syncDirectory(d)
+            unsyncedDirectory = nil
+        }
+    }
 
     /// Ends appending: a mapped log is unmapped and cut to its size (no zeros left after the
     /// last record). Nothing to do for a log written with `write(2)`.
@@ -121,9 +205,7 @@ package final class LogWriter {
             return
         }
         try file.truncate(to: length)
-        guard lseek(file.fd, off_t(length), SEEK_SET) >= 0 else {
-            throw SliceError.io("lseek failed", path: file.path)
-        }
+        try file.layer.seek(file, to: length)
         size = length
         writebackEnd = min(writebackEnd, length)
         blockOffset = Int(length % Int64(LogFormat.blockSize))

@@ -14,7 +14,7 @@ final class FileMapping: @unchecked Sendable {
     /// back to `pread`).
     init?(_ file: File, size: Int) {
         guard size > 0 else { return nil }
-        guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, file.fd, 0), p != MAP_FAILED else { return nil }
+        guard let p = try? file.layer.map(file, offset: 0, length: size, writable: false) else { return nil }
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
