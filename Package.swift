@@ -44,8 +44,10 @@ let package = Package(
             path: "Benchmarks/SliceMicro",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        .testTarget(name: "SliceKVTests", dependencies: ["SliceKV", "slice"]),
-        .testTarget(name: "SliceFSTests", dependencies: ["SliceFS", "SliceKV", "CFuse", "slice"]),
+        // Test support for both test targets: recorded histories and the linearizability checker.
+        .target(name: "Linearizability", path: "Tests/Linearizability"),
+        .testTarget(name: "SliceKVTests", dependencies: ["SliceKV", "slice", "Linearizability"]),
+        .testTarget(name: "SliceFSTests", dependencies: ["SliceFS", "SliceKV", "CFuse", "slice", "Linearizability"]),
     ],
     swiftLanguageModes: [.v6]
 )
