@@ -21,7 +21,8 @@ import SliceKV
 /// system calls: a put writes a private temporary file and renames it over the key's (a
 /// rename replaces a file atomically; writing the file in place would not), a get reads the
 /// whole file (ENOENT: absent), a delete unlinks it. Values are ids, stored with padding as
-/// `HistoryValue` encodes them. Exit status 3 when a call failed.
+/// `HistoryValue` encodes them. A client stops when the mount's daemon is gone (ENOTCONN).
+/// Exit status 3 when a call failed.
 struct HistoryClient: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history-client", abstract: "Test support: random calls on a few keys, logged with their times.",
@@ -113,6 +114,7 @@ struct ClientLoop: Sendable {
             } catch {
                 emit("E \(now()) \(id) \(error)".replacingOccurrences(of: "\n", with: " ") + "\n")
                 failed += 1
+                if let f = error as? FileStore.Failure, f.mountIsGone { break }
             }
         }
         return failed
@@ -221,7 +223,14 @@ final class FileStore: HistoryStore {
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
-        init(_ what: String, _ path: String) { description = "\(what) \(path): \(String(cString: strerror(errno)))" }
+        let code: Int32
+        init(_ what: String, _ path: String) {
+            code = errno
+            description = "\(what) \(path): \(String(cString: strerror(code)))"
+        }
+
+        /// The mount's daemon is gone: nothing can succeed any more.
+        var mountIsGone: Bool { code == ENOTCONN || code == ECONNABORTED }
     }
 
     func perform(_ call: HistoryCall) throws -> [String?] {

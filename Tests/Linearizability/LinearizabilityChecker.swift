@@ -14,8 +14,8 @@
 /// between their invocation and their deadline, or never; reads among them are left out.
 ///
 /// The search is bounded (`maxSteps`, `timeLimit`): past that the verdict is `.unknown`, never
-/// a hang. When the verdict is `.notLinearizable`, the counterexample is shrunk to the shortest
-/// failing prefix of the failing part.
+/// a hang. When the verdict is `.notLinearizable`, the counterexample is the shortest failing
+/// prefix of the failing part.
 public struct LinearizabilityChecker: Sendable {
     public var maxSteps: Int
     public var timeLimit: Duration
@@ -41,11 +41,9 @@ public struct LinearizabilityChecker: Sendable {
                 result.verdict = .unknown(
                     "the search budget (\(maxSteps) steps, \(timeLimit)) ran out on keys [\(keys.joined(separator: ", "))]"
                         + " (\(part.count) operations)")
-            case .notLinearizable:
-                // Shrinking gets a budget of its own: a verdict is already known.
-                var explainBudget = WingGongSearch.Budget(steps: maxSteps, deadline: .now + timeLimit)
+            case .notLinearizable(let frontier, _):
                 result.verdict = .notLinearizable(
-                    LinearizabilityChecker.explain(part, keys: keys, base: base, budget: &explainBudget))
+                    LinearizabilityChecker.explain(part, keys: keys, frontier: frontier, base: base, budget: &budget))
                 result.steps = budget.used
                 return result
             }
@@ -93,7 +91,7 @@ public struct LinearizabilityChecker: Sendable {
 
     /// `ops` as they stood at time `cut`: operations invoked later are gone, and those that
     /// had not completed by then have an unknown outcome (reads among them are dropped).
-    static func prefix(_ ops: [OperationRecord], at cut: UInt64) -> [OperationRecord] {
+    public static func prefix(_ ops: [OperationRecord], at cut: UInt64) -> [OperationRecord] {
         ops.compactMap { op in
             if op.invoke > cut { return nil }
             if op.end <= cut { return op }
@@ -104,31 +102,21 @@ public struct LinearizabilityChecker: Sendable {
         }
     }
 
-    /// The counterexample for a part known not to be linearizable. Failing is kept by every
-    /// longer prefix, so a binary search over completion times finds the shortest failing one.
-    static func explain(_ ops: [OperationRecord], keys: [String], base: UInt64, budget: inout WingGongSearch.Budget)
-        -> Counterexample
-    {
-        let cuts = Array(Set(ops.map(\.end).filter { $0 != .max })).sorted()
-        var low = 0
-        var high = cuts.count - 1  // the whole part fails
-        while low < high {
-            let mid = (low + high) / 2
-            if case .notLinearizable = search(prefix(ops, at: cuts[mid]), keys: keys, budget: &budget) {
-                high = mid
-            } else {
-                low = mid + 1  // linearizable, or out of budget: keep the longer prefix
-            }
-        }
-        let cut = cuts.isEmpty ? UInt64.max : cuts[high]
-        let shortest = prefix(ops, at: cut)
-        let last = ops.first { $0.end == cut } ?? ops[ops.count - 1]
+    /// The counterexample for a part known not to be linearizable: its prefix up to the
+    /// search's frontier (the shortest failing one, see `WingGongSearch`), searched once more
+    /// for a partial linearization that reached the frontier.
+    static func explain(
+        _ ops: [OperationRecord], keys: [String], frontier: UInt64, base: UInt64, budget: inout WingGongSearch.Budget
+    ) -> Counterexample {
+        let shortest = prefix(ops, at: frontier)
+        let last = ops.first { $0.end == frontier } ?? ops[ops.count - 1]
         var model = RegisterModel(keys: keys)
         for op in shortest { _ = model.step(for: op) }  // the same value ids as the search
         var counterexample = Counterexample(
             keys: keys, prefix: shortest, last: last, linearized: [], stateThen: model.describe(model.initialState),
             unplaced: shortest, base: base)
-        if case .notLinearizable(let deepest?) = search(shortest, keys: keys, budget: &budget, trackDeepest: true) {
+        // Out of budget here, the counterexample goes without its partial linearization.
+        if case .notLinearizable(_, let deepest?) = search(shortest, keys: keys, budget: &budget, trackDeepest: true) {
             counterexample.linearized = deepest.order.map {
                 shortest[$0.op].describe(relativeTo: base) + ($0.applied ? "" : " (no effect)")
             }

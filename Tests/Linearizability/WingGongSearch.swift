@@ -14,7 +14,18 @@
 ///
 /// Memoization: a (set of linearized operations, model state) pair already reached leads to
 /// the same outcome, so it is not explored twice; this turns the exponential search into one
-/// that is linear in practice when few operations overlap.
+/// that is linear in practice when few operations overlap. The cache keeps 128-bit
+/// fingerprints of these pairs (Zobrist hashing: a random 128-bit word per operation, XORed in
+/// and out as it is linearized and undone, mixed with a hash of the state) instead of the
+/// pairs: a step costs O(1) instead of copying and hashing an n-bit set, and a million cached
+/// configurations (a failing search of thousands of operations) take tens of MB, not hundreds.
+/// A linearization could only be missed if two different configurations had the same 128
+/// bits, with odds of about N^2 / 2^129 for N configurations.
+///
+/// The frontier: the search is stuck at the first return event of the list, and the latest
+/// such event it ever reaches bounds the shortest failing prefix. Every prefix that ends
+/// before it is linearizable (a configuration got past its end), and the prefix that ends
+/// there is not (else, its linearization would let the search of the whole get further).
 ///
 /// Operations of unknown outcome are optional: at their call the search tries first to apply
 /// them, then to linearize them as doing nothing (they never took effect). Their return event
@@ -41,8 +52,9 @@ struct WingGongSearch {
 
     enum Outcome {
         case linearizable([Placed])
-        /// With the deepest partial linearization when asked for.
-        case notLinearizable(deepest: Partial?)
+        /// `frontier`: the end of the shortest failing prefix (see the type's doc). `deepest`,
+        /// when asked for: a partial linearization that got there.
+        case notLinearizable(frontier: UInt64, deepest: Partial?)
         case gaveUp
     }
 
@@ -62,15 +74,34 @@ struct WingGongSearch {
         }
     }
 
-    private struct CacheKey: Hashable {
-        var linearized: [UInt64]
-        var state: RegisterModel.State
+    /// 128 bits of (linearized set, state).
+    private struct Fingerprint: Hashable {
+        var a: UInt64
+        var b: UInt64
     }
 
     private struct Frame {
         var op: Int
         var state: RegisterModel.State
         var applied: Bool
+    }
+
+    /// SplitMix64's finalizer: a well-mixed 64-bit value per input.
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    private static func fingerprint(_ set: Fingerprint, _ state: RegisterModel.State) -> Fingerprint {
+        var f = set
+        for (i, v) in state.enumerated() {
+            let x = UInt64(i) << 32 | UInt64(UInt32(bitPattern: v))
+            f.a = mix(f.a ^ mix(x))
+            f.b = mix(f.b ^ mix(x ^ 0x5555_5555_5555_5555))
+        }
+        return f
     }
 
     static func run(model: RegisterModel, ops: [Input], budget: inout Budget, trackDeepest: Bool = false) -> Outcome {
@@ -113,8 +144,11 @@ struct WingGongSearch {
             reinsert(2 * op)
         }
 
-        var linearized = [UInt64](repeating: 0, count: (n + 63) / 64)
-        var cache = Set<CacheKey>()
+        // Zobrist words: the fingerprint of a set is the XOR of its operations' words.
+        let words = (0..<n).map { Fingerprint(a: mix(UInt64($0) &* 2), b: mix(UInt64($0) &* 2 &+ 1)) }
+        var linearized = Fingerprint(a: 0, b: 0)
+        var cache = Set<Fingerprint>()
+        var frontier: UInt64 = 0
         var stack: [Frame] = []
         var state = model.initialState
         var deepest: Partial?
@@ -128,16 +162,12 @@ struct WingGongSearch {
             if node & 1 == 0 {
                 let op = node >> 1
                 if let newState = skip ? state : model.apply(ops[op].step, to: state) {
-                    var bits = linearized
-                    bits[op >> 6] |= 1 << UInt64(op & 63)
-                    if cache.insert(CacheKey(linearized: bits, state: newState)).inserted {
+                    let set = Fingerprint(a: linearized.a ^ words[op].a, b: linearized.b ^ words[op].b)
+                    if cache.insert(fingerprint(set, newState)).inserted {
                         stack.append(Frame(op: op, state: state, applied: !skip))
                         state = newState
-                        linearized = bits
+                        linearized = set
                         lift(op)
-                        if trackDeepest && stack.count > (deepest?.order.count ?? -1) {
-                            deepest = Partial(order: stack.map { Placed(op: $0.op, applied: $0.applied) }, state: state)
-                        }
                         node = next[head]
                         skip = false
                         continue
@@ -150,10 +180,18 @@ struct WingGongSearch {
                     skip = false
                 }
             } else {
-                // An operation returned before being linearized: undo the latest choice.
-                guard let top = stack.popLast() else { return .notLinearizable(deepest: deepest) }
+                // An operation returned before being linearized: the first return event of the
+                // list, so the frontier of this configuration. Then undo the latest choice.
+                let end = ops[node >> 1].end
+                if end > frontier || (trackDeepest && deepest == nil) {
+                    frontier = max(frontier, end)
+                    if trackDeepest {
+                        deepest = Partial(order: stack.map { Placed(op: $0.op, applied: $0.applied) }, state: state)
+                    }
+                }
+                guard let top = stack.popLast() else { return .notLinearizable(frontier: frontier, deepest: deepest) }
                 state = top.state
-                linearized[top.op >> 6] &= ~(1 << UInt64(top.op & 63))
+                linearized = Fingerprint(a: linearized.a ^ words[top.op].a, b: linearized.b ^ words[top.op].b)
                 unlift(top.op)
                 if top.applied && ops[top.op].optional {
                     node = 2 * top.op

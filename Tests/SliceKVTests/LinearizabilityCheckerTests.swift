@@ -216,7 +216,7 @@ import Testing
         var rng = SeededRandom(seed: 7)
         var rejected = 0
         var mutated = 0
-        for round in 0..<100 {
+        for round in 0..<300 {
             let history = Self.randomValidHistory(operations: 60, keys: 3, rng: &rng)
             let r = Self.checker.check(history)
             #expect(r.isLinearizable, "round \(round): \(r)")
@@ -226,7 +226,8 @@ import Testing
             let m = Self.checker.check(bad)
             if m.counterexample != nil { rejected += 1 } else { #expect(m.isLinearizable, "round \(round): \(m)") }
         }
-        #expect(mutated > 70)
+        print("random histories: 300 accepted, \(rejected) of \(mutated) with a read changed rejected")
+        #expect(mutated > 250)
         #expect(rejected * 10 >= mutated * 6, "\(rejected) of \(mutated) mutated histories rejected")
     }
 
@@ -235,7 +236,7 @@ import Testing
     @Test func agreesWithBruteForceOnSmallHistories() {
         var rng = SeededRandom(seed: 11)
         var counts = (yes: 0, no: 0)
-        for round in 0..<400 {
+        for round in 0..<1000 {
             var history = Self.randomValidHistory(
                 operations: Int.random(in: 2...7, using: &rng), keys: 2, spread: 15, rng: &rng)
             if Int.random(in: 0..<4, using: &rng) > 0, let (bad, _) = Self.mutateRead(history, rng: &rng) {
@@ -255,9 +256,18 @@ import Testing
             let expected = Self.bruteForce(history)
             let got = Self.checker.check(history)
             #expect(got.isLinearizable == expected, "round \(round): brute force says \(expected), checker \(got)")
+            if let c = got.counterexample {
+                // The shortest failing prefix: it fails, and the one that ends just before it does not.
+                #expect(!Self.bruteForce(c.prefix), "round \(round): \(c)")
+                if let before = c.prefix.map(\.end).filter({ $0 < c.last.end }).max() {
+                    let shorter = LinearizabilityChecker.prefix(c.prefix, at: before)
+                    #expect(Self.bruteForce(shorter), "round \(round): \(c) fails already at \(before)")
+                }
+            }
             if expected { counts.yes += 1 } else { counts.no += 1 }
         }
-        #expect(counts.yes > 50 && counts.no > 50, "\(counts)")
+        print("small random histories: \(counts.yes) linearizable, \(counts.no) not, as brute force says")
+        #expect(counts.yes > 200 && counts.no > 200, "\(counts)")
     }
 
     /// A history from a random sequential run: operation i takes effect at time 10i; its

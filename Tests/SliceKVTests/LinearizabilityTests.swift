@@ -121,6 +121,38 @@ import Testing
         #expect(stats.flushes > 0 && stats.compactions > 0, "background work ran during the history")
         Self.expectLinearizable(history, "threads and tasks")
         try db.close()
+
+        // The checker finds one stale read among thousands of good calls.
+        let bad = try #require(Self.withStaleRead(history), "no read to make stale")
+        let clock = ContinuousClock()
+        var result: LinearizabilityResult?
+        let took = clock.measure { result = LinearizabilityChecker().check(bad.history) }
+        print("with one stale read: \(result!.steps) steps, \(took)")
+        let c = try #require(result!.counterexample, "\(result!)")
+        #expect(c.last == bad.history[bad.index], "\(c)")
+    }
+
+    /// `history` with one get, a third of the way in, changed to return a value of its key
+    /// that was overwritten before the get began: a write W, then another write of the key
+    /// that began after W returned and returned before the get began. (The later the get, the
+    /// longer the search takes to rule out every linearization of what comes before it.)
+    static func withStaleRead(_ history: [OperationRecord]) -> (history: [OperationRecord], index: Int)? {
+        let byTime = history.indices.sorted { history[$0].invoke < history[$1].invoke }
+        for i in byTime.dropFirst(history.count / 3) {
+            let op = history[i]
+            guard case .get(let key) = op.action, case .returned(let at, let seen) = op.completion else { continue }
+            let writes = history.filter { w in w.returned && w.end < op.invoke && w.writes.contains { $0.key == key } }
+            for w in writes {
+                let value = w.writes.last { $0.key == key }!.value
+                let overwritten = writes.contains { $0.invoke > w.end && $0.writes.contains { $0.key == key } }
+                if overwritten && value != seen[0] {
+                    var bad = history
+                    bad[i].completion = .returned(at: at, observed: [value])
+                    return (bad, i)
+                }
+            }
+        }
+        return nil
     }
 
     /// `slice history-client` (3 threads, `sync: always`) is SIGKILLed mid-run, then the store
