@@ -37,6 +37,23 @@ final class MountedStore: @unchecked Sendable {
 
     func path(_ p: String) -> String { mnt + "/" + p }
 
+    /// The process serving the mount (`slice mount ... DATA MNT`), found in /proc.
+    func daemonPID() -> pid_t? {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+            else {
+                continue
+            }
+            let args = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if args.count > 2 && args[0].hasSuffix("slice") && args[1] == "mount" && args.contains(data)
+                && args.contains(mnt)
+            {
+                return pid
+            }
+        }
+        return nil
+    }
+
     deinit {
         if mounted {
             _ = try? run(sliceExecutable, ["umount", mnt])

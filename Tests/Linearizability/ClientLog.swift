@@ -1,0 +1,43 @@
+/// One client's part of a history, recorded as it runs: a client makes one call at a time, so
+/// each client (thread) keeps its own log and the logs are merged afterwards, with no lock on
+/// the measured path.
+public struct ClientLog: Sendable {
+    public let client: Int
+    public private(set) var operations: [OperationRecord] = []
+
+    public init(client: Int) { self.client = client }
+
+    /// Runs `call` between two clock readings and records it. `call` returns what a read saw
+    /// (one value or nil per key of `action`); writes return []. A call that throws is recorded
+    /// with an unknown outcome (it may or may not have taken effect), and the error rethrown.
+    public mutating func record(_ action: OperationRecord.Action, _ call: () throws -> [String?]) rethrows {
+        let invoke = MonotonicClock.now()
+        do {
+            let observed = try call()
+            let end = MonotonicClock.now()
+            operations.append(
+                OperationRecord(
+                    client: client, action: action, invoke: invoke, completion: .returned(at: end, observed: observed)))
+        } catch {
+            operations.append(
+                OperationRecord(client: client, action: action, invoke: invoke, completion: .unknown(deadline: nil)))
+            throw error
+        }
+    }
+
+    /// `record` for an async call.
+    public mutating func record(_ action: OperationRecord.Action, _ call: () async throws -> [String?]) async rethrows {
+        let invoke = MonotonicClock.now()
+        do {
+            let observed = try await call()
+            let end = MonotonicClock.now()
+            operations.append(
+                OperationRecord(
+                    client: client, action: action, invoke: invoke, completion: .returned(at: end, observed: observed)))
+        } catch {
+            operations.append(
+                OperationRecord(client: client, action: action, invoke: invoke, completion: .unknown(deadline: nil)))
+            throw error
+        }
+    }
+}
