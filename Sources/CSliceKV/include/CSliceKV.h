@@ -33,6 +33,9 @@ static inline void slice_store_relaxed(void *p, uintptr_t v) {
     __atomic_store_n((uintptr_t *)p, v, __ATOMIC_RELAXED);
 }
 
+/// 1 when all `n` bytes at `p` are zero (recovery scans the preallocated tail of a mapped WAL).
+int slice_is_zero(const void *p, size_t n);
+
 /// Sets the calling thread's CPU priority (Linux: nice applies per thread) and returns the
 /// previous one. Background compaction uses it so that foreground work keeps a core.
 int slice_set_thread_nice(int nice);

@@ -144,7 +144,9 @@ extension Engine {
             lock.lock()
             unregister(job)
             if case .failure(let error) = result {
-                if let e = error as? SliceError, e.code == .corruption {
+                if let e = versions.manifestFailure {
+                    setBackgroundError(e)
+                } else if let e = error as? SliceError, e.code == .corruption {
                     setBackgroundError(e)
                 } else {
                     // Out of space or a passing I/O error: try again later, writes go on.
@@ -199,15 +201,18 @@ extension Engine {
                 addBlobDeletions(&edit, base: versions.current, pending: blobFilesWithPendingCopies())
                 return versions.current
             }
-            let next = try versions.log(edit, base: base)
+            let next = try logEdit(edit, base: base)
             lock.withLock {
                 versions.install(next, edit: edit)
                 for o in outputs { pendingOutputs.remove(o.number) }
             }
         } catch {
-            if !job.isTrivialMove { for o in outputs { try? options.fileLayer.remove(FileNames.table(path, o.number)) } }
+            // After a failed MANIFEST write the edit may be on the disk: its files stay.
+            if versions.manifestFailure == nil {
+                if !job.isTrivialMove { for o in outputs { try? options.fileLayer.remove(FileNames.table(path, o.number)) } }
+                abandonRelocations(job)
+            }
             lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }
-            abandonRelocations(job)
             throw error
         }
         for (w, _) in job.relocationWriters.withLock({ $0 }) { releaseBlobWriter(w) }

@@ -46,6 +46,11 @@ final class Engine: @unchecked Sendable {
     @exclusivity(unchecked) private var groupBuffer: [UInt8] = []
     private var snapshots: [SequenceNumber: Int] = [:]
     @exclusivity(unchecked) private var backgroundError: SliceError?
+    /// Why the last flush failed when it is being retried (out of space): `flush()` and
+    /// writers stalled behind a full immutable queue fail with it rather than wait for space.
+    private var flushRetryError: SliceError?
+    /// Flush attempts finished (either way), so a waiter can tell a fresh outcome from an old one.
+    private var flushAttempts = 0
     @exclusivity(unchecked) private var shuttingDown = false
     /// Mirrors `shuttingDown` for long loops that run without the lock (compaction merges).
     let stopping = Atomic<Bool>(false)
@@ -418,7 +423,9 @@ final class Engine: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         while true {
-            if imm.isEmpty || backgroundError != nil {
+            // At close, a flush that keeps failing for space is given up: the frozen memtable's
+            // WAL (synced when it was frozen) is replayed at the next open.
+            if imm.isEmpty || backgroundError != nil || (shuttingDown && flushRetryError != nil) {
                 if shuttingDown { return }
                 lock.waitForWork(seconds: 1)
                 continue
@@ -445,25 +452,32 @@ final class Engine: @unchecked Sendable {
                         &edit, base: versions.current, pending: blobFilesWithPendingCopies(except: table))
                     return versions.current
                 }
-                let next = try versions.log(edit, base: base)
+                let next = try logEdit(edit, base: base)
                 lock.withLock {
                     versions.install(next, edit: edit)
                     imm.removeFirst()
+                    flushRetryError = nil
+                    flushAttempts += 1
                     pendingOutputs.remove(number)
                     counters.flushes.add(1, ordering: .relaxed)
                     lock.broadcastAll()
                 }
                 try? fileLayer.remove(FileNames.log(path, table.logNumber))
             } catch {
-                try? fileLayer.remove(FileNames.table(path, number))
+                let manifestFailure = versions.manifestFailure
+                // A table a failed MANIFEST write may have named stays (recovery decides).
+                if manifestFailure == nil { try? fileLayer.remove(FileNames.table(path, number)) }
                 lock.withLock {
                     pendingOutputs.remove(number)
-                    if (error as? SliceError)?.code == .noSpace {
+                    if let e = error as? SliceError, e.code == .noSpace, manifestFailure == nil {
                         // Out of space: the memtable stays queued (its WAL is intact) and the flush
                         // is retried, so writes resume once space is freed.
+                        flushRetryError = e
+                        flushAttempts += 1
+                        lock.broadcastAll()
                         lock.waitForWork(seconds: 1)
                     } else {
-                        setBackgroundError(error)
+                        setBackgroundError(manifestFailure ?? error)
                     }
                 }
             }
@@ -631,6 +645,19 @@ final class Engine: @unchecked Sendable {
         for w in blobStore.takeIdleWriters() { try sealBlobFile(w) }
     }
 
+    /// Appends a version edit to the MANIFEST. A failure stops the store at once (the edit may
+    /// or may not be on the disk; see `VersionSet.manifestFailure`): writes fail with it until
+    /// the store is reopened, whichever thread's edit it was.
+    /// REQUIRES: manifest lock held, `lock` not held.
+    func logEdit(_ edit: VersionEdit, base: Version) throws -> Version {
+        do {
+            return try versions.log(edit, base: base)
+        } catch {
+            lock.withLock { setBackgroundError(error) }
+            throw error
+        }
+    }
+
     /// Syncs a full blob file and records its final size. Not called with `lock` held.
     func sealBlobFile(_ w: BlobFileWriter) throws {
         try w.sync()
@@ -643,7 +670,7 @@ final class Engine: @unchecked Sendable {
             addBlobDeletions(&edit, base: versions.current, pending: blobFilesWithPendingCopies())
             return versions.current
         }
-        let next = try versions.log(edit, base: base)
+        let next = try logEdit(edit, base: base)
         lock.withLock { versions.install(next, edit: edit) }
     }
 
@@ -751,6 +778,7 @@ final class Engine: @unchecked Sendable {
     private func makeRoomForWrite(force: Bool) throws {
         var force = force
         var allowDelay = !force
+        var retriedFlush = false
         while true {
             if let e = backgroundError { throw e }
             if shuttingDown { throw SliceError(.closed, "the store is closing") }
@@ -765,6 +793,16 @@ final class Engine: @unchecked Sendable {
             }
             if force ? mem.isEmpty : mem.approximateMemoryUsage < options.memtableSize { return }
             if imm.count >= options.maxImmutableMemtables || level0 >= options.l0StopTrigger {
+                // The flush this write waits for fails for space: retry it once now, and fail
+                // the write with its error if that fails too (rather than wait for space).
+                if imm.count >= options.maxImmutableMemtables, let e = flushRetryError {
+                    if retriedFlush { throw e }
+                    retriedFlush = true
+                    let start = flushAttempts
+                    lock.signalBackground()
+                    while flushAttempts == start && backgroundError == nil && !shuttingDown { lock.wait() }
+                    continue
+                }
                 counters.stalls.add(1, ordering: .relaxed)
                 let t0 = monotonicNanos()
                 lock.wait()
@@ -807,6 +845,8 @@ final class Engine: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard !closed else { throw SliceError(.closed, "the store is closed") }
+        // After a failed write or sync a successful sync would promise what may be lost.
+        if let e = backgroundError { throw e }
         writers.append(w)
         while writers.first !== w { lock.wait() }
         let wal = self.wal
@@ -826,8 +866,12 @@ final class Engine: @unchecked Sendable {
         let w = Writer(batch: WriteBatch(), sync: false, freeze: true)
         try commit(w)
         try lock.withLock {
+            let start = flushAttempts
+            lock.signalBackground()
             while !imm.isEmpty {
                 if let e = backgroundError { throw e }
+                // Out of space: fail with the outcome of an attempt made after this call.
+                if flushAttempts > start, let e = flushRetryError { throw e }
                 lock.wait()
             }
         }
@@ -1223,7 +1267,7 @@ final class Engine: @unchecked Sendable {
             edit.closedLog = (number, UInt64(length))
             do {
                 try manifestLock.withLock {
-                    let next = try versions.log(edit, base: versions.current)
+                    let next = try logEdit(edit, base: versions.current)
                     lock.withLock { versions.install(next, edit: edit) }
                 }
             } catch { failure = failure ?? error }

@@ -22,6 +22,12 @@ final class VersionSet: @unchecked Sendable {
     var logNumber: UInt64 = 0
     var lastSequence: SequenceNumber = 0
     var compactPointers: [[UInt8]?]
+    /// Set when a MANIFEST write or sync failed: the edit may or may not be on the disk, so no
+    /// later edit may be logged (nor files it named deleted) until the store is reopened.
+    /// Readable under any lock (its own box: the compaction loop reads it holding the engine lock).
+    var manifestFailure: SliceError? { failure.withLock { $0 } }
+    private let failure = Locked<SliceError?>(nil)
+
     /// Synced lengths of WALs closed cleanly (from the MANIFEST; see `VersionEdit.closedLog`).
     private(set) var closedLogs: [UInt64: Int64] = [:]
     private var manifest: LogWriter?
@@ -138,11 +144,12 @@ final class VersionSet: @unchecked Sendable {
             try writer.sync()
             // The files it names (and the manifest itself) must be durable before CURRENT is.
             try options.fileLayer.syncDirectory(directory)
-            try setCurrent(number)
         } catch {
             try? options.fileLayer.remove(path)
             throw error
         }
+        // Past this point CURRENT may name the new manifest even if a step fails: keep it.
+        try setCurrent(number)
         manifest = writer
         manifestNumber = number
     }
@@ -159,6 +166,17 @@ final class VersionSet: @unchecked Sendable {
     /// Appends `edit` durably and returns the version it produces; the caller installs it with
     /// `install`. REQUIRES: manifest lock held, engine lock NOT held (this does I/O).
     func log(_ edit: VersionEdit, base: Version) throws -> Version {
+        if let manifestFailure { throw manifestFailure }
+        do {
+            return try append(edit, base: base)
+        } catch {
+            let e = (error as? SliceError) ?? SliceError(.ioError, "\(error)")
+            failure.withLock { $0 = e }
+            throw error
+        }
+    }
+
+    private func append(_ edit: VersionEdit, base: Version) throws -> Version {
         let next = base.applying(edit, deleter: deleter, blobFile: blobStore.file)
         if let manifest, manifest.size < options.manifestRollBytes {
             // The names of new tables must be durable before an edit that refers to them is

@@ -1,3 +1,5 @@
+import CSliceKV
+
 /// Reads a file written by `LogWriter`, reassembling fragments into payloads, and decides what
 /// damage means for this file.
 ///
@@ -146,7 +148,11 @@ struct LogReader {
     private func looksUnwritten(_ d: Damage, _ buf: UnsafeRawBufferPointer) -> Bool {
         if d.truncated { return true }
         let sector = 512
+        // Start of the zeros that end the file (found a sector at a time, then byte by byte).
         var zeroRunStart = buf.count
+        while zeroRunStart - sector >= d.offset && slice_is_zero(buf.baseAddress! + zeroRunStart - sector, sector) != 0 {
+            zeroRunStart -= sector
+        }
         while zeroRunStart > d.offset && buf[zeroRunStart - 1] == 0 { zeroRunStart -= 1 }
         // The zeros at the end of the file cover a sector boundary inside the record.
         if zeroRunStart <= d.offset || (zeroRunStart + sector - 1) / sector * sector < d.end { return true }
@@ -155,7 +161,7 @@ struct LogReader {
         // A zeroed sector overlapping the record (a lost sector with later ones kept).
         var p = d.offset / sector * sector
         while p < d.end && p + sector <= buf.count {
-            if UnsafeRawBufferPointer(rebasing: buf[p..<(p + sector)]).allSatisfy({ $0 == 0 }) { return true }
+            if slice_is_zero(buf.baseAddress! + p, sector) != 0 { return true }
             p += sector
         }
         return false
@@ -340,7 +346,7 @@ struct LogScanner {
 
     init(buf: UnsafeRawBufferPointer) { self.buf = buf }
 
-    private func allZero(from p: Int) -> Bool { buf[p...].allSatisfy { $0 == 0 } }
+    private func allZero(from p: Int) -> Bool { slice_is_zero(buf.baseAddress! + p, buf.count - p) != 0 }
 
     private mutating func damage(_ at: Int, end: Int, truncated: Bool, _ why: String) -> Step {
         let blockEnd = (at / LogFormat.blockSize + 1) * LogFormat.blockSize
