@@ -126,6 +126,46 @@ import Testing
         #expect(r.err.contains("line 2"))
     }
 
+    /// A mistyped path holds no store (no CURRENT file): every command that only reads or
+    /// acts on a store says so and exits 2, and nothing is created there. Writes create one.
+    @Test func commandsOnAPathWithoutAStoreFailAndCreateNothing() throws {
+        let dir = TempDir("slice-cli")
+        let missing = dir.file("typo/store")
+        let empty = dir.file("empty")
+        let plain = dir.file("plain")
+        #expect(mkdir(empty, 0o755) == 0)
+        #expect(FileManager.default.createFile(atPath: plain, contents: Data("x".utf8)))
+        for path in [missing, empty, plain] {
+            for args in [
+                ["get", path, "k"], ["scan", path], ["check", path], ["stats", path], ["stats", path, "--json"],
+                ["delete", path, "k"], ["flush", path], ["compact", path],
+            ] {
+                let r = try run(sliceExecutable, args)
+                #expect(r.status == 2, "\(args)")
+                #expect(r.err.contains("no store at \(path)"), "\(args): \(r.err)")
+                #expect(r.out.isEmpty, "\(args)")
+            }
+        }
+        #expect(try run(sliceExecutable, ["check", missing]).err.contains("no such directory"))
+        #expect(try run(sliceExecutable, ["check", empty]).err.contains("no CURRENT file"))
+        #expect(try run(sliceExecutable, ["check", plain]).err.contains("not a directory"))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("typo")))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty)
+        #expect(FileManager.default.contents(atPath: plain) == Data("x".utf8))
+
+        // Commands that write create the store, and then the others find it.
+        #expect(try run(sliceExecutable, ["put", missing, "k", "v"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: missing + "/CURRENT"))
+        #expect(try run(sliceExecutable, ["get", missing, "k"]).out == "v")
+        #expect(try run(sliceExecutable, ["check", missing]).status == 0)
+        let imported = try run(sliceExecutable, ["import", dir.file("new")], stdin: Array("a\tb\n".utf8))
+        #expect(imported.status == 0, "\(imported.err)")
+        #expect(try run(sliceExecutable, ["scan", dir.file("new")]).out == "a\tb\n")
+        // An empty store is a store: reading it is fine.
+        #expect(try run(sliceExecutable, ["delete", missing, "k"]).status == 0)
+        #expect(try run(sliceExecutable, ["scan", missing]).status == 0)
+    }
+
     @Test func storeInUseGivesAClearError() throws {
         let dir = TempDir("slice-cli")
         let db = try SliceDB(path: dir.path)
