@@ -127,7 +127,7 @@ struct Mount: ParsableCommand {
     /// Starts `slice mount --ready-fd` in a new session and waits until it says the mount is
     /// ready (or why it is not).
     private func daemonize(dir: String) throws {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try StoreDirectory.create(dir)
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw CLIError("pipe: \(String(cString: strerror(errno)))") }
         let self_ =
@@ -138,7 +138,7 @@ struct Mount: ParsableCommand {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/mount.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/mount.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // Order matters: the pipe's read end may itself be descriptor 3.
         posix_spawn_file_actions_addclose(&actions, fds[0])
