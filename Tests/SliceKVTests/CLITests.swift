@@ -166,6 +166,35 @@ import Testing
         #expect(try run(sliceExecutable, ["scan", missing]).status == 0)
     }
 
+    /// `crash-verify` (the kill loop's check) must notice an acknowledged write that is missing,
+    /// one that holds something else, and a key nobody wrote; and accept what a kill may leave.
+    @Test func crashVerifyReportsLostAndUnwrittenKeys() throws {
+        let dir = TempDir("slice-cli")
+        let store = dir.file("store")
+        do {
+            let db = try SliceDB(path: store)
+            try db.put("kept", "v1")
+            try db.put("changed", "other")
+            try db.put("stray", "x")
+            try db.put("inflight", "new")
+            try db.close()
+        }
+        let log = dir.file("log")
+        let lines = [
+            "B 0 P kept v1", "A 0", "B 0 P changed v2", "A 0", "B 1 P lost v3", "A 1", "B 1 D gone", "A 1",
+            "B 2 P inflight new", "B 3 P neverapplied z", "A 9", "B 0 P cut",
+        ]
+        try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: log))
+        let r = try run(sliceExecutable, ["crash-verify", store, "--state", dir.file("state"), "--log", log])
+        #expect(r.status == 1)
+        #expect(r.out.contains("checked: 4 acknowledged operations"), "\(r.out)")
+        #expect(r.err.contains("key changed is 5 bytes \"other\", acknowledged 2 bytes \"v2\""), "\(r.err)")
+        #expect(r.err.contains("key lost is absent, acknowledged 2 bytes \"v3\""))
+        #expect(r.err.contains("key stray (1 bytes \"x\") was never written"))
+        #expect(!r.err.contains("kept") && !r.err.contains("gone") && !r.err.contains("inflight"))
+        #expect(!r.err.contains("neverapplied"))
+    }
+
     @Test func storeInUseGivesAClearError() throws {
         let dir = TempDir("slice-cli")
         let db = try SliceDB(path: dir.path)
