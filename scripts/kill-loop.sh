@@ -98,7 +98,7 @@ fail() {
   FAILED=1
   echo "kill-loop: FAILURE in $1 cycle $2: $3" >&2
   summary "$1" "$2" "$ACKS" 1
-  echo "kill-loop: cycles=$TOTAL_CYCLES acknowledged_ops_verified=$TOTAL_ACKS failures=1 runtime=$((SECONDS - START))s (work dir kept: $WORK)"
+  echo "kill-loop: cycles=$((TOTAL_CYCLES + $2)) acknowledged_ops_verified=$((TOTAL_ACKS + ACKS)) failures=1 runtime=$((SECONDS - START))s (work dir kept: $WORK)"
   exit 1
 }
 
