@@ -4,15 +4,18 @@ import SliceKV
 /// The control files at the root of a mount (JuiceFS-style): reserved names resolved before
 /// the store is asked, opened with `direct_io` because their size is not known in advance.
 ///
-/// | name          | read                                   | write (anything)                 |
-/// |---------------|----------------------------------------|----------------------------------|
-/// | `.stats`      | Prometheus text, snapshot taken at open | EPERM                            |
-/// | `.stats.json` | the same as JSON                        | EPERM                            |
-/// | `.flush`      | result of the last flush                | flush memtables; returns when done |
-/// | `.compact`    | result of the last compaction           | full compaction; returns when done |
-/// | `.sync`       | result of the last sync                 | sync the WAL                     |
+/// | name          | mode | read                                    | write (anything)                   |
+/// |---------------|------|-----------------------------------------|------------------------------------|
+/// | `.stats`      | 0444 | Prometheus text, snapshot taken at open | EACCES                             |
+/// | `.stats.json` | 0444 | the same as JSON                        | EACCES                             |
+/// | `.flush`      | 0600 | result of the last flush                | flush memtables; returns when done |
+/// | `.compact`    | 0600 | result of the last compaction           | full compaction; returns when done |
+/// | `.sync`       | 0600 | result of the last sync                 | sync the WAL                       |
 ///
-/// A failed action makes the write fail with EIO; its message is what the file reads next.
+/// The files that act belong to the mounting user, and only that user (and root) may open them
+/// for writing, whatever the mount options: on a shared mount anyone could otherwise start a
+/// full compaction or a stream of syncs. A failed action makes the write fail with EIO; its
+/// message is what the file reads next.
 final class ControlFile: @unchecked Sendable {
     enum Kind: String {
         case stats = ".stats"
@@ -22,6 +25,9 @@ final class ControlFile: @unchecked Sendable {
         case sync = ".sync"
 
         var isWritable: Bool { self == .flush || self == .compact || self == .sync }
+
+        /// Permission bits, owned by the mounting user.
+        var mode: UInt32 { isWritable ? 0o600 : 0o444 }
     }
 
     let kind: Kind

@@ -119,7 +119,7 @@ private func fsTruncate(_ path: UnsafePointer<CChar>?, _ size: off_t, _ fi: Unsa
 private func fsOpen(_ path: UnsafePointer<CChar>?, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
     var fh: UInt64 = 0
     var direct = false
-    let r = fs().open(path!, flags: fi!.pointee.flags, fh: &fh, directIO: &direct)
+    let r = fs().open(path!, flags: fi!.pointee.flags, uid: caller().uid, fh: &fh, directIO: &direct)
     if r == 0 {
         fi!.pointee.fh = fh
         if direct { fi!.pointee.direct_io = 1 } else { fi!.pointee.keep_cache = 1 }

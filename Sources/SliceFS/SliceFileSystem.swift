@@ -112,6 +112,14 @@ public final class SliceFileSystem: @unchecked Sendable {
         do { return try body() } catch let e as FSError { return e.code } catch { return SliceFileSystem.errno(error) }
     }
 
+    /// Whether `uid` may open a control file as its mode says (`ControlFile.Kind.mode`): the
+    /// files that act only by the mounting user and root, as the kernel allows a 0600 file
+    /// owned by that user; the others read-only, by anyone.
+    func mayOpenControl(_ kind: ControlFile.Kind, uid: uid_t, writing: Bool) -> Bool {
+        guard kind.isWritable else { return !writing }
+        return uid == defaultUid || uid == 0
+    }
+
     static func controlKind(_ path: UnsafePointer<CChar>) -> ControlFile.Kind? {
         guard path[0] == 0x2f, path[1] == 0x2e else { return nil }
         return ControlFile.Kind(rawValue: String(cString: path + 1))
@@ -259,7 +267,7 @@ public final class SliceFileSystem: @unchecked Sendable {
         }
         if let kind = SliceFileSystem.controlKind(path) {
             memset(st, 0, MemoryLayout<stat>.size)
-            st.pointee.st_mode = S_IFREG | (kind.isWritable ? 0o644 : 0o444)
+            st.pointee.st_mode = S_IFREG | kind.mode
             st.pointee.st_nlink = 1
             st.pointee.st_uid = defaultUid
             st.pointee.st_gid = defaultGid
@@ -290,7 +298,9 @@ public final class SliceFileSystem: @unchecked Sendable {
     /// access but executing a file with no execute bit.
     public func access(_ path: UnsafePointer<CChar>, _ mask: Int32, uid: uid_t, gid: gid_t) -> Int32 {
         if let kind = SliceFileSystem.controlKind(path) {
-            return mask & X_OK != 0 || (mask & W_OK != 0 && !kind.isWritable) ? -EACCES : 0
+            if mask & X_OK != 0 { return -EACCES }
+            if mask & W_OK != 0 && !mayOpenControl(kind, uid: uid, writing: true) { return -EACCES }
+            return mask & R_OK != 0 && !mayOpenControl(kind, uid: uid, writing: false) ? -EACCES : 0
         }
         return run {
             let r = try resolve(path)
@@ -664,10 +674,15 @@ public final class SliceFileSystem: @unchecked Sendable {
         }
     }
 
-    public func open(_ path: UnsafePointer<CChar>, flags: Int32, fh: inout UInt64, directIO: inout Bool) -> Int32 {
+    /// `uid`: the caller's; the control files that act are the mounting user's alone.
+    public func open(
+        _ path: UnsafePointer<CChar>, flags: Int32, uid: uid_t, fh: inout UInt64, directIO: inout Bool
+    ) -> Int32 {
         if let kind = SliceFileSystem.controlKind(path) {
             let writing = flags & O_ACCMODE != O_RDONLY
-            if writing && !kind.isWritable { return -EACCES }
+            // The daemon holds to the modes even on a mount without default_permissions,
+            // where the kernel checks nothing.
+            if !mayOpenControl(kind, uid: uid, writing: writing) { return -EACCES }
             let content: [UInt8]
             switch kind {
             case .stats: content = Array(db.stats().prometheusText.utf8)

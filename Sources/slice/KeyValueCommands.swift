@@ -39,7 +39,7 @@ struct Get: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.open()
+            let db = try store.openExisting()
             let k = try Escaping.key(key, escaped: escaped)
             let snapshot = try db.snapshot()
             guard let size = try db.valueSize(k, snapshot: snapshot) else {
@@ -70,7 +70,7 @@ struct Delete: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.open()
+            let db = try store.openExisting()
             try db.delete(try Escaping.key(key, escaped: escaped))
             try db.close()
         }
@@ -96,7 +96,7 @@ struct Scan: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.open()
+            let db = try store.openExisting()
             var range = KeyRange()
             if let prefix { range = .prefix(try Escaping.key(prefix, escaped: escaped)) }
             if let start {

@@ -10,7 +10,7 @@ struct Stats: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.open()
+            let db = try store.openExisting()
             let s = db.stats()
             print(json ? s.jsonText : prometheus ? s.prometheusText : s.summary)
         }
@@ -23,7 +23,7 @@ struct Flush: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.open()
+            let db = try store.openExisting()
             try db.flush()
             try db.close()
         }
@@ -36,7 +36,7 @@ struct Compact: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.open()
+            let db = try store.openExisting()
             try db.compact { done, total in Terminal.progress("compact (levels)", done, total) }
             try db.close()
             let s = db.stats()
@@ -52,7 +52,7 @@ struct Check: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.open()
+            let db = try store.openExisting()
             let report = try db.check { done, total in Terminal.progress("check (tables)", done, total) }
             print(
                 "ok: \(report.tables) tables (\(report.tableBytes) bytes, \(report.entries) entries), \(report.walFiles) WAL files (\(report.walBytes) bytes), \(report.blobValues) blob values (\(report.blobBytes) bytes)"

@@ -16,8 +16,9 @@ struct Mount: ParsableCommand {
             process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
             Slice's own sync=none|always, cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4); anything else goes to FUSE \
             (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
-            nofail, _netdev, x-...) are ignored. A stale mount point ("Transport endpoint is not \
-            connected") left by a killed daemon is unmounted first.
+            nofail, _netdev, x-...) are ignored. Mounts left at the mount point by killed \
+            daemons (found in the mount table, however many are stacked) are unmounted first; \
+            a live mount there is an error.
             """)
 
     @Argument(help: "The store's data directory (created if missing).") var directory: String
@@ -79,7 +80,7 @@ struct Mount: ParsableCommand {
             if othersCanReach && !fuseOptions.contains("default_permissions") {
                 fuseOptions.append("default_permissions")
             }
-            try recoverStaleMount(mnt)
+            try MountLayers.clearDead(at: mnt)
             var st = stat()
             guard stat(mnt, &st) == 0 else { throw CLIError("mount point \(mnt): \(String(cString: strerror(errno)))") }
             guard st.st_mode & S_IFMT == S_IFDIR else { throw CLIError("mount point \(mnt) is not a directory") }
@@ -126,7 +127,7 @@ struct Mount: ParsableCommand {
     /// Starts `slice mount --ready-fd` in a new session and waits until it says the mount is
     /// ready (or why it is not).
     private func daemonize(dir: String) throws {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try StoreDirectory.create(dir)
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw CLIError("pipe: \(String(cString: strerror(errno)))") }
         let self_ =
@@ -137,7 +138,7 @@ struct Mount: ParsableCommand {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/mount.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/mount.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // Order matters: the pipe's read end may itself be descriptor 3.
         posix_spawn_file_actions_addclose(&actions, fds[0])
@@ -191,56 +192,15 @@ struct Umount: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let mnt = absolute(mountpoint)
-            guard let source = mountSource(mnt) else { throw CLIError("\(mnt) is not a Slice mount") }
-            let tool =
-                FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3")
-                ? "/usr/bin/fusermount3" : "/bin/fusermount3"
-            let status = runTool(tool, ["-u", mnt])
-            guard status == 0 else { throw CLIError("fusermount3 -u \(mnt) failed (is the mount busy?)") }
-            // The daemon flushes and closes after the kernel lets go: wait for its LOCK.
-            guard let dir = source.hasPrefix("slice:") ? String(source.dropFirst(6)) : nil else { return }
-            let deadline = Date().addingTimeInterval(timeout)
-            while Date() < deadline {
-                let fd = open("\(dir)/LOCK", O_RDWR)
-                if fd < 0 { return }
-                let locked = flock(fd, LOCK_EX | LOCK_NB) != 0
-                if !locked { flock(fd, LOCK_UN) }
-                close(fd)
-                if !locked { return }
-                usleep(50_000)
+            let mnt = canonicalMountPoint(mountpoint)
+            guard !MountTable().fuseLayers(at: mnt).isEmpty else { throw CLIError("\(mnt) is not a Slice mount") }
+            // Every stacked mount goes, dead ones too: otherwise the one below reappears.
+            let closing = try MountLayers.unmountAll(at: mnt)
+            // The daemons flush and close after the kernel lets go: wait for their LOCKs.
+            for dir in closing where !MountLayers.waitUntilClosed(dir, timeout: timeout) {
+                throw CLIError("unmounted, but the store at \(dir) was still busy after \(Int(timeout)) s")
             }
-            throw CLIError("unmounted, but the store at \(dir) was still busy after \(Int(timeout)) s")
         }
-    }
-}
-
-/// The source (`fsname`) of a FUSE mount at `mountpoint`, from /proc/self/mountinfo.
-func mountSource(_ mountpoint: String) -> String? {
-    guard let info = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
-    for line in info.split(separator: "\n") {
-        let fields = line.split(separator: " ")
-        guard fields.count > 9, unescapeMountField(String(fields[4])) == mountpoint,
-            let dash = fields.firstIndex(of: "-"), dash + 2 < fields.count, fields[dash + 1].hasPrefix("fuse")
-        else { continue }
-        return unescapeMountField(String(fields[dash + 2]))
-    }
-    return nil
-}
-
-private func unescapeMountField(_ s: String) -> String {
-    s.replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t")
-        .replacingOccurrences(of: "\\012", with: "\n").replacingOccurrences(of: "\\134", with: "\\")
-}
-
-/// A mount point whose daemon was killed answers ENOTCONN: unmount it lazily so a new mount
-/// can take its place.
-func recoverStaleMount(_ mountpoint: String) throws {
-    var st = stat()
-    guard stat(mountpoint, &st) != 0, errno == ENOTCONN else { return }
-    Terminal.error("\(mountpoint): stale mount (transport endpoint is not connected); unmounting it")
-    if runTool("/bin/fusermount3", ["-u", "-z", mountpoint]) != 0 && runTool("/bin/umount", ["-l", mountpoint]) != 0 {
-        throw CLIError("cannot clear the stale mount at \(mountpoint)")
     }
 }
 

@@ -17,13 +17,14 @@ struct Slice: ParsableCommand {
         subcommands: [
             Put.self, Get.self, Delete.self, Scan.self, Import.self, Stats.self, Flush.self, Compact.self,
             Check.self, Demo.self, Bench.self, Mount.self, Umount.self, CrashWriter.self, HistoryClient.self,
+            CrashFileWriter.self, CrashVerify.self,
         ]
     )
 }
 
 /// Options shared by every command that opens a store.
 struct StoreOptions: ParsableArguments {
-    @Argument(help: "The store's data directory (created if missing).")
+    @Argument(help: "The store's data directory (put, import and demo create a store there if it has none).")
     var directory: String
 
     @Option(help: "WAL sync policy: none (survives a process crash) or always (fdatasync before acknowledging).")
@@ -47,6 +48,7 @@ struct StoreOptions: ParsableArguments {
         return o
     }
 
+    /// Opens the store, creating one when the directory has none: for commands that write.
     func open() throws -> SliceDB {
         do {
             return try SliceDB(path: directory, options: options)
@@ -54,6 +56,13 @@ struct StoreOptions: ParsableArguments {
             throw CLIError(
                 "the store at \(directory) is in use by another process (slice mount, or another slice command)")
         }
+    }
+
+    /// Opens a store that must already exist: a mistyped path is an error, and nothing is
+    /// created there.
+    func openExisting() throws -> SliceDB {
+        try StoreDirectory.requireStore(at: directory)
+        return try open()
     }
 }
 

@@ -131,3 +131,50 @@ struct SeededRandom: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// How many mounts (of any kind) the kernel's table has at exactly `mountpoint`.
+func mountCount(at mountpoint: String) -> Int {
+    let info = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+    return info.split(separator: "\n").filter { $0.split(separator: " ").dropFirst(4).first == Substring(mountpoint) }
+        .count
+}
+
+/// The process holding a store's LOCK (for a mounted store: its daemon), from /proc/locks.
+func lockHolder(of dataDir: String) -> pid_t? {
+    var st = stat()
+    guard stat(dataDir + "/LOCK", &st) == 0,
+        let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8)
+    else { return nil }
+    for line in locks.split(separator: "\n") {
+        // "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"
+        let f = line.split(separator: " ")
+        guard f.count > 5, f[1] == "FLOCK", f[5].split(separator: ":").last == Substring("\(st.st_ino)") else {
+            continue
+        }
+        return pid_t(f[4])
+    }
+    return nil
+}
+
+/// Waits until a killed process is gone or a zombie (it holds no file then). False on timeout.
+@discardableResult
+func waitUntilGone(_ pid: pid_t, seconds: Double = 10) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        if stat.split(separator: ")").last?.split(separator: " ").first == "Z" { return true }
+        usleep(5_000)
+    }
+    return false
+}
+
+/// Mounts a FUSE filesystem at `mountpoint` whose daemon is already gone: the connection's
+/// only descriptor is closed right after mount(2), as when a daemon is SIGKILLed.
+func stackDeadFuseMount(at mountpoint: String, source: String = "dead") throws {
+    let fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)
+    guard fd >= 0 else { throw TestFailure("open /dev/fuse: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let options = "fd=\(fd),rootmode=40000,user_id=\(getuid()),group_id=\(getgid())"
+    let rc = options.withCString { Glibc.mount(source, mountpoint, "fuse.slice", 0, $0) }
+    guard rc == 0 else { throw TestFailure("mount(2) of a dead FUSE mount: \(String(cString: strerror(errno)))") }
+}

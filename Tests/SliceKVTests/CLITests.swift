@@ -126,6 +126,75 @@ import Testing
         #expect(r.err.contains("line 2"))
     }
 
+    /// A mistyped path holds no store (no CURRENT file): every command that only reads or
+    /// acts on a store says so and exits 2, and nothing is created there. Writes create one.
+    @Test func commandsOnAPathWithoutAStoreFailAndCreateNothing() throws {
+        let dir = TempDir("slice-cli")
+        let missing = dir.file("typo/store")
+        let empty = dir.file("empty")
+        let plain = dir.file("plain")
+        #expect(mkdir(empty, 0o755) == 0)
+        #expect(FileManager.default.createFile(atPath: plain, contents: Data("x".utf8)))
+        for path in [missing, empty, plain] {
+            for args in [
+                ["get", path, "k"], ["scan", path], ["check", path], ["stats", path], ["stats", path, "--json"],
+                ["delete", path, "k"], ["flush", path], ["compact", path],
+            ] {
+                let r = try run(sliceExecutable, args)
+                #expect(r.status == 2, "\(args)")
+                #expect(r.err.contains("no store at \(path)"), "\(args): \(r.err)")
+                #expect(r.out.isEmpty, "\(args)")
+            }
+        }
+        #expect(try run(sliceExecutable, ["check", missing]).err.contains("no such directory"))
+        #expect(try run(sliceExecutable, ["check", empty]).err.contains("no CURRENT file"))
+        #expect(try run(sliceExecutable, ["check", plain]).err.contains("not a directory"))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("typo")))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty)
+        #expect(FileManager.default.contents(atPath: plain) == Data("x".utf8))
+
+        // Commands that write create the store, and then the others find it.
+        #expect(try run(sliceExecutable, ["put", missing, "k", "v"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: missing + "/CURRENT"))
+        #expect(try run(sliceExecutable, ["get", missing, "k"]).out == "v")
+        #expect(try run(sliceExecutable, ["check", missing]).status == 0)
+        let imported = try run(sliceExecutable, ["import", dir.file("new")], stdin: Array("a\tb\n".utf8))
+        #expect(imported.status == 0, "\(imported.err)")
+        #expect(try run(sliceExecutable, ["scan", dir.file("new")]).out == "a\tb\n")
+        // An empty store is a store: reading it is fine.
+        #expect(try run(sliceExecutable, ["delete", missing, "k"]).status == 0)
+        #expect(try run(sliceExecutable, ["scan", missing]).status == 0)
+    }
+
+    /// `crash-verify` (the kill loop's check) must notice an acknowledged write that is missing,
+    /// one that holds something else, and a key nobody wrote; and accept what a kill may leave.
+    @Test func crashVerifyReportsLostAndUnwrittenKeys() throws {
+        let dir = TempDir("slice-cli")
+        let store = dir.file("store")
+        do {
+            let db = try SliceDB(path: store)
+            try db.put("kept", "v1")
+            try db.put("changed", "other")
+            try db.put("stray", "x")
+            try db.put("inflight", "new")
+            try db.close()
+        }
+        let log = dir.file("log")
+        let lines = [
+            "B 0 P kept v1", "A 0", "B 0 P changed v2", "A 0", "B 1 P lost v3", "A 1", "B 1 D gone", "A 1",
+            "B 2 P inflight new", "B 3 P neverapplied z", "A 9", "B 0 P cut",
+        ]
+        try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: log))
+        let r = try run(sliceExecutable, ["crash-verify", store, "--state", dir.file("state"), "--log", log])
+        #expect(r.status == 1)
+        #expect(r.out.contains("checked: 4 acknowledged operations"), "\(r.out)")
+        #expect(r.err.contains("key changed is 5 bytes \"other\", acknowledged 2 bytes \"v2\""), "\(r.err)")
+        #expect(r.err.contains("key lost is absent, acknowledged 2 bytes \"v3\""))
+        #expect(r.err.contains("key stray (1 bytes \"x\") was never written"))
+        #expect(!r.err.contains("kept") && !r.err.contains("gone") && !r.err.contains("inflight"))
+        #expect(!r.err.contains("neverapplied"))
+    }
+
     @Test func storeInUseGivesAClearError() throws {
         let dir = TempDir("slice-cli")
         let db = try SliceDB(path: dir.path)
