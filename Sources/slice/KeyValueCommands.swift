@@ -39,7 +39,7 @@ struct Get: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.openExisting()
+            let db = try store.openExisting(readOnly: true)
             let k = try Escaping.key(key, escaped: escaped)
             let snapshot = try db.snapshot()
             guard let size = try db.valueSize(k, snapshot: snapshot) else {
@@ -96,7 +96,7 @@ struct Scan: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.openExisting()
+            let db = try store.openExisting(readOnly: true)
             var range = KeyRange()
             if let prefix { range = .prefix(try Escaping.key(prefix, escaped: escaped)) }
             if let start {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SliceKV
 
 struct Stats: ParsableCommand {
@@ -10,7 +11,7 @@ struct Stats: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.openExisting()
+            let db = try store.openExisting(readOnly: true)
             let s = db.stats()
             print(json ? s.jsonText : prometheus ? s.prometheusText : s.summary)
         }
@@ -47,17 +48,33 @@ struct Compact: ParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Verify every checksum of every live table and WAL; exit 2 naming the damaged file.")
+        abstract: "Verify every checksum of every live table and WAL; exit 2 naming the damaged file.",
+        discussion: """
+            Opens the store read-only (nothing is written, so a damaged store stays as it is and a \
+            full disk is no obstacle). Exits 2 when anything is damaged, when recovery would drop \
+            anything but an unfinished write at the end of the newest WAL (which is a warning), \
+            and when an earlier lenient recovery dropped damaged records (their WAL is kept as \
+            NNNNNN.log.damaged until removed).
+            """)
     @OptionGroup var store: StoreOptions
 
     func run() throws {
         try runReporting {
-            let db = try store.openExisting()
+            let db = try store.openExisting(readOnly: true)
             let report = try db.check { done, total in Terminal.progress("check (tables)", done, total) }
+            let dropped = db.recoveryNotes.filter { $0.hasPrefix("DROPPED") || $0.hasPrefix("did not replay") }
+            let keptAside = ((try? FileManager.default.contentsOfDirectory(atPath: store.directory)) ?? [])
+                .filter { $0.hasSuffix(".damaged") }.sorted()
+            guard dropped.isEmpty && keptAside.isEmpty else {
+                var why = dropped
+                for name in keptAside {
+                    why.append("\(store.directory)/\(name): records an earlier recovery dropped as damaged")
+                }
+                throw CLIError("damage found:\n  " + why.joined(separator: "\n  "))
+            }
             print(
                 "ok: \(report.tables) tables (\(report.tableBytes) bytes, \(report.entries) entries), \(report.walFiles) WAL files (\(report.walBytes) bytes), \(report.blobValues) blob values (\(report.blobBytes) bytes)"
             )
-            for note in report.notes { print("note: \(note)") }
         }
     }
 }

@@ -14,7 +14,7 @@ struct Mount: ParsableCommand {
             By default the command returns once the mount is ready and the store keeps being \
             served in the background (log: DATA_DIR/mount.log); --foreground serves in this \
             process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
-            Slice's own sync=none|always, cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4); anything else goes to FUSE \
+            Slice's own sync=none|always, wal_recovery=MODE (see slice check --help), ro (the store is opened read-only too), cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4); anything else goes to FUSE \
             (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
             nofail, _netdev, x-...) are ignored. Mounts left at the mount point by killed \
             daemons (found in the mount table, however many are stacked) are unmounted first; \
@@ -58,6 +58,16 @@ struct Mount: ParsableCommand {
                         throw CLIError("-o memtable_mb takes a number")
                     }
                     options.memtableSize = n << 20
+                case "wal_recovery":
+                    guard parts.count == 2, let m = WALRecovery(rawValue: parts[1]) else {
+                        throw CLIError(
+                            "-o wal_recovery takes " + WALRecovery.allCases.map(\.rawValue).joined(separator: ", "))
+                    }
+                    options.walRecovery = m
+                case "ro":
+                    // Read-only all the way down: the store writes nothing either.
+                    options.readOnly = true
+                    fuseOptions.append(opt)
                 case "blob_kb":
                     guard parts.count == 2, let n = Int(parts[1]), n >= 1 else {
                         throw CLIError("-o blob_kb takes a number")

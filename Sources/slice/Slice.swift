@@ -39,34 +39,53 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("bloom-bits"), help: "Bloom filter bits per key (0 disables).")
     var bloomBits: Int = 10
 
+    @Option(
+        name: .customLong("wal-recovery"),
+        help: """
+            What opening does with a damaged WAL: tolerateTornTail (default: damage is an error), \
+            absoluteConsistency, pointInTime or skipDamagedRecords (drop what is damaged, loudly).
+            """)
+    var walRecovery: WALRecovery = .tolerateTornTail
+
     var options: Options {
         var o = Options()
         o.syncPolicy = sync
         o.blockCacheBytes = cacheMB << 20
         o.memtableSize = memtableMB << 20
         o.bloomBitsPerKey = bloomBits
+        o.walRecovery = walRecovery
         return o
     }
 
     /// Opens the store, creating one when the directory has none: for commands that write.
-    func open() throws -> SliceDB {
+    func open() throws -> SliceDB { try open(readOnly: false) }
+
+    /// Opens a store that must already exist: a mistyped path is an error, and nothing is
+    /// created there. `readOnly`: nothing is written either (read commands, `check`), so they
+    /// work on a full disk and leave a damaged store as it is.
+    func openExisting(readOnly: Bool = false) throws -> SliceDB {
+        try StoreDirectory.requireStore(at: directory)
+        return try open(readOnly: readOnly)
+    }
+
+    private func open(readOnly: Bool) throws -> SliceDB {
+        var o = options
+        o.readOnly = readOnly
+        let db: SliceDB
         do {
-            return try SliceDB(path: directory, options: options)
+            db = try SliceDB(path: directory, options: o)
         } catch let e as SliceError where e.code == .locked {
             throw CLIError(
                 "the store at \(directory) is in use by another process (slice mount, or another slice command)")
         }
-    }
-
-    /// Opens a store that must already exist: a mistyped path is an error, and nothing is
-    /// created there.
-    func openExisting() throws -> SliceDB {
-        try StoreDirectory.requireStore(at: directory)
-        return try open()
+        // Whatever recovery dropped is said, every time.
+        for note in db.recoveryNotes { Terminal.error("recovery: \(note)") }
+        return db
     }
 }
 
 extension Options.SyncPolicy: ExpressibleByArgument {}
+extension WALRecovery: ExpressibleByArgument {}
 
 /// An error the CLI reports as `slice: error: <message>` with exit status 2.
 struct CLIError: Error, CustomStringConvertible {

@@ -42,7 +42,8 @@ import Testing
     @Test func mappedLogAcrossChunksAsACrashLeavesIt() throws {
         let dir = TempDir()
         let path = dir.file("m.log")
-        let w = LogWriter(file: try PosixFileLayer.shared.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o600), mapped: true)
+        let w = LogWriter(
+            file: try PosixFileLayer.shared.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o600), mapped: true)
         var rng = SeededRandom(seed: 11)
         // ~9.5 MiB: three chunks, records and fragments across both chunk boundaries.
         let payloads = (0..<300).map { i in
@@ -171,7 +172,8 @@ import Testing
         let cutEnds = try writeLog(cut, marks: true)
         try PosixFileLayer.shared.open(cut, flags: O_RDWR, mode: 0o600).truncate(to: cutEnds[6])
         let known = cutEnds[9]
-        let strictReader = LogReader(path: cut, mode: .tolerateTornTail, layer: PosixFileLayer.shared, knownSyncedLength: known)
+        let strictReader = LogReader(
+            path: cut, mode: .tolerateTornTail, layer: PosixFileLayer.shared, knownSyncedLength: known)
         #expect(throws: SliceError.self) { try strictReader.read { _ in } }
         let lenient = LogReader(path: cut, mode: .pointInTime, layer: PosixFileLayer.shared, knownSyncedLength: known)
         var n = 0

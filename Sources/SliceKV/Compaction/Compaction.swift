@@ -209,7 +209,9 @@ extension Engine {
         } catch {
             // After a failed MANIFEST write the edit may be on the disk: its files stay.
             if versions.manifestFailure == nil {
-                if !job.isTrivialMove { for o in outputs { try? options.fileLayer.remove(FileNames.table(path, o.number)) } }
+                if !job.isTrivialMove {
+                    for o in outputs { try? options.fileLayer.remove(FileNames.table(path, o.number)) }
+                }
                 abandonRelocations(job)
             }
             lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }

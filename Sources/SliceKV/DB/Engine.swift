@@ -64,6 +64,8 @@ final class Engine: @unchecked Sendable {
 
     /// Notes from recovery (torn WAL tails dropped), for logs and `slice check`.
     private(set) var recoveryNotes: [String] = []
+    /// WALs a read-only open replayed (and keeps in place): `check` verifies their values too.
+    private var replayedLogs: [UInt64] = []
 
     /// A queued write. Fields are touched only under `lock`.
     private final class Writer {
@@ -219,7 +221,8 @@ final class Engine: @unchecked Sendable {
                         throw LogReader.EndOfDurableLog(
                             reason: size < 0
                                 ? "a record refers to blob file \(blobPath), which does not exist"
-                                : "a record refers to bytes \(ref.offset)..<\(end) of blob file \(blobPath), which has \(size)")
+                                : "a record refers to bytes \(ref.offset)..<\(end) of blob file \(blobPath), which has \(size)"
+                        )
                     }
                 }
                 let first = batch.sequence
@@ -254,6 +257,7 @@ final class Engine: @unchecked Sendable {
         lastSequence = maxSequence
         if options.readOnly {
             mem = memtable
+            replayedLogs = logs.filter { !setAside.contains($0) }
             return
         }
         try flushRecovered()
@@ -826,7 +830,8 @@ final class Engine: @unchecked Sendable {
 
     /// Creates WAL file `number` (read-write: a mapping needs both).
     private func newWAL(_ number: UInt64, previous: (number: UInt64, length: Int64)? = nil) throws -> LogWriter {
-        let file = try fileLayer.open(FileNames.log(path, number), flags: O_RDWR | O_CREAT | O_TRUNC, mode: File.defaultMode)
+        let file = try fileLayer.open(
+            FileNames.log(path, number), flags: O_RDWR | O_CREAT | O_TRUNC, mode: File.defaultMode)
         return LogWriter(file: file, mapped: options.mmapWrites, newIn: path, marksSyncs: true, previousLog: previous)
     }
 
@@ -1141,20 +1146,21 @@ final class Engine: @unchecked Sendable {
             report.tableBytes += f.size
         }
         progress?(files.count, files.count)
-        let logs = lock.withLock { [mem.logNumber] + imm.map(\.logNumber) }
+        let logs = options.readOnly ? replayedLogs : lock.withLock { [mem.logNumber] + imm.map(\.logNumber) }
         for n in logs.sorted() {
             let logPath = FileNames.log(path, n)
             guard fileLayer.exists(logPath) else { continue }
-            let r = try LogReader(path: logPath, mode: n == logs.max() ? .tolerateTornTail : .strict, layer: fileLayer).read { record in
-                // Values not yet in a table: their blob records are verified too.
-                try WriteBatch(rep: record).forEach(path: logPath) { kind, _, value in
-                    guard kind == .blobReference else { return }
-                    guard let ref = BlobReference(decoding: value) else {
-                        throw SliceError.corruption("malformed blob reference in WAL", path: logPath)
+            let r = try LogReader(path: logPath, mode: n == logs.max() ? .tolerateTornTail : .strict, layer: fileLayer)
+                .read { record in
+                    // Values not yet in a table: their blob records are verified too.
+                    try WriteBatch(rep: record).forEach(path: logPath) { kind, _, value in
+                        guard kind == .blobReference else { return }
+                        guard let ref = BlobReference(decoding: value) else {
+                            throw SliceError.corruption("malformed blob reference in WAL", path: logPath)
+                        }
+                        try verifyOnce(ref)
                     }
-                    try verifyOnce(ref)
                 }
-            }
             report.walFiles += 1
             report.walBytes += UInt64(r.validBytes)
             if let t = r.tornTailOffset {

@@ -197,4 +197,3 @@ public enum WALRecovery: String, Sendable, Codable, CaseIterable {
     /// with later ones).
     case skipDamagedRecords
 }
-

@@ -240,7 +240,8 @@ public struct Statistics: Sendable, Codable {
         if let backgroundError { lines.append("STOPPED by an error (reopen to resume writes): \(backgroundError)") }
         if tornWALTailsDropped > 0 || walBytesDroppedByRecovery > 0 {
             lines.append(
-                "recovery: torn WAL tails dropped \(tornWALTailsDropped), damaged WAL bytes dropped \(walBytesDroppedByRecovery)")
+                "recovery: torn WAL tails dropped \(tornWALTailsDropped), damaged WAL bytes dropped \(walBytesDroppedByRecovery)"
+            )
         }
         lines.append("bloom: checks \(bloomChecks), useful negatives \(bloomUsefulNegatives)")
         lines.append(

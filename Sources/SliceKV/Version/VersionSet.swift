@@ -33,7 +33,6 @@ final class VersionSet: @unchecked Sendable {
     private var manifest: LogWriter?
     private var manifestNumber: UInt64 = 0
 
-
     init(directory: String, options: Options, deleter: FileDeleter, blobStore: BlobStore) {
         self.directory = directory
         self.options = options

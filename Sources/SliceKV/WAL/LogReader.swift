@@ -93,7 +93,9 @@ struct LogReader {
         return bytes.withUnsafeBytes { buf in
             var scanner = LogScanner(buf: buf)
             while case .record(let r) = scanner.next(), r.type == LogFormat.RecordType.metadata.rawValue {
-                if case .previousLog(let n, let l) = LogMetadata(decoding: UnsafeRawBufferPointer(rebasing: buf[r.data])) {
+                if case .previousLog(let n, let l) = LogMetadata(
+                    decoding: UnsafeRawBufferPointer(rebasing: buf[r.data]))
+                {
                     return (n, l)
                 }
             }
@@ -127,7 +129,9 @@ struct LogReader {
             case .end: return s
             case .record(let r):
                 s.lastGoodEnd = r.offset + LogFormat.headerSize + r.data.count
-                if r.type == LogFormat.RecordType.metadata.rawValue, let m = LogMetadata(decoding: UnsafeRawBufferPointer(rebasing: buf[r.data])) {
+                if r.type == LogFormat.RecordType.metadata.rawValue,
+                    let m = LogMetadata(decoding: UnsafeRawBufferPointer(rebasing: buf[r.data]))
+                {
                     switch m {
                     case .syncedThrough(let n): s.synced = max(s.synced, Int(clamping: n))
                     case .previousLog(let number, let length): s.previousLog = (number, length)
@@ -150,7 +154,8 @@ struct LogReader {
         let sector = 512
         // Start of the zeros that end the file (found a sector at a time, then byte by byte).
         var zeroRunStart = buf.count
-        while zeroRunStart - sector >= d.offset && slice_is_zero(buf.baseAddress! + zeroRunStart - sector, sector) != 0 {
+        while zeroRunStart - sector >= d.offset && slice_is_zero(buf.baseAddress! + zeroRunStart - sector, sector) != 0
+        {
             zeroRunStart -= sector
         }
         while zeroRunStart > d.offset && buf[zeroRunStart - 1] == 0 { zeroRunStart -= 1 }
@@ -207,7 +212,8 @@ struct LogReader {
             case .skipDamaged:
                 skip = s.damages
                 for d in skip {
-                    result.dropped.append(Dropped(offset: Int64(d.offset), bytes: Int64(d.end - d.offset), reason: d.reason))
+                    result.dropped.append(
+                        Dropped(offset: Int64(d.offset), bytes: Int64(d.end - d.offset), reason: d.reason))
                 }
             }
         }
@@ -216,7 +222,8 @@ struct LogReader {
         if present < synced {
             switch mode {
             case .strict, .tolerateTornTail, .tolerateTruncation:
-                throw corruption("the log ends at \(present) but was synced to \(synced): it was cut short", at: present)
+                throw corruption(
+                    "the log ends at \(present) but was synced to \(synced): it was cut short", at: present)
             case .pointInTime, .skipDamaged:
                 if result.dropped.isEmpty {
                     result.dropped.append(
@@ -306,11 +313,14 @@ struct LogReader {
             switch mode {
             case .strict: throw corruption("log record cut short", at: pendingStart)
             case .tolerateTruncation, .tolerateTornTail:
-                if pendingStart < synced { throw corruption("log record cut short below the synced length", at: pendingStart) }
+                if pendingStart < synced {
+                    throw corruption("log record cut short below the synced length", at: pendingStart)
+                }
                 result.tornTailOffset = result.tornTailOffset ?? Int64(pendingStart)
             case .pointInTime, .skipDamaged:
                 result.dropped.append(
-                    Dropped(offset: Int64(pendingStart), bytes: Int64(stop - pendingStart), reason: "unfinished payload"))
+                    Dropped(
+                        offset: Int64(pendingStart), bytes: Int64(stop - pendingStart), reason: "unfinished payload"))
             }
         }
         result.validBytes = Int64(lastGood)
@@ -375,13 +385,16 @@ struct LogScanner {
                 return damage(at, end: at + LogFormat.headerSize, truncated: false, "zeroed log record")
             }
             guard end <= at + leftover else {
-                return damage(at, end: at + leftover, truncated: false, "log record length \(length) crosses a block boundary")
+                return damage(
+                    at, end: at + leftover, truncated: false, "log record length \(length) crosses a block boundary")
             }
             guard end <= buf.count else { return damage(at, end: end, truncated: true, "log record cut short") }
             let data = UnsafeRawBufferPointer(rebasing: buf[(at + LogFormat.headerSize)..<end])
             let expected = CRC32C.unmask(buf.fixed32(at: at))
             let actual = CRC32C.checksum(data, extending: withUnsafeBytes(of: typeByte) { CRC32C.checksum($0) })
-            guard expected == actual else { return damage(at, end: end, truncated: false, "log record checksum mismatch") }
+            guard expected == actual else {
+                return damage(at, end: end, truncated: false, "log record checksum mismatch")
+            }
             guard LogFormat.RecordType(rawValue: typeByte) != nil else {
                 return damage(at, end: end, truncated: false, "unknown log record type \(typeByte)")
             }

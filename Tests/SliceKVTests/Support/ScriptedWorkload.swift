@@ -83,7 +83,9 @@ final class ScriptedWorkload {
         }
         try db.flush()
         try db.compact()
-        for i in (44 * scale)..<(56 * scale) { try put("k\(i % keys)", Self.value("k\(i % keys)", i, large: i % 3 == 0)) }
+        for i in (44 * scale)..<(56 * scale) {
+            try put("k\(i % keys)", Self.value("k\(i % keys)", i, large: i % 3 == 0))
+        }
         try sync()
         try db.flush()
         for i in 56..<60 { try put("c\(i)", Self.value("c", i)) }
@@ -113,7 +115,9 @@ final class ScriptedWorkload {
         do {
             for entry in try allEntries(db) {
                 let key = String(decoding: entry.key, as: UTF8.self)
-                if writes[key] == nil && !otherKeys.contains(key) { Issue.record("\(what): key \(key) was never written") }
+                if writes[key] == nil && !otherKeys.contains(key) {
+                    Issue.record("\(what): key \(key) was never written")
+                }
             }
             let floor = guarantee == .durable ? durable : acknowledged
             for (key, values) in writes {
