@@ -27,16 +27,7 @@ struct CrashWriter: ParsableCommand {
             try runStream()
             return
         }
-        var o = Options()
-        o.syncPolicy = .always
-        o.memtableSize = 32 << 10
-        o.targetFileSize = 16 << 10
-        o.level1MaxBytes = 64 << 10
-        o.compaction.maxSSTablesPerJob = 4
-        // Values over 150 bytes (about a third) go to blob files that fill and seal quickly, so
-        // kills also land in blob writes, seals and garbage collection.
-        o.blobThreshold = 150
-        o.blobFileSize = 64 << 10
+        let o = CrashWriter.busyOptions(sync: .always)
         let db: SliceDB
         do {
             db = try SliceDB(path: directory, options: o)
@@ -116,4 +107,21 @@ extension CrashWriter {
 /// never interleave in the pipe.
 private func emit(_ line: String) {
     Terminal.writeStdout(Array(line.utf8))
+}
+
+extension CrashWriter {
+    /// Options under which a short run flushes, compacts and fills blob files: small memtables
+    /// and files, and values over 150 bytes (about a third of the test writers') in blob files
+    /// that fill and seal quickly, so kills also land in blob writes, seals and collection.
+    static func busyOptions(sync: Options.SyncPolicy) -> Options {
+        var o = Options()
+        o.syncPolicy = sync
+        o.memtableSize = 32 << 10
+        o.targetFileSize = 16 << 10
+        o.level1MaxBytes = 64 << 10
+        o.compaction.maxSSTablesPerJob = 4
+        o.blobThreshold = 150
+        o.blobFileSize = 64 << 10
+        return o
+    }
 }

@@ -180,15 +180,7 @@ final class EngineStore: HistoryStore {
     let db: SliceDB
 
     init(directory: String, sync: Options.SyncPolicy) throws {
-        var o = Options()
-        o.syncPolicy = sync
-        o.memtableSize = 32 << 10
-        o.targetFileSize = 16 << 10
-        o.level1MaxBytes = 64 << 10
-        o.compaction.maxSSTablesPerJob = 4
-        o.blobThreshold = 150
-        o.blobFileSize = 64 << 10
-        db = try SliceDB(path: directory, options: o)
+        db = try SliceDB(path: directory, options: CrashWriter.busyOptions(sync: sync))
     }
 
     func perform(_ call: HistoryCall) throws -> [String?] {

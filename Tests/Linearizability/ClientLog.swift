@@ -12,15 +12,8 @@ public struct ClientLog: Sendable {
     /// with an unknown outcome (it may or may not have taken effect), and the error rethrown.
     public mutating func record(_ action: OperationRecord.Action, _ call: () throws -> [String?]) rethrows {
         let invoke = MonotonicClock.now()
-        do {
-            let observed = try call()
-            let end = MonotonicClock.now()
-            operations.append(
-                OperationRecord(
-                    client: client, action: action, invoke: invoke, completion: .returned(at: end, observed: observed)))
-        } catch {
-            operations.append(
-                OperationRecord(client: client, action: action, invoke: invoke, completion: .unknown(deadline: nil)))
+        do { finish(action, invoke, try call()) } catch {
+            finish(action, invoke, nil)
             throw error
         }
     }
@@ -28,16 +21,16 @@ public struct ClientLog: Sendable {
     /// `record` for an async call.
     public mutating func record(_ action: OperationRecord.Action, _ call: () async throws -> [String?]) async rethrows {
         let invoke = MonotonicClock.now()
-        do {
-            let observed = try await call()
-            let end = MonotonicClock.now()
-            operations.append(
-                OperationRecord(
-                    client: client, action: action, invoke: invoke, completion: .returned(at: end, observed: observed)))
-        } catch {
-            operations.append(
-                OperationRecord(client: client, action: action, invoke: invoke, completion: .unknown(deadline: nil)))
+        do { finish(action, invoke, try await call()) } catch {
+            finish(action, invoke, nil)
             throw error
         }
+    }
+
+    /// Appends a call that returned `observed` now, or (nil) whose outcome is unknown.
+    private mutating func finish(_ action: OperationRecord.Action, _ invoke: UInt64, _ observed: [String?]?) {
+        let completion: OperationRecord.Completion =
+            if let observed { .returned(at: MonotonicClock.now(), observed: observed) } else { .unknown(deadline: nil) }
+        operations.append(OperationRecord(client: client, action: action, invoke: invoke, completion: completion))
     }
 }

@@ -33,13 +33,10 @@ import Testing
     static func isStale(_ error: String) -> Bool { error.hasSuffix("Stale file handle") }
 
     static func check(_ history: [OperationRecord], stale: [String], _ label: String) {
-        let clock = ContinuousClock()
-        var result: LinearizabilityResult?
-        let took = clock.measure { result = LinearizabilityChecker().check(history) }
-        #expect(result!.isLinearizable, "\(result!)")
-        let violations = SessionChecker.check(history)
-        #expect(violations.isEmpty, "\(violations.prefix(5))")
-        print("\(label): \(result!), \(stale.count) ESTALE, checked in \(took)")
+        let verdict = HistoryVerdict(history)
+        #expect(verdict.linearizability.isLinearizable, "\(verdict.linearizability)")
+        #expect(verdict.sessionViolations.isEmpty, "\(verdict.sessionViolations.prefix(5))")
+        print("\(label): \(verdict), \(stale.count) ESTALE")
         withKnownIssue("open(2) racing a rename over the same name fails with ESTALE", isIntermittent: true) {
             #expect(stale.isEmpty, "\(stale.count) gets failed with ESTALE: \(stale.prefix(3))")
         }

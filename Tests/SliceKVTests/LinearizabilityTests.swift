@@ -65,14 +65,11 @@ import Testing
     /// Checks a history with both checkers, recording any failure; returns the check's time.
     @discardableResult
     static func expectLinearizable(_ history: [OperationRecord], _ label: String) -> Duration {
-        let clock = ContinuousClock()
-        var result: LinearizabilityResult?
-        let took = clock.measure { result = LinearizabilityChecker().check(history) }
-        #expect(result!.isLinearizable, "\(label): \(result!)")
-        let violations = SessionChecker.check(history)
-        #expect(violations.isEmpty, "\(label): \(violations.prefix(5))")
-        print("\(label): \(result!), checked in \(took)")
-        return took
+        let verdict = HistoryVerdict(history)
+        #expect(verdict.linearizability.isLinearizable, "\(label): \(verdict.linearizability)")
+        #expect(verdict.sessionViolations.isEmpty, "\(label): \(verdict.sessionViolations.prefix(5))")
+        print("\(label): \(verdict)")
+        return verdict.searchTime
     }
 
     /// 4 threads on `SliceDB` and 4 tasks on `LSMTree` over the same store, 5 keys, small
