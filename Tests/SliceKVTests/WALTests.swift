@@ -181,6 +181,26 @@ import Testing
         #expect(n == 7 && !lr.dropped.isEmpty)
     }
 
+    /// A metadata record never spans blocks: where it does not fit, the writer pads the block
+    /// with zeros (up to 23 bytes, more than the 6 of a plain trailer), and the reader skips
+    /// them. Found by the mount kill loop: recovery took such padding for damage.
+    @Test func metadataRecordsPadBlocksAndReadBack() throws {
+        let dir = TempDir()
+        for fill in stride(from: 32_700, through: 32_768, by: 1) {
+            let path = dir.file("p\(fill).log")
+            let w = LogWriter(file: try PosixFileLayer.shared.create(path), marksSyncs: true)
+            // One record that ends `32768 - fill` bytes before the block boundary, a sync, and
+            // another record, whose "synced through" mark lands at the boundary.
+            let first = [UInt8](repeating: 1, count: fill - LogFormat.headerSize)
+            try w.add(first)
+            try w.sync()
+            try w.add([2, 2, 2])
+            let (got, r) = try readAll(path, .strict)
+            #expect(got == [first, [2, 2, 2]], "fill \(fill)")
+            #expect(r.syncedLength == Int64(fill), "fill \(fill)")
+        }
+    }
+
     @Test func writeBatchEncoding() throws {
         var b = WriteBatch()
         b.put("a", "1")

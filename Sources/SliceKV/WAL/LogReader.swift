@@ -382,6 +382,15 @@ struct LogScanner {
             if typeByte == 0 && length == 0 && buf.fixed32(at: at) == 0 {
                 // Zeros where a header should be: preallocated or never-written space.
                 if allZero(from: at) { return .end }
+                // The padding a writer leaves when a metadata record does not fit in the rest
+                // of the block (shorter than a header and the largest metadata record, so never
+                // a whole lost sector).
+                if leftover < LogFormat.headerSize + LogMetadata.maxEncodedSize
+                    && slice_is_zero(buf.baseAddress! + at, min(leftover, buf.count - at)) != 0
+                {
+                    offset = at + leftover
+                    continue
+                }
                 return damage(at, end: at + LogFormat.headerSize, truncated: false, "zeroed log record")
             }
             guard end <= at + leftover else {

@@ -13,7 +13,8 @@ import CSliceKV
 /// record   := checksum:fixed32  length:fixed16  type:uint8  data[length]
 ///   checksum = masked CRC32C of type byte ++ data
 ///   type     = 1 FULL | 2 FIRST | 3 MIDDLE | 4 LAST | 5 METADATA   -- on disk: do not change
-/// trailer  := 0..6 zero bytes, when fewer than 7 bytes (a header) remain in the block
+/// trailer  := 0..6 zero bytes, when fewer than 7 bytes (a header) remain in the block;
+///             0..23 zero bytes before a METADATA record that does not fit in the block
 /// metadata := 1 syncedThrough:fixed64               the log was synced to this offset
 ///           | 2 logNumber:fixed64 length:fixed64    the previous log ended here, synced
 /// ```
@@ -40,6 +41,9 @@ enum LogFormat {
 enum LogMetadata: Equatable {
     case syncedThrough(Int64)
     case previousLog(number: UInt64, length: Int64)
+
+    /// The largest payload: a writer pads a block with fewer bytes than a header and this.
+    static let maxEncodedSize = 17
 
     func encode() -> [UInt8] {
         var out: [UInt8] = []
