@@ -201,6 +201,30 @@ import Testing
         }
     }
 
+    /// A kill in the middle of a copy into a mapped WAL can leave the end of the copied bytes
+    /// written and the header still zero (memcpy may store the end first): an unfinished
+    /// write, not damage. Found by the mount kill loop.
+    @Test func mappedCopyCutWithItsHeaderStillZeroIsATornTail() throws {
+        let dir = TempDir()
+        let path = dir.file("z.log")
+        let w = LogWriter(
+            file: try PosixFileLayer.shared.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o600), mapped: true,
+            marksSyncs: true)
+        let payloads = (0..<20).map { i in [UInt8](repeating: UInt8(i + 1), count: 900) }
+        for p in payloads.dropLast() {
+            try w.add(p)
+            try w.sync()
+        }
+        let start = w.size
+        try w.add(payloads.last!)
+        // The last record's first 100 bytes were never stored.
+        let f = try PosixFileLayer.shared.open(path, flags: O_RDWR, mode: 0o600)
+        try [UInt8](repeating: 0, count: 100).withUnsafeBytes { try f.write($0, at: start) }
+        let (got, r) = try readAll(path, .tolerateTornTail)
+        #expect(got == Array(payloads.dropLast()))
+        #expect(r.tornTailOffset != nil)
+    }
+
     @Test func writeBatchEncoding() throws {
         var b = WriteBatch()
         b.put("a", "1")

@@ -119,6 +119,8 @@ struct LogReader {
         var previousLog: (UInt64, Int64)?
         /// End of the last physical record with a good checksum.
         var lastGoodEnd = 0
+        /// Whether a good record follows the first damage.
+        var recordAfterDamage = false
     }
 
     private func survey(_ buf: UnsafeRawBufferPointer) -> Survey {
@@ -128,6 +130,7 @@ struct LogReader {
             switch scanner.next() {
             case .end: return s
             case .record(let r):
+                if !s.damages.isEmpty { s.recordAfterDamage = true }
                 s.lastGoodEnd = r.offset + LogFormat.headerSize + r.data.count
                 if r.type == LogFormat.RecordType.metadata.rawValue,
                     let m = LogMetadata(decoding: UnsafeRawBufferPointer(rebasing: buf[r.data]))
@@ -146,10 +149,11 @@ struct LogReader {
     /// Whether the damaged record looks like bytes that never reached the disk: the file ends
     /// inside it; a whole zeroed 512-byte sector overlaps it; it is followed by nothing but
     /// zeros from a sector boundary inside it on; or, in preallocated space (a mapped WAL,
-    /// zeros after the record), its own bytes end in zeros up to that space (a copy cut short
-    /// by a crash). A flipped byte does none of these, unless the record's own data ends in
-    /// zeros, which is why bytes below the synced length are never judged this way.
-    private func looksUnwritten(_ d: Damage, _ buf: UnsafeRawBufferPointer) -> Bool {
+    /// zeros after the record, nothing valid after it), it holds zero bytes that were never
+    /// copied (a copy cut short by a crash, in whatever order memcpy stored). A flipped byte
+    /// does none of these, unless the record's own data has a run of zeros, which is why bytes
+    /// below the synced length are never judged this way.
+    private func looksUnwritten(_ d: Damage, _ buf: UnsafeRawBufferPointer, recordAfter: Bool) -> Bool {
         if d.truncated { return true }
         let sector = 512
         // Start of the zeros that end the file (found a sector at a time, then byte by byte).
@@ -163,6 +167,17 @@ struct LogReader {
         if zeroRunStart <= d.offset || (zeroRunStart + sector - 1) / sector * sector < d.end { return true }
         // A mapped WAL (zeros preallocated after its end) whose last copy was cut short.
         if zeroRunStart < d.end && buf.count > d.end { return true }
+        // The same when the copy did not go front to back (memcpy may store the end of a
+        // buffer first, so a kill can leave the header still zero and later bytes written):
+        // nothing valid after the damage, zeros to the end of the file, and a run of at least
+        // 8 zero bytes (never copied) in what lies between.
+        if !recordAfter && zeroRunStart < buf.count {
+            var run = 0
+            for i in d.offset..<zeroRunStart {
+                run = buf[i] == 0 ? run + 1 : 0
+                if run >= 8 { return true }
+            }
+        }
         // A zeroed sector overlapping the record (a lost sector with later ones kept).
         var p = d.offset / sector * sector
         while p < d.end && p + sector <= buf.count {
@@ -199,7 +214,7 @@ struct LogReader {
                         "\(first.truncated ? "log record cut short" : first.reason) below the synced length \(synced)",
                         at: first.offset)
                 }
-                guard looksUnwritten(first, buf) else {
+                guard looksUnwritten(first, buf, recordAfter: s.recordAfterDamage) else {
                     throw corruption(
                         "\(first.reason) in a complete record (damage, not an unfinished write)", at: first.offset)
                 }
