@@ -163,25 +163,20 @@ package final class FaultInjectingFileLayer: FileLayer, @unchecked Sendable {
     package func open(_ path: String, flags: Int32, mode: mode_t) throws -> File {
         try enterWhole(.open, path)
         let existed = posix.exists(path)
-        let f = try posix.open(path, flags: flags, mode: mode)
+        let fd = try posix.openDescriptor(path, flags: flags, mode: mode)
         let writable = flags & O_ACCMODE != O_RDONLY
         if writable || !existed {
             journal.withLock {
                 $0.opened(path, created: !existed && flags & O_CREAT != 0, truncated: flags & O_TRUNC != 0)
             }
         }
-        // Re-own the descriptor so that every later call on it comes back through this layer.
-        let fd = dup(f.fd)
-        guard fd >= 0 else { throw SliceError.io("dup failed", path: path) }
+        // Owned by this layer, so that every later call on it comes back here.
         return File(fd: fd, path: path, layer: self)
     }
 
     package func openTemporary(in directory: String) throws -> File {
         try enterWhole(.open, directory)
-        let f = try posix.openTemporary(in: directory)
-        let fd = dup(f.fd)
-        guard fd >= 0 else { throw SliceError.io("dup failed", path: directory) }
-        return File(fd: fd, path: f.path, layer: self)
+        return File(fd: try posix.temporaryDescriptor(in: directory), path: "\(directory)/(temporary)", layer: self)
     }
 
     package func close(fd: Int32, path: String) { posix.close(fd: fd, path: path) }

@@ -13,13 +13,23 @@ package final class PosixFileLayer: FileLayer {
     package init() {}
 
     package func open(_ path: String, flags: Int32, mode: mode_t) throws -> File {
-        var fd: Int32
-        repeat { fd = Glibc.open(path, flags | O_CLOEXEC, mode) } while fd < 0 && errno == EINTR
-        guard fd >= 0 else { throw SliceError.io("cannot open", path: path) }
-        return File(fd: fd, path: path, layer: self)
+        File(fd: try openDescriptor(path, flags: flags, mode: mode), path: path, layer: self)
     }
 
     package func openTemporary(in directory: String) throws -> File {
+        File(fd: try temporaryDescriptor(in: directory), path: "\(directory)/(temporary)", layer: self)
+    }
+
+    /// The descriptors behind `open` and `openTemporary`, for layers that wrap this one and
+    /// hand out `File`s of their own.
+    package func openDescriptor(_ path: String, flags: Int32, mode: mode_t) throws -> Int32 {
+        var fd: Int32
+        repeat { fd = Glibc.open(path, flags | O_CLOEXEC, mode) } while fd < 0 && errno == EINTR
+        guard fd >= 0 else { throw SliceError.io("cannot open", path: path) }
+        return fd
+    }
+
+    package func temporaryDescriptor(in directory: String) throws -> Int32 {
         // O_TMPFILE is a macro Swift does not import: __O_TMPFILE | O_DIRECTORY.
         let oTmpfile: Int32 = 0o20_000_000 | O_DIRECTORY
         var fd = Glibc.open(directory, oTmpfile | O_RDWR | O_CLOEXEC, 0o600)
@@ -30,7 +40,7 @@ package final class PosixFileLayer: FileLayer {
             if fd >= 0 { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
         }
         guard fd >= 0 else { throw SliceError.io("cannot create a temporary file", path: directory) }
-        return File(fd: fd, path: "\(directory)/(temporary)", layer: self)
+        return fd
     }
 
     package func close(fd: Int32, path: String) { _ = Glibc.close(fd) }
