@@ -121,10 +121,8 @@ final class Engine: @unchecked Sendable {
     // MARK: Recovery
 
     private func recover() throws {
+        // (A read-only open has checked for CURRENT already, in `init`.)
         let existing = try versions.recover()
-        if !existing && options.readOnly {
-            throw SliceError(.invalidArgument, "no store here (no CURRENT file)", path: path)
-        }
         // Files created after the last MANIFEST edit (a WAL, a blob file being filled) carry
         // numbers the manifest's next-file number may not cover: never hand those out again
         // (a new blob file with a live one's number would truncate it).
