@@ -10,20 +10,6 @@ enum FSKeyspace {
     static let root = Keyspace(rawValue: 0x12)
 }
 
-/// A timestamp as stored: seconds and nanoseconds since the epoch.
-struct Timestamp: Equatable {
-    var seconds: Int64
-    var nanoseconds: UInt32
-
-    static var now: Timestamp {
-        var ts = Glibc.timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: UInt32(ts.tv_nsec))
-    }
-
-    var timespec: Glibc.timespec { Glibc.timespec(tv_sec: Int(seconds), tv_nsec: Int(nanoseconds)) }
-}
-
 /// The metadata of one file, directory or symlink.
 ///
 /// Encoding (on disk: do not change; bump `version` to extend):
