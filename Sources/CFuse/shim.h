@@ -23,6 +23,19 @@ static const long slice_utime_now = UTIME_NOW;
 static const long slice_utime_omit = UTIME_OMIT;
 static const unsigned int slice_cap_readdirplus = FUSE_CAP_READDIRPLUS;
 static const unsigned int slice_cap_readdirplus_auto = FUSE_CAP_READDIRPLUS_AUTO;
+/* fallocate(2) modes and lseek(2) whences: Glibc shows them only under _GNU_SOURCE. */
+#include <linux/falloc.h>
+#ifndef SEEK_DATA
+#define SEEK_DATA 3
+#endif
+#ifndef SEEK_HOLE
+#define SEEK_HOLE 4
+#endif
+static const int slice_falloc_keep_size = FALLOC_FL_KEEP_SIZE;
+static const int slice_falloc_punch_hole = FALLOC_FL_PUNCH_HOLE;
+static const int slice_falloc_zero_range = FALLOC_FL_ZERO_RANGE;
+static const int slice_seek_data = SEEK_DATA;
+static const int slice_seek_hole = SEEK_HOLE;
 /* Swift sees `statvfs` as the struct's initialiser, not the function. */
 static inline int slice_statvfs(const char *path, struct statvfs *buf) { return statvfs(path, buf); }
 #endif
