@@ -73,7 +73,7 @@ struct Check: ParsableCommand {
                 throw CLIError("damage found:\n  " + why.joined(separator: "\n  "))
             }
             print(
-                "ok: \(report.tables) tables (\(report.tableBytes) bytes, \(report.entries) entries), \(report.walFiles) WAL files (\(report.walBytes) bytes), \(report.blobValues) blob values (\(report.blobBytes) bytes)"
+                "ok: \(report.tables) tables (\(report.tableBytes) bytes, \(report.entries) entries), \(report.walFiles) WAL files (\(report.walBytes) bytes), \(report.blobValues) blob values (\(report.blobBytes) bytes), \(report.indirectValues) chunked values"
             )
         }
     }

@@ -66,13 +66,16 @@ struct BlobReference: Sendable, Equatable {
 }
 
 /// A value as the store holds it: its bytes when small, a reference into a blob file when
-/// large. `WriteBatch.put(_:_:keyspace:)` stores it under another key without copying a large
-/// value's bytes (renames). Use it before the source key changes again: a handle to a value
+/// large, or a reference to a chunked value (an indirect entry). `WriteBatch.put(_:_:keyspace:)`
+/// stores it under another key without copying a large value's bytes (renames); an indirect
+/// entry is put again as the same reference. Use it before the source key changes again: a handle to a value
 /// that has since been overwritten and compacted away is refused.
 public struct StoredValue: Sendable {
     enum Storage: Sendable {
         case inline([UInt8])
         case blob(BlobReference, BlobFile)
+        /// `length` is the chunked value's size when it was looked up.
+        case indirect(IndirectReference, length: UInt64)
     }
 
     let storage: Storage
@@ -82,6 +85,7 @@ public struct StoredValue: Sendable {
         switch storage {
         case .inline(let v): return UInt64(v.count)
         case .blob(let r, _): return r.length
+        case .indirect(_, let length): return length
         }
     }
 }

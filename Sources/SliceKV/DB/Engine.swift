@@ -554,6 +554,19 @@ final class Engine: @unchecked Sendable {
                         .invalidArgument, "a stored value was put after its key changed (its blob file is gone)")
                 }
             }
+            if kind == .indirect {
+                guard let ref = IndirectReference(decoding: value), ref.prefix.count <= IndirectReference.maxPrefixSize
+                else {
+                    throw SliceError(
+                        .invalidArgument,
+                        "malformed indirect reference (its prefix must be 1 to \(IndirectReference.maxPrefixSize) bytes)"
+                    )
+                }
+                // Its header would be the entry itself.
+                guard ref.keyspace.rawValue != key[0] || !ref.prefix.elementsEqual(key[1...]) else {
+                    throw SliceError(.invalidArgument, "an indirect entry cannot refer to its own key")
+                }
+            }
             if kind == .value && value.count >= options.blobThreshold { large += 1 }
             if kind == .deletion { deletes += 1 } else { puts += 1 }
             bytes += key.count - 1 + value.count
@@ -890,35 +903,34 @@ final class Engine: @unchecked Sendable {
         }
     }
 
-    /// The newest version of `key` visible at the snapshot (or now), and what must stay alive
-    /// while its value is read (memtables and version hold the files it may live in).
+    /// What a read sees now (or as of `snapshot`).
+    private func readView(_ snapshot: Snapshot?) throws -> ReadView {
+        let (mem, imm, version, seq) = try readState(snapshot)
+        return ReadView(mem: mem, imm: imm, version: version, sequence: seq, tableCache: tableCache)
+    }
+
+    /// Resolves indirect entries found through `view`.
+    private func chunkReader(_ view: ReadView) -> ChunkedValueReader {
+        ChunkedValueReader(view: view, blobs: blobStore, options: options)
+    }
+
+    /// The newest version of `key` visible at the snapshot (or now), and the view it was found
+    /// in, which must stay alive while its value is read (its memtables and version hold the
+    /// files the value, and the chunks of an indirect one, may live in).
     private func lookup(_ key: [UInt8], _ keyspace: Keyspace, _ snapshot: Snapshot?) throws -> (
-        Memtable.Lookup, holders: (Memtable, [Memtable], Version)
+        Memtable.Lookup, view: ReadView
     ) {
         guard !key.isEmpty, key.count <= Options.maxKeySize else {
             throw SliceError(.invalidArgument, key.isEmpty ? "empty key" : "key exceeds \(Options.maxKeySize) bytes")
         }
-        let (mem, imm, version, seq) = try readState(snapshot)
-        let result = try withLookupKey(keyspace, key, seq) { lookupKey in
-            let hash = BloomFilter.hash(UnsafeRawBufferPointer(rebasing: lookupKey[0..<(lookupKey.count - 8)]))
-            var result: Memtable.Lookup = mem.get(lookupKey, userKeyHash: hash)
-            if case .absent = result {
-                for table in imm.reversed() {
-                    result = table.get(lookupKey, userKeyHash: hash)
-                    if case .absent = result { continue }
-                    break
-                }
-            }
-            if case .absent = result { result = try version.get(lookupKey, hash: hash, tableCache: tableCache) }
-            return result
-        }
-        return (result, (mem, imm, version))
+        let view = try readView(snapshot)
+        return (try view.lookup(keyspace, key), view)
     }
 
     func get(_ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil) throws -> [UInt8]? {
         // Counted before the lookup: the count numbers the gets that are sampled for latency.
         let start = EngineCounters.sampleStart(ticket: counters.gets.wrappingAdd(1, ordering: .relaxed).oldValue)
-        let (result, holders) = try lookup(key, keyspace, snapshot)
+        let (result, view) = try lookup(key, keyspace, snapshot)
         counters.record(counters.getLatency, since: start)
         switch result {
         case .found(let v):
@@ -926,7 +938,12 @@ final class Engine: @unchecked Sendable {
             return v
         case .blob(let r):
             counters.getHits.add(1, ordering: .relaxed)
-            return try withExtendedLifetime(holders) { try blobStore.readAll(try decodeReference(r)) }
+            return try withExtendedLifetime(view) { try blobStore.readAll(try decodeReference(r)) }
+        case .indirect(let payload):
+            counters.getHits.add(1, ordering: .relaxed)
+            return try withExtendedLifetime(view) {
+                try chunkReader(view).readAll(payload, entryKey: [keyspace.rawValue] + key)
+            }
         case .deleted, .absent:
             return nil
         }
@@ -943,11 +960,14 @@ final class Engine: @unchecked Sendable {
     enum Stored {
         case inline([UInt8])
         case blob(BlobReference)
+        /// A chunked value an indirect entry names, its header read.
+        case indirect(ChunkedValueReader.Value)
 
         var size: UInt64 {
             switch self {
             case .inline(let v): return UInt64(v.count)
             case .blob(let r): return r.length
+            case .indirect(let c): return c.length
             }
         }
     }
@@ -957,14 +977,18 @@ final class Engine: @unchecked Sendable {
     func withStoredValue<R>(
         _ key: [UInt8], keyspace: Keyspace = .user, snapshot: Snapshot? = nil, _ body: (Stored?) throws -> R
     ) throws -> R {
-        let (result, holders) = try lookup(key, keyspace, snapshot)
-        let stored: Stored?
-        switch result {
-        case .found(let v): stored = .inline(v)
-        case .blob(let r): stored = .blob(try decodeReference(r))
-        case .deleted, .absent: stored = nil
+        let (result, view) = try lookup(key, keyspace, snapshot)
+        return try withExtendedLifetime(view) {
+            let stored: Stored?
+            switch result {
+            case .found(let v): stored = .inline(v)
+            case .blob(let r): stored = .blob(try decodeReference(r))
+            case .indirect(let payload):
+                stored = .indirect(try chunkReader(view).resolve(payload, entryKey: [keyspace.rawValue] + key))
+            case .deleted, .absent: stored = nil
+            }
+            return try body(stored)
         }
-        return try withExtendedLifetime(holders) { try body(stored) }
     }
 
     /// How `key`'s value is held, for putting it under another key without copying it.
@@ -974,6 +998,7 @@ final class Engine: @unchecked Sendable {
             case nil: return nil
             case .inline(let v): return StoredValue(storage: .inline(v))
             case .blob(let r): return StoredValue(storage: .blob(r, blobStore.file(r.fileNumber)))
+            case .indirect(let c): return StoredValue(storage: .indirect(c.reference, length: c.length))
             }
         }
     }
@@ -985,7 +1010,7 @@ final class Engine: @unchecked Sendable {
 
     /// Reads up to `buffer.count` bytes of `key`'s value at `offset` into `buffer`; returns the
     /// number of bytes read (0 at or past the end), or nil when the key is absent. Only the
-    /// chunks of a blob that the range touches are read.
+    /// chunks of a blob (or of a chunked value) that the range touches are read.
     func read(
         _ key: [UInt8], keyspace: Keyspace = .user, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer,
         snapshot: Snapshot? = nil
@@ -1002,6 +1027,8 @@ final class Engine: @unchecked Sendable {
                 }
             case .blob(let ref):
                 try blobStore.read(ref, from: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
+            case .indirect(let c):
+                try c.read(from: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
             }
             return n
         }
@@ -1023,7 +1050,8 @@ final class Engine: @unchecked Sendable {
             case .deleted:
                 counters.gets.add(1, ordering: .relaxed)
                 return .some(nil)
-            case .blob: return nil  // blob reads do disk I/O: the caller's slow path does them
+            // Blob and chunked values need disk I/O (or more lookups): the caller's slow path reads them.
+            case .blob, .indirect: return nil
             case .absent: continue
             }
         }
@@ -1034,19 +1062,11 @@ final class Engine: @unchecked Sendable {
     func scan(_ range: KeyRange, keyspace: Keyspace = .user, snapshot: Snapshot? = nil, reverse: Bool = false) throws
         -> ScanCursor
     {
-        let (mem, imm, version, seq) = try readState(snapshot)
-        var children: [any InternalIterator] = []
-        children.reserveCapacity(1 + imm.count + version.levels.count + version.levels[0].count)
-        children.append(Memtable.Iterator(mem))
-        for table in imm.reversed() { children.append(Memtable.Iterator(table)) }
-        for f in version.levels[0] { children.append(try tableCache.table(f.number).makeIterator()) }
-        for level in 1..<version.levels.count where !version.levels[level].isEmpty {
-            children.append(LevelIterator(files: version.levels[level], tableCache: tableCache, fillCache: true))
-        }
+        let view = try readView(snapshot)
         let (start, end) = keyspace.engineRange(range)
         return ScanCursor(
-            merged: MergingIterator(children), sequence: seq, range: KeyRange(start: start, end: end), version: version,
-            blobs: blobStore, reverse: reverse)
+            merged: try view.makeIterator(), sequence: view.sequence, range: KeyRange(start: start, end: end),
+            version: view.version, blobs: blobStore, chunks: chunkReader(view), reverse: reverse)
     }
 
     /// Whether any live key starts with `prefix` (directory checks: "is anything below a/b/?").
@@ -1134,12 +1154,14 @@ final class Engine: @unchecked Sendable {
             report.blobValues += 1
             report.blobBytes += ref.length
         }
+        // Whether any indirect entry was seen: only then are their headers looked up.
+        var sawIndirect = false
         let files = version.levels.flatMap { $0 }
         for (i, f) in files.enumerated() {
             progress?(i, files.count)
             let reader = try TableReader(
                 path: FileNames.table(path, f.number), fileNumber: f.number, cache: nil, stats: nil, layer: fileLayer)
-            report.entries += try reader.verify { ref in try verifyOnce(ref) }
+            report.entries += try reader.verify(blob: { ref in try verifyOnce(ref) }, indirect: { sawIndirect = true })
             report.tables += 1
             report.tableBytes += f.size
         }
@@ -1152,6 +1174,12 @@ final class Engine: @unchecked Sendable {
                 .read { record in
                     // Values not yet in a table: their blob records are verified too.
                     try WriteBatch(rep: record).forEach(path: logPath) { kind, _, value in
+                        if kind == .indirect {
+                            guard IndirectReference(decoding: value) != nil else {
+                                throw SliceError.corruption("malformed indirect reference in WAL", path: logPath)
+                            }
+                            sawIndirect = true
+                        }
                         guard kind == .blobReference else { return }
                         guard let ref = BlobReference(decoding: value) else {
                             throw SliceError.corruption("malformed blob reference in WAL", path: logPath)
@@ -1165,8 +1193,38 @@ final class Engine: @unchecked Sendable {
                 report.notes.append("torn record at the end of \(logPath) at offset \(t) (a write in progress)")
             }
         }
+        if sawIndirect { report.indirectValues = try verifyIndirectHeaders() }
         report.notes.append(contentsOf: recoveryNotes)
         return report
+    }
+
+    /// Looks up the header of every live indirect entry (the newest visible version of its
+    /// key): a missing or malformed one is corruption. Returns how many were checked.
+    private func verifyIndirectHeaders() throws -> UInt64 {
+        let view = try readView(nil)
+        let chunks = chunkReader(view)
+        let merged = try view.makeIterator(fillCache: false)
+        try merged.seekToFirst()
+        var lastUserKey: [UInt8] = []
+        var haveLast = false
+        var checked: UInt64 = 0
+        while merged.isValid {
+            guard let p = ParsedInternalKey(merged.keyBytes) else {
+                throw SliceError(.corruption, "malformed internal key")
+            }
+            if p.sequence <= view.sequence
+                && !(haveLast && lastUserKey.withUnsafeBytes { compareBytes($0, p.userKey) == 0 })
+            {
+                lastUserKey.assign(p.userKey)
+                haveLast = true
+                if p.kind == .indirect {
+                    _ = try chunks.resolve(merged.valueBytes, entryKey: p.userKey)
+                    checked += 1
+                }
+            }
+            try merged.next()
+        }
+        return checked
     }
 
     func stats() -> Statistics {
@@ -1305,5 +1363,7 @@ public struct CheckReport: Sendable {
     /// Values in blob files, all read and checksummed.
     public var blobValues: UInt64 = 0
     public var blobBytes: UInt64 = 0
+    /// Live indirect entries whose chunked value header was found (see `ChunkedValue`).
+    public var indirectValues: UInt64 = 0
     public var notes: [String] = []
 }

@@ -9,7 +9,8 @@ import CSliceKV
 /// ```
 /// internal key := user key bytes ++ trailer (fixed64 little-endian)
 /// trailer      := sequence << 8 | kind        (sequence: 56 bits)
-/// kind         := 0x00 deletion | 0x01 value | 0x02 blob reference   -- on disk: do not change
+/// kind         := 0x00 deletion | 0x01 value | 0x02 blob reference
+///               | 0x03 indirect (a reference to a chunked value)       -- on disk: do not change
 /// ```
 /// Ordering: user key ascending (bytewise), then trailer *descending*, so the newest version
 /// of a key comes first and a seek to `(key, snapshot)` lands on the newest visible version.
@@ -18,9 +19,12 @@ package enum ValueKind: UInt8, Sendable {
     case value = 1
     /// The value is a `BlobReference`: the bytes live in a blob file.
     case blobReference = 2
+    /// The value is an `IndirectReference`: the bytes are a chunked value under other keys
+    /// of the same store (see `ChunkedValue`), resolved on every read.
+    case indirect = 3
 
     /// The highest kind: a seek key with it sorts before every entry of the same sequence number.
-    package static let forSeek = ValueKind.blobReference
+    package static let forSeek = ValueKind.indirect
 }
 
 package typealias SequenceNumber = UInt64

@@ -64,6 +64,12 @@ public struct Options: Sendable {
     /// Largest value accepted. Unlimited by default (values at or above `blobThreshold` go to
     /// blob files, so size is bounded by the disk); set it to refuse larger values.
     public var maxValueSize = Int.max
+    /// Largest chunked value (an indirect entry, see `ChunkedValue`) that a whole read (`get`,
+    /// a scan with values) assembles in memory; larger ones fail with `.invalidArgument` and are
+    /// read in pieces with `read(_:offset:into:)`. 1 GiB: a chunked value is sized by its header,
+    /// not by the bytes stored, so a sparse file of 1 TiB costs nothing on disk but cannot be
+    /// returned whole; the bound turns that into an error before anything is allocated.
+    public var maxIndirectReadBytes = 1 << 30
     /// Values of at least this many bytes are stored in blob files, and the LSM keeps a
     /// 20-byte reference (key-value separation). 32 KiB: below it a value is cheap to rewrite in
     /// compaction and is best read through the block cache; above it compaction's rewrites
@@ -116,6 +122,7 @@ public struct Options: Sendable {
         try check((2...20).contains(numLevels), "numLevels must be 2...20")
         try check(maxOpenFiles >= 16, "maxOpenFiles must be at least 16")
         try check(maxValueSize >= 0, "maxValueSize must not be negative")
+        try check(maxIndirectReadBytes >= 0, "maxIndirectReadBytes must not be negative")
         try check(blobThreshold >= 1, "blobThreshold must be at least 1")
         try check(blobFileSize >= 1 << 16, "blobFileSize must be at least 64 KiB")
         try compaction.validate()

@@ -70,6 +70,8 @@ public final class ScanCursor: Sendable {
         // Keeps the version (and so its files) alive while the cursor lives.
         let version: Version
         let blobs: BlobStore
+        /// Resolves indirect entries at the cursor's sequence number, through the same view.
+        let chunks: ChunkedValueReader
         var scratch: [UInt8] = []
         /// Reverse scans: newest-last order means the entry to return for a user key is known
         /// only once the cursor has moved past all its versions; it waits in these buffers
@@ -85,12 +87,12 @@ public final class ScanCursor: Sendable {
 
     init(
         merged: sending MergingIterator, sequence: SequenceNumber, range: KeyRange, version: Version, blobs: BlobStore,
-        reverse: Bool = false
+        chunks: ChunkedValueReader, reverse: Bool = false
     ) {
         state = Locked(
             State(
                 merged: merged, sequence: sequence, end: range.end, start: range.start, version: version, blobs: blobs,
-                reverse: reverse))
+                chunks: chunks, reverse: reverse))
     }
 
     /// Positions the merged iterator at the start of the range (its end, in reverse) on first use.
@@ -160,6 +162,8 @@ public final class ScanCursor: Sendable {
                 case .value: value = values ? Array(s.merged.valueBytes) : []
                 case .blobReference:
                     value = values ? try s.blobs.readAll(try ScanCursor.reference(s.merged.valueBytes)) : []
+                case .indirect:
+                    value = values ? try s.chunks.readAll(s.merged.valueBytes, entryKey: p.userKey) : []
                 case .deletion: value = nil
                 }
                 try s.merged.next()
@@ -202,14 +206,17 @@ public final class ScanCursor: Sendable {
                     s.lastUserKey.assign(p.userKey)
                     s.haveLast = true
                     if p.kind == .deletion { return nil }
-                    if p.kind == .blobReference || !values {
+                    if p.kind == .blobReference || p.kind == .indirect || !values {
                         guard values else {
                             wantsMore = try body(
                                 UnsafeRawBufferPointer(rebasing: p.userKey[1...]),
                                 UnsafeRawBufferPointer(start: nil, count: 0))
                             return true
                         }
-                        s.scratch = try s.blobs.readAll(try ScanCursor.reference(merged.valueBytes))
+                        s.scratch =
+                            p.kind == .indirect
+                            ? try s.chunks.readAll(merged.valueBytes, entryKey: p.userKey)
+                            : try s.blobs.readAll(try ScanCursor.reference(merged.valueBytes))
                         wantsMore = try s.scratch.withUnsafeBytes {
                             try body(UnsafeRawBufferPointer(rebasing: p.userKey[1...]), $0)
                         }
@@ -247,6 +254,11 @@ public final class ScanCursor: Sendable {
                 }
             case .blobReference:
                 let value = values ? try s.blobs.readAll(try s.savedValue.withUnsafeBytes { try reference($0) }) : []
+                try s.savedKey.withUnsafeBytes { k in
+                    try value.withUnsafeBytes { try emit(UnsafeRawBufferPointer(rebasing: k[1...]), $0) }
+                }
+            case .indirect:
+                let value = values ? try s.chunks.readAll(s.savedValue, entryKey: s.savedKey) : []
                 try s.savedKey.withUnsafeBytes { k in
                     try value.withUnsafeBytes { try emit(UnsafeRawBufferPointer(rebasing: k[1...]), $0) }
                 }

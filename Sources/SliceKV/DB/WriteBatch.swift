@@ -7,6 +7,8 @@
 /// op    := 0x01 varint(keyLen) key varint(valueLen) value     -- put
 ///        | 0x00 varint(keyLen) key                            -- delete
 ///        | 0x02 varint(keyLen) key varint(refLen) reference   -- put of a value stored in a blob file
+///        | 0x03 varint(keyLen) key varint(refLen) indirect    -- put of a reference to a chunked value
+///                                                                (`IndirectReference`, `putIndirect`)
 /// key   := keyspace:uint8 userKey                             (see `Keyspace`)
 /// ```
 /// `sequence` is that of the first op; op `i` gets `sequence + i`.
@@ -75,7 +77,25 @@ public struct WriteBatch: Sendable {
             engineKey.append(contentsOf: key)
             engineKey.withUnsafeBytes { putBlobReference($0, ref) }
             heldBlobFiles.append(file)
+        case .indirect(let reference, _):
+            putIndirect(key, keyspace: keyspace, to: reference)
         }
+    }
+
+    /// Puts an entry whose value is the chunked value `reference` names (see `ChunkedValue`):
+    /// every read of `key` reads those chunks, as they are at the same sequence number. Put the
+    /// header and chunks in the same batch (or an earlier one): a reference whose header is
+    /// missing reads as corruption.
+    public mutating func putIndirect(_ key: [UInt8], keyspace: Keyspace = .user, to reference: IndirectReference) {
+        let payload = reference.encode()
+        reserve(12 + key.count + payload.count)
+        rep.append(ValueKind.indirect.rawValue)
+        rep.appendVarint(key.count + 1)
+        rep.append(keyspace.rawValue)
+        rep.append(contentsOf: key)
+        rep.appendVarint(payload.count)
+        rep.append(contentsOf: payload)
+        setCount(count + 1)
     }
 
     /// Appends every operation of `other`.

@@ -351,6 +351,8 @@ package final class Memtable: @unchecked Sendable {
         case found([UInt8])
         /// The value is in a blob file; the payload is the encoded `BlobReference`.
         case blob([UInt8])
+        /// The value is a chunked value elsewhere; the payload is the encoded `IndirectReference`.
+        case indirect([UInt8])
         case deleted
         case absent
     }
@@ -367,9 +369,13 @@ package final class Memtable: @unchecked Sendable {
         guard let node = seekNode(target), let parsed = ParsedInternalKey(Memtable.key(node)),
             compareBytes(parsed.userKey, UnsafeRawBufferPointer(rebasing: target[0..<(target.count - 8)])) == 0
         else { return .absent }
-        if parsed.kind == .deletion { return .deleted }
-        let v = Array(Memtable.value(node))
-        return parsed.kind == .blobReference ? .blob(v) : .found(v)
+        let v = { Array(Memtable.value(node)) }
+        switch parsed.kind {
+        case .deletion: return .deleted
+        case .value: return .found(v())
+        case .blobReference: return .blob(v())
+        case .indirect: return .indirect(v())
+        }
     }
 
     /// Iterates entries in internal-key order without locks. Safe while inserts continue: it

@@ -254,6 +254,7 @@ final class TableReader: @unchecked Sendable {
             case .deletion: .deleted
             case .value: .found(Array(v))
             case .blobReference: .blob(Array(v))
+            case .indirect: .indirect(Array(v))
             }
         }
         return r ?? .absent
@@ -262,8 +263,9 @@ final class TableReader: @unchecked Sendable {
     func makeIterator(fillCache: Bool = true) -> TableIterator { TableIterator(self, fillCache: fillCache) }
 
     /// Reads and verifies every block (for `check`), handing each blob reference to
-    /// `blob`; returns the number of entries seen.
-    func verify(blob: (BlobReference) throws -> Void = { _ in }) throws -> UInt64 {
+    /// `blob` and calling `indirect` for each (well-formed) indirect entry; returns the number
+    /// of entries seen.
+    func verify(blob: (BlobReference) throws -> Void = { _ in }, indirect: () -> Void = {}) throws -> UInt64 {
         let it = makeIterator(fillCache: false)
         try it.seekToFirst()
         var n: UInt64 = 0
@@ -281,6 +283,11 @@ final class TableReader: @unchecked Sendable {
                     throw SliceError.corruption("malformed blob reference", path: path)
                 }
                 try blob(ref)
+            } else if kind == .indirect {
+                guard IndirectReference(decoding: it.value) != nil else {
+                    throw SliceError.corruption("malformed indirect reference", path: path)
+                }
+                indirect()
             }
             n += 1
             try it.next()
