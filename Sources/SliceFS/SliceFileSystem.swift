@@ -98,6 +98,7 @@ public final class SliceFileSystem: @unchecked Sendable {
             return r
         case .failure(.nameTooLong): throw FSError(-ENAMETOOLONG)
         case .failure(.notCanonical): throw FSError(-EINVAL)
+        case .failure(.notDirectory), .failure(.controlName): throw FSError(-ENOTDIR)
         }
     }
 
@@ -452,12 +453,12 @@ public final class SliceFileSystem: @unchecked Sendable {
         func add(_ name: [UInt8], _ kind: mode_t) { listing.add(name, kind) }
         let prefix = r.childPrefix
         if r.isPieceDirectory {
-            // Inside a long component: name children by the canonical path of each key.
+            // Inside a long component: name children by the canonical path of each key that
+            // goes through this piece.
             for ks in [Keyspace.user, FSKeyspace.nodes] {
                 try db.scan(.prefix(prefix), keyspace: ks).forEach(values: false) { key, _ in
-                    let comps = PathMapping.components(forKey: Array(key))
-                    if comps.count > r.depth {
-                        add(comps[r.depth], comps.count > r.depth + 1 || ks == FSKeyspace.nodes ? S_IFDIR : S_IFREG)
+                    if let e = PathMapping.entry(ofChild: Array(key), in: r) {
+                        add(e.name, !e.namesKey || ks == FSKeyspace.nodes ? S_IFDIR : S_IFREG)
                     }
                     return true
                 }
@@ -531,7 +532,8 @@ public final class SliceFileSystem: @unchecked Sendable {
     private func checkCreatable(_ r: PathMapping.Resolved) throws {
         if r.isRoot || r.isSelfEntry { throw FSError(-EEXIST) }
         if try node(r) != nil { throw FSError(-EEXIST) }
-        if r.key.isEmpty { throw FSError(-EINVAL) }
+        // A piece directory is not a key: it exists while keys are below it.
+        if r.key.isEmpty || r.isPieceDirectory { throw FSError(-EINVAL) }
         let parent = parentKey(r.key)
         if !parent.isRoot, try fileSize(parent.key) != nil, try !hasChildren(parent.key + [0x2f]) {
             throw FSError(-ENOTDIR)
@@ -1129,6 +1131,7 @@ public final class SliceFileSystem: @unchecked Sendable {
             let src = try resolve(from)
             let dst = try resolve(to)
             if src.isRoot || dst.isRoot { return -EBUSY }
+            if src.isPieceDirectory || dst.isPieceDirectory { return -EINVAL }
             // Pending writes under the source go to the engine first, so the batch moves them.
             let pending = openFiles.withLock { Array($0.values) }
             for f in pending {
