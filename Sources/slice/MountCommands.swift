@@ -119,9 +119,9 @@ struct Mount: ParsableCommand {
             throw error
         }
         for note in db.recoveryNotes { Terminal.error("recovery: \(note)") }
-        let fs = SliceFileSystem(db: db)
         do {
-            try FuseMount.serve(fs, at: mountpoint, options: fuseOptions) {
+            let fs = try SliceFileSystem(db: db)
+            try FuseSession.serve(fs, at: mountpoint, options: fuseOptions) {
                 report("ok\n")
                 Terminal.error("mounted \(dir) at \(mountpoint)")
             }

@@ -81,6 +81,12 @@ public struct StoredValue: Sendable {
     let storage: Storage
 
     /// The value's size in bytes.
+    /// The reference of an indirect entry (nil for a value held as bytes or in a blob file).
+    public var indirectReference: IndirectReference? {
+        if case .indirect(let r, _) = storage { return r }
+        return nil
+    }
+
     public var size: UInt64 {
         switch storage {
         case .inline(let v): return UInt64(v.count)

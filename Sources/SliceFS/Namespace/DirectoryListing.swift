@@ -18,6 +18,7 @@ struct DirectoryListing {
     /// Offset of each name in `bytes`, in the order added.
     private var starts: [Int32] = []
     private var modes: [mode_t] = []
+    private var inos: [UInt64] = []
     /// Entry index per slot, -1 when empty; linear probing, kept under 70% full.
     private var slots = [Int32](repeating: -1, count: 1024)
 
@@ -29,8 +30,12 @@ struct DirectoryListing {
         }
     }
 
-    /// Adds `name` with `mode`, or upgrades an existing file entry to a directory.
-    mutating func add(_ name: UnsafeRawBufferPointer, _ mode: mode_t) {
+    var count: Int { starts.count }
+
+    /// Adds `name` with `mode` and inode number, or updates an existing entry: a directory wins
+    /// over anything else (a key with keys below it lists as a directory), and an
+    /// `authoritative` number (from an entry record) replaces a derived one of the same kind.
+    mutating func add(_ name: UnsafeRawBufferPointer, _ mode: mode_t, ino: UInt64, authoritative: Bool = false) {
         let mask = slots.count - 1
         var slot = Int(truncatingIfNeeded: BloomFilter.hash(name)) & mask
         while true {
@@ -41,7 +46,13 @@ struct DirectoryListing {
                 let end = i + 1 < starts.count ? Int(starts[i + 1]) - 1 : b.count - 1
                 return end - start == name.count && memcmp(b.baseAddress! + start, name.baseAddress!, name.count) == 0
             }) {
-                if modes[i] == S_IFREG && mode == S_IFDIR { modes[i] = S_IFDIR }
+                if mode == S_IFDIR && modes[i] != S_IFDIR {
+                    modes[i] = S_IFDIR
+                    inos[i] = ino
+                } else if authoritative && (modes[i] != S_IFDIR || mode == S_IFDIR) {
+                    modes[i] = mode
+                    inos[i] = ino
+                }
                 return
             }
             slot = (slot + 1) & mask
@@ -51,11 +62,12 @@ struct DirectoryListing {
         bytes.append(contentsOf: name)
         bytes.append(0)
         modes.append(mode)
+        inos.append(ino)
         if starts.count * 10 > slots.count * 7 { rehash() }
     }
 
-    mutating func add(_ name: [UInt8], _ mode: mode_t) {
-        name.withUnsafeBytes { add($0, mode) }
+    mutating func add(_ name: [UInt8], _ mode: mode_t, ino: UInt64, authoritative: Bool = false) {
+        name.withUnsafeBytes { add($0, mode, ino: ino, authoritative: authoritative) }
     }
 
     private mutating func rehash() {
@@ -68,13 +80,16 @@ struct DirectoryListing {
         }
     }
 
-    /// Calls `body` with each NUL-terminated name, its type and its index, in the order added,
-    /// from entry `start` on, until it returns false.
-    func forEach(from start: Int = 0, _ body: (UnsafePointer<CChar>, mode_t, Int) -> Bool) {
+    /// Calls `body` with each name, its type, inode number and index, in the order added, from
+    /// entry `start` on, until it returns false.
+    func forEach(from start: Int = 0, _ body: (UnsafeRawBufferPointer, mode_t, UInt64, Int) throws -> Bool) rethrows {
         guard start < starts.count else { return }
-        bytes.withUnsafeBytes { b in
-            let base = b.baseAddress!.assumingMemoryBound(to: CChar.self)
-            for i in start..<starts.count where !body(base + Int(starts[i]), modes[i], i) { return }
+        try bytes.withUnsafeBytes { b in
+            for i in start..<starts.count {
+                let first = Int(starts[i])
+                let end = i + 1 < starts.count ? Int(starts[i + 1]) - 1 : b.count - 1
+                if try !body(UnsafeRawBufferPointer(rebasing: b[first..<end]), modes[i], inos[i], i) { return }
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ import SliceKV
 /// full compaction or a stream of syncs. A failed action makes the write fail with EIO; its
 /// message is what the file reads next.
 final class ControlFile: @unchecked Sendable {
-    enum Kind: String {
+    enum Kind: String, CaseIterable {
         case stats = ".stats"
         case statsJSON = ".stats.json"
         case flush = ".flush"

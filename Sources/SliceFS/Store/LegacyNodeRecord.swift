@@ -1,16 +1,7 @@
 import SliceKV
 
-/// Where SliceFS keeps what is not file content, out of the user's keyspace.
-enum FSKeyspace {
-    /// Attributes of files (key = the file's key; its content is the `.user` value).
-    static let fileAttributes = Keyspace(rawValue: 0x10)
-    /// Directories made by `mkdir` and symlinks (key = their key); nothing in `.user`.
-    static let nodes = Keyspace(rawValue: 0x11)
-    /// Attributes of the root directory (key "root").
-    static let root = Keyspace(rawValue: 0x12)
-}
-
-/// The metadata of one file, directory or symlink.
+/// The metadata of one file, directory or symlink in the first layout (path-keyed, keyspaces
+/// 0x10-0x12): read as a fallback for stores written before inode records, never written.
 ///
 /// Encoding (on disk: do not change; bump `version` to extend):
 /// ```

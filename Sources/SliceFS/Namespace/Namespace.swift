@@ -1,0 +1,797 @@
+import CFuse
+import SliceKV
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The filesystem's names over a store, in keys: resolves paths to nodes and makes every
+/// change to names and records as one atomic batch. Knows nothing of FUSE: errors are
+/// `FSError` errnos, and it is unit-tested on a store without a kernel.
+///
+/// Names are keys (`PathMapping`); a node made through the mount has an `EntryRecord` under its
+/// key and an `InodeRecord` under its number (`FSLayout.swift`). Keys put through the API are
+/// files without records, and directories exist implicitly while keys lie below them; both
+/// have derived inode numbers (`InodeNumbers`) and get records the first time the mount changes
+/// them, keeping their numbers. Any change inside a directory records the directory (its
+/// times change), so a directory never vanishes when its last entry goes.
+///
+/// Threads: every change runs under `metaLock`; a change to a non-directory's record also takes
+/// that inode's stripe (`InodeLocks`), which is all a content commit takes. Reads take no lock
+/// (the store gives each read a consistent view).
+/// A record that another names was not there: a change (a rename over a file, a purge) ran
+/// between two reads of one lookup. The caller reads again (`SliceFileSystem.retrying`).
+struct Vanished: Error {}
+
+final class Namespace: Sendable {
+    let store: any FileStore
+    let content: FileContent
+    let inodeLocks = InodeLocks()
+    let defaultUid: UInt32
+    let defaultGid: UInt32
+    /// The times of nodes without records.
+    let mountTime = Timestamp.now
+    /// Serialises changes to names and records (see the type's doc). The byte is there because
+    /// ThreadSanitizer misreports a `Locked<Void>`.
+    let metaLock = Locked<UInt8>(0)
+    /// The next inode number to hand out (persisted in the batch that uses one).
+    private let nextInode: Locked<InodeNumber>
+    /// Subdirectory counts of directories (for their link count), cleared by any change that
+    /// adds, removes or moves a directory.
+    private let subdirectoryCounts = Locked<[InodeNumber: Int]>([:])
+
+    init(store: any FileStore, uid: UInt32, gid: UInt32) throws {
+        self.store = store
+        content = FileContent(store: store)
+        defaultUid = uid
+        defaultGid = gid
+        var next = InodeNumbers.firstAllocated
+        if let bytes = try store.get(FSKeyspace.nextInodeKey, keyspace: FSKeyspace.meta) {
+            var r = RecordReader(bytes)
+            guard let n = r.fixed64() else { throw FSError(EIO) }
+            next = max(n, next)
+        }
+        nextInode = Locked(next)
+    }
+
+    // MARK: Resolution
+
+    func record(_ ino: InodeNumber) throws -> InodeRecord? {
+        guard let bytes = try store.get(FSKeyspace.inodeKey(ino), keyspace: FSKeyspace.inodes) else { return nil }
+        guard let r = InodeRecord.decode(bytes) else { throw FSError(EIO) }
+        return r
+    }
+
+    private func entry(_ key: [UInt8]) throws -> EntryRecord? {
+        guard let bytes = try store.get(key, keyspace: FSKeyspace.entries) else { return nil }
+        guard let e = EntryRecord.decode(bytes) else { throw FSError(EIO) }
+        return e
+    }
+
+    /// Whether any key lies under `prefix` (content, entries, or first-layout records).
+    func hasChildren(_ prefix: [UInt8]) throws -> Bool {
+        try store.containsKey(withPrefix: prefix, keyspace: .user)
+            || store.containsKey(withPrefix: prefix, keyspace: FSKeyspace.entries)
+            || store.containsKey(withPrefix: prefix, keyspace: FSKeyspace.legacyNodes)
+    }
+
+    private func legacyRecord(_ key: [UInt8], _ keyspace: Keyspace) throws -> NodeRecord? {
+        guard let bytes = try store.get(key, keyspace: keyspace) else { return nil }
+        guard let r = NodeRecord.decode(bytes) else { throw FSError(EIO) }
+        return r
+    }
+
+    /// An inode record from a first-layout record.
+    private func converted(_ old: NodeRecord) -> InodeRecord {
+        let kind: InodeRecord.Kind =
+            switch old.kind {
+            case .file: .file
+            case .directory: .directory
+            case .symlink: .symlink
+            }
+        var r = InodeRecord(kind: kind, mode: old.mode, uid: old.uid, gid: old.gid, time: old.atime)
+        r.mtime = old.mtime
+        r.ctime = old.ctime
+        r.target = old.target
+        r.xattrs = old.xattrs
+        return r
+    }
+
+    func root() throws -> Node {
+        let rec = try record(InodeNumbers.root)
+        return Node(
+            ino: InodeNumbers.root, kind: .directory, key: [], record: rec, content: .none, recorded: rec != nil)
+    }
+
+    /// The directory a key's children imply (no record).
+    private func implicitDirectory(_ r: PathMapping.Resolved) -> Node {
+        Node(
+            ino: InodeNumbers.derived(r.childPrefix, directory: true), kind: .directory, key: r.key, record: nil,
+            content: .none, recorded: false)
+    }
+
+    /// The non-directory at `key`, if any: a recorded node, or API-written content.
+    private func fileAt(_ key: [UInt8], entry e: EntryRecord?) throws -> Node? {
+        if let e, e.kind != .directory {
+            guard let rec = try record(e.ino) else { throw Vanished() }
+            return Node(
+                ino: e.ino, kind: e.kind, key: key, record: rec,
+                content: e.kind == .file ? try contentOf(key, ino: e.ino) : .none, recorded: true)
+        }
+        switch try store.contentEntry(key) {
+        case nil: return nil
+        case .plain(let size):
+            let legacy = try legacyRecord(key, FSKeyspace.legacyFileAttributes)
+            return Node(
+                ino: InodeNumbers.derived(key, directory: false), kind: .file, key: key, record: legacy.map(converted),
+                content: .plain(size: size), recorded: false, legacy: legacy != nil)
+        case .file(let ino):
+            guard let rec = try record(ino) else { throw Vanished() }
+            return Node(ino: ino, kind: .file, key: key, record: rec, content: .chunks, recorded: false)
+        }
+    }
+
+    private func contentOf(_ key: [UInt8], ino: InodeNumber) throws -> Node.Content {
+        switch try store.contentEntry(key) {
+        case .file: return .chunks
+        case .plain(let size): return .plain(size: size)
+        case nil: return .chunks
+        }
+    }
+
+    /// What a resolved path names, or nil.
+    func node(_ r: PathMapping.Resolved) throws -> Node? {
+        if r.isRoot { return try root() }
+        if r.key.isEmpty || r.isPieceDirectory {
+            return try hasChildren(r.childPrefix) ? implicitDirectory(r) : nil
+        }
+        let e = try entry(r.key)
+        if r.isSelfEntry {
+            // The value of a key that is also a directory.
+            guard try e?.kind == .directory || hasChildren(r.childPrefix) else { return nil }
+            return try fileAt(r.key, entry: e?.kind == .directory ? nil : e)
+        }
+        if let e, e.kind == .directory {
+            guard let rec = try record(e.ino) else { throw Vanished() }
+            return Node(ino: e.ino, kind: .directory, key: r.key, record: rec, content: .none, recorded: true)
+        }
+        if let file = try fileAt(r.key, entry: e) {
+            return try hasChildren(r.childPrefix) ? implicitDirectory(r) : file
+        }
+        if let old = try legacyRecord(r.key, FSKeyspace.legacyNodes) {
+            let rec = converted(old)
+            return Node(
+                ino: InodeNumbers.derived(
+                    rec.kind == .directory ? r.childPrefix : r.key, directory: rec.kind == .directory),
+                kind: rec.kind, key: r.key, record: rec, content: .none, recorded: false, legacy: true)
+        }
+        return try hasChildren(r.childPrefix) ? implicitDirectory(r) : nil
+    }
+
+    /// Attributes of a node without a record.
+    func defaultRecord(_ kind: InodeRecord.Kind) -> InodeRecord {
+        InodeRecord(
+            kind: kind, mode: kind == .directory ? 0o755 : 0o644, uid: defaultUid, gid: defaultGid, time: mountTime)
+    }
+
+    /// `stat` of a node. `openSize`: the size of an open file's uncommitted content.
+    func attributes(_ n: Node, openSize: UInt64? = nil) throws -> Attributes {
+        let rec = n.record ?? defaultRecord(n.kind)
+        var size: UInt64 = 0
+        var blocks: UInt64 = 0
+        var nlink = UInt64(n.recorded || n.content == .chunks ? rec.nlink : 1)
+        switch n.kind {
+        case .file:
+            switch n.content {
+            case .chunks:
+                size = try openSize ?? content.size(n.ino)
+                blocks = (rec.blocks + 4095) / 4096 * 8
+            case .plain(let s):
+                size = openSize ?? s
+                blocks = (size + 511) / 512
+            case .none: break
+            }
+        case .directory:
+            size = 4096
+            blocks = 8
+            nlink = UInt64(2 + (try subdirectories(n)))
+        case .symlink:
+            size = UInt64(rec.target.count)
+        default: break
+        }
+        return Attributes(
+            ino: n.ino, mode: n.kind.typeBits | mode_t(rec.mode), nlink: nlink, uid: rec.uid, gid: rec.gid,
+            rdev: rec.rdev, size: size, blocks: blocks, atime: rec.atime, mtime: rec.mtime, ctime: rec.ctime)
+    }
+
+    /// Number of subdirectories of a directory (its link count is 2 more).
+    private func subdirectories(_ n: Node) throws -> Int {
+        if let known = subdirectoryCounts.withLock({ $0[n.ino] }) { return known }
+        var count = 0
+        try listing(n).forEach { _, mode, _, _ in
+            if mode == S_IFDIR { count += 1 }
+            return true
+        }
+        subdirectoryCounts.withLock { counts in
+            if counts.count > 4096 { counts.removeAll() }
+            counts[n.ino] = count
+        }
+        return count
+    }
+
+    private func directoriesChanged() { subdirectoryCounts.withLock { $0.removeAll() } }
+
+    // MARK: Listing
+
+    /// The names in a directory, with types and inode numbers: one scan of the content keys,
+    /// one of the entries (and one of the first layout's records) below it, each skipping
+    /// whole subtrees (a seek each), never walking the store. Without `.`, `..` and control files.
+    func listing(
+        _ dir: Node, resolved r: PathMapping.Resolved? = nil, startingWith first: DirectoryListing = DirectoryListing()
+    ) throws -> DirectoryListing {
+        var listing = first
+        let r = r ?? PathMapping.Resolved(key: dir.key, isSelfEntry: false, isRoot: dir.ino == InodeNumbers.root)
+        let prefix = r.childPrefix
+        if r.isPieceDirectory {
+            // Inside a long component: each key through this piece, named by its path.
+            for ks in [Keyspace.user, FSKeyspace.entries, FSKeyspace.legacyNodes] {
+                try store.scan(ks, from: prefix, to: KeyRange.prefix(prefix).end, values: false) { key, _ in
+                    let k = Array(key)
+                    if let e = PathMapping.entry(ofChild: k, in: r) {
+                        let isDir = !e.namesKey || ks == FSKeyspace.legacyNodes
+                        listing.add(
+                            e.name, isDir ? S_IFDIR : S_IFREG,
+                            ino: isDir
+                                ? InodeNumbers.derived(k, directory: true) : InodeNumbers.derived(k, directory: false))
+                    }
+                    return true
+                }
+            }
+            return listing
+        }
+        if !r.isRoot, !r.key.isEmpty, try store.contentEntry(r.key) != nil {
+            listing.add(PathMapping.selfName, S_IFREG, ino: InodeNumbers.derived(r.key, directory: false))
+        }
+        for ks in [Keyspace.user, FSKeyspace.entries, FSKeyspace.legacyNodes] {
+            var start = prefix
+            let end = KeyRange.prefix(prefix).end
+            while true {
+                var skipTo: [UInt8]?
+                try store.scan(ks, from: start, to: end, values: ks != .user) { key, value in
+                    let rest = UnsafeRawBufferPointer(rebasing: key[prefix.count...])
+                    if let slash = rest.firstIndex(of: 0x2f) {
+                        let child = Array(rest[..<slash])
+                        let name = PathMapping.split(PathMapping.encodeComponent(child[...], topLevel: r.isRoot))[0]
+                        listing.add(name, S_IFDIR, ino: InodeNumbers.derived(prefix + child + [0x2f], directory: true))
+                        // Jump past the subtree: prefix + child + "0" ('/' + 1).
+                        skipTo = prefix + child + [0x30]
+                        return false
+                    }
+                    var kind: mode_t = S_IFREG
+                    var ino = InodeNumbers.derived(Array(key), directory: false)
+                    if ks == FSKeyspace.entries, let e = EntryRecord.decode(Array(value)) {
+                        kind = e.kind.typeBits
+                        ino = e.ino
+                    } else if ks == FSKeyspace.legacyNodes, let old = NodeRecord.decode(Array(value)) {
+                        kind = old.kind == .symlink ? S_IFLNK : S_IFDIR
+                        if kind == S_IFDIR { ino = InodeNumbers.derived(Array(key) + [0x2f], directory: true) }
+                    } else if ks == .user {
+                        // A content key whose entry is recorded gets its number from the entry scan.
+                        ino = InodeNumbers.derived(Array(key), directory: false)
+                    }
+                    if PathMapping.isPlain(rest, topLevel: r.isRoot) {
+                        listing.add(rest, kind, ino: ino, authoritative: ks == FSKeyspace.entries)
+                    } else {
+                        let pieces = PathMapping.split(
+                            PathMapping.encodeComponent(Array(rest)[...], topLevel: r.isRoot))
+                        listing.add(
+                            pieces[0], pieces.count > 1 ? S_IFDIR : kind, ino: ino,
+                            authoritative: ks == FSKeyspace.entries && pieces.count == 1)
+                    }
+                    return true
+                }
+                guard let next = skipTo else { break }
+                start = next
+            }
+        }
+        return listing
+    }
+
+    // MARK: Changes
+
+    /// Hands out an inode number and adds the counter to `batch`. REQUIRES: metaLock.
+    private func allocate(into batch: inout WriteBatch) -> InodeNumber {
+        nextInode.withLock { next in
+            let ino = next
+            next += 1
+            var v: [UInt8] = []
+            withUnsafeBytes(of: next.littleEndian) { v.append(contentsOf: $0) }
+            batch.put(FSKeyspace.nextInodeKey, v, keyspace: FSKeyspace.meta)
+            return ino
+        }
+    }
+
+    /// Adds `rec` as `n`'s record to `batch`, making `n` recorded (entry written, a first-layout
+    /// record removed). REQUIRES: metaLock (and the inode's stripe for a non-directory).
+    func putRecord(_ n: Node, _ rec: InodeRecord, into batch: inout WriteBatch) {
+        batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
+        if n.ino == InodeNumbers.root { return }
+        if !n.recorded && !(n.kind == .file && n.content == .chunks) {
+            batch.put(n.key, EntryRecord(ino: n.ino, kind: n.kind).encode(), keyspace: FSKeyspace.entries)
+        }
+        if n.legacy {
+            batch.delete(n.key, keyspace: n.kind == .file ? FSKeyspace.legacyFileAttributes : FSKeyspace.legacyNodes)
+        }
+    }
+
+    /// Sets a directory's mtime and ctime to `now` (an entry in it was added, removed or
+    /// renamed), recording it if it had no record. A piece directory (inside a long name) has
+    /// no record of its own. REQUIRES: metaLock.
+    func touchDirectory(_ dir: Node, now: Timestamp, into batch: inout WriteBatch) {
+        if dir.ino != InodeNumbers.root && dir.key.isEmpty { return }
+        if dir.ino >= InodeNumbers.derivedBit && !dir.recorded && !dir.legacy,
+            dir.ino != InodeNumbers.derived(dir.key + [0x2f], directory: true)
+        {
+            return  // a piece directory
+        }
+        var rec = dir.record ?? defaultRecord(.directory)
+        rec.mtime = now
+        rec.ctime = now
+        putRecord(dir, rec, into: &batch)
+    }
+
+    /// The mode and group a new node gets: the parent's set-group-ID bit passes its group on
+    /// (and the bit itself to directories), as in ext4.
+    private func newRecord(
+        _ kind: InodeRecord.Kind, mode: mode_t, parent: Node, caller: Caller, now: Timestamp
+    ) -> InodeRecord {
+        let parentRecord = parent.record ?? defaultRecord(.directory)
+        var rec = InodeRecord(kind: kind, mode: UInt32(mode & 0o7777), uid: caller.uid, gid: caller.gid, time: now)
+        if parentRecord.mode & UInt32(Glibc.S_ISGID) != 0 {
+            rec.gid = parentRecord.gid
+            if kind == .directory { rec.mode |= UInt32(Glibc.S_ISGID) }
+        }
+        return rec
+    }
+
+    /// Checks that a new name can be made at `r` in `parent`. REQUIRES: metaLock.
+    private func checkCreatable(_ r: PathMapping.Resolved) throws {
+        if r.isRoot || r.isSelfEntry || r.key.isEmpty { throw FSError(EEXIST) }
+        if r.isPieceDirectory { throw FSError(try hasChildren(r.childPrefix) ? EEXIST : EINVAL) }
+        if try node(r) != nil { throw FSError(EEXIST) }
+        if r.key.count > Options.maxKeySize { throw FSError(ENAMETOOLONG) }
+    }
+
+    /// Makes a node of `kind` at `r` in `parent`: a regular file (empty), directory, symlink
+    /// (`target`), FIFO, socket or device (`rdev`). Returns it.
+    func create(
+        _ kind: InodeRecord.Kind, at r: PathMapping.Resolved, in parentResolved: PathMapping.Resolved,
+        mode: mode_t, rdev: UInt64 = 0, target: [UInt8] = [], caller: Caller
+    ) throws -> Node {
+        try metaLock.withLock { _ in
+            guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
+            guard parent.isDirectory else { throw FSError(ENOTDIR) }
+            try checkCreatable(r)
+            let now = Timestamp.now
+            var batch = WriteBatch()
+            let ino = allocate(into: &batch)
+            var rec = newRecord(kind, mode: mode, parent: parent, caller: caller, now: now)
+            rec.rdev = rdev
+            rec.target = target
+            batch.put(r.key, EntryRecord(ino: ino, kind: kind).encode(), keyspace: FSKeyspace.entries)
+            batch.put(FSKeyspace.inodeKey(ino), rec.encode(), keyspace: FSKeyspace.inodes)
+            if kind == .file {
+                FileContent.setSize(ino, 0, in: &batch)
+                batch.putIndirect(
+                    r.key, to: IndirectReference(keyspace: FSKeyspace.chunks, prefix: FSKeyspace.chunkPrefix(ino)))
+            }
+            touchDirectory(parent, now: now, into: &batch)
+            try store.write(batch, sync: false)
+            if kind == .directory { directoriesChanged() }
+            return Node(
+                ino: ino, kind: kind, key: r.key, record: rec, content: kind == .file ? .chunks : .none,
+                recorded: true)
+        }
+    }
+
+    /// Adds a name for a non-directory (`link`). An API-written file is first moved into
+    /// chunks, since two names must share one content.
+    func link(_ r: PathMapping.Resolved, to target: PathMapping.Resolved, in parentResolved: PathMapping.Resolved)
+        throws -> Node
+    {
+        try metaLock.withLock { _ in
+            guard var n = try node(target) else { throw FSError(ENOENT) }
+            guard !n.isDirectory else { throw FSError(EPERM) }
+            guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
+            guard parent.isDirectory else { throw FSError(ENOTDIR) }
+            try checkCreatable(r)
+            if case .plain = n.content { n = try adopt(n) }
+            return try inodeLocks.withLock(n.ino) {
+                let now = Timestamp.now
+                var batch = WriteBatch()
+                var rec = try record(n.ino) ?? n.record ?? defaultRecord(n.kind)
+                guard rec.nlink < 65000 else { throw FSError(EMLINK) }
+                rec.nlink += 1
+                rec.ctime = now
+                putRecord(n, rec, into: &batch)
+                batch.put(r.key, EntryRecord(ino: n.ino, kind: n.kind).encode(), keyspace: FSKeyspace.entries)
+                if n.kind == .file {
+                    batch.putIndirect(
+                        r.key, to: IndirectReference(keyspace: FSKeyspace.chunks, prefix: FSKeyspace.chunkPrefix(n.ino))
+                    )
+                }
+                touchDirectory(parent, now: now, into: &batch)
+                try store.write(batch, sync: false)
+                n.record = rec
+                n.recorded = true
+                return n
+            }
+        }
+    }
+
+    /// The file at `r` with its content in chunks (adopted if it was API-written).
+    func adopted(_ n: Node) throws -> Node {
+        guard case .plain = n.content else { return n }
+        return try metaLock.withLock { _ in
+            guard !n.key.isEmpty else { return n }
+            guard let current = try fileAt(n.key, entry: entry(n.key)), current.ino == n.ino else {
+                throw FSError(ENOENT)
+            }
+            return try adopt(current)
+        }
+    }
+
+    /// Moves an API-written file's bytes into chunks under its derived number, with a record:
+    /// from now on it is a mount file. Costs one copy of the file, once. REQUIRES: metaLock.
+    func adopt(_ n: Node) throws -> Node {
+        guard case .plain(let size) = n.content else { return n }
+        return try inodeLocks.withLock(n.ino) {
+            var batch = WriteBatch()
+            var stored: UInt64 = 0
+            var buffer = [UInt8](repeating: 0, count: FileContent.chunkSize)
+            var index: UInt64 = 0
+            while index << UInt64(FileContent.chunkShift) < size {
+                let got = try buffer.withUnsafeMutableBytes {
+                    try store.read(n.key, keyspace: .user, offset: index << UInt64(FileContent.chunkShift), into: $0)
+                        ?? 0
+                }
+                if got == 0 { break }
+                batch.put(FileContent.chunkKey(n.ino, index), Array(buffer[0..<got]), keyspace: FSKeyspace.chunks)
+                stored += UInt64(got)
+                index += 1
+                if batch.count >= 64 {
+                    // Chunks of a file no entry points to yet: harmless if the switch below never
+                    // happens (the next adoption writes the same keys).
+                    try store.write(batch, sync: false)
+                    batch = WriteBatch()
+                }
+            }
+            var rec = n.record ?? defaultRecord(.file)
+            rec.blocks = stored
+            var adopted = n
+            adopted.content = .chunks
+            FileContent.setSize(n.ino, size, in: &batch)
+            batch.putIndirect(
+                n.key, to: IndirectReference(keyspace: FSKeyspace.chunks, prefix: FSKeyspace.chunkPrefix(n.ino)))
+            batch.put(n.key, EntryRecord(ino: n.ino, kind: .file).encode(), keyspace: FSKeyspace.entries)
+            batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
+            if n.legacy { batch.delete(n.key, keyspace: FSKeyspace.legacyFileAttributes) }
+            try store.write(batch, sync: false)
+            adopted.record = rec
+            adopted.recorded = true
+            adopted.legacy = false
+            return adopted
+        }
+    }
+
+    /// What an unlink or a replacing rename did to the inode that lost a name.
+    struct Unlinked {
+        var ino: InodeNumber
+        /// The last name went: its content must be freed (`purge`) once no handle is open.
+        var orphaned: Bool
+    }
+
+    /// Removes the name of a non-directory at `r` into `batch`. REQUIRES: metaLock.
+    private func removeName(_ n: Node, now: Timestamp, into batch: inout WriteBatch) throws -> Unlinked {
+        if n.recorded { batch.delete(n.key, keyspace: FSKeyspace.entries) }
+        if n.kind == .file { batch.delete(n.key, keyspace: .user) }
+        if n.legacy {
+            batch.delete(n.key, keyspace: n.kind == .file ? FSKeyspace.legacyFileAttributes : FSKeyspace.legacyNodes)
+        }
+        guard n.recorded || n.content == .chunks else { return Unlinked(ino: n.ino, orphaned: false) }
+        return try inodeLocks.withLock(n.ino) {
+            guard var rec = try record(n.ino) else { return Unlinked(ino: n.ino, orphaned: false) }
+            rec.nlink = rec.nlink > 0 ? rec.nlink - 1 : 0
+            rec.ctime = now
+            batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
+            if rec.nlink == 0 {
+                // Freed by `purge`, now or at the last close; the marker frees it after a crash.
+                batch.put(FSKeyspace.orphanKey(n.ino), [], keyspace: FSKeyspace.meta)
+                return Unlinked(ino: n.ino, orphaned: true)
+            }
+            return Unlinked(ino: n.ino, orphaned: false)
+        }
+    }
+
+    func unlink(_ r: PathMapping.Resolved, in parentResolved: PathMapping.Resolved) throws -> Unlinked {
+        try metaLock.withLock { _ in
+            guard let n = try node(r) else { throw FSError(ENOENT) }
+            if n.isDirectory { throw FSError(EISDIR) }
+            guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
+            let now = Timestamp.now
+            var batch = WriteBatch()
+            let result = try removeName(n, now: now, into: &batch)
+            touchDirectory(parent, now: now, into: &batch)
+            try store.write(batch, sync: false)
+            return result
+        }
+    }
+
+    func rmdir(_ r: PathMapping.Resolved, in parentResolved: PathMapping.Resolved) throws -> InodeNumber {
+        try metaLock.withLock { _ in
+            if r.isRoot { throw FSError(EBUSY) }
+            guard let n = try node(r) else { throw FSError(ENOENT) }
+            guard n.isDirectory else { throw FSError(ENOTDIR) }
+            if try hasChildren(r.childPrefix) || (!r.isPieceDirectory && store.contentEntry(r.key) != nil) {
+                throw FSError(ENOTEMPTY)
+            }
+            guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
+            let now = Timestamp.now
+            var batch = WriteBatch()
+            if n.recorded {
+                batch.delete(n.key, keyspace: FSKeyspace.entries)
+                batch.delete(FSKeyspace.inodeKey(n.ino), keyspace: FSKeyspace.inodes)
+            }
+            if n.legacy { batch.delete(n.key, keyspace: FSKeyspace.legacyNodes) }
+            touchDirectory(parent, now: now, into: &batch)
+            try store.write(batch, sync: false)
+            directoriesChanged()
+            return n.ino
+        }
+    }
+
+    /// Frees an inode that lost its last name: its chunks, header and record, then the orphan
+    /// marker (last, so a crash in between leaves it for the next mount).
+    func purge(_ ino: InodeNumber) throws {
+        try inodeLocks.withLock(ino) {
+            var batch = WriteBatch()
+            _ = try content.deleteChunks(ino, from: 0, in: &batch) { b in
+                try store.write(b, sync: false)
+                b = WriteBatch()
+            }
+            batch.delete(FileContent.headerKey(ino), keyspace: FSKeyspace.chunks)
+            batch.delete(FSKeyspace.inodeKey(ino), keyspace: FSKeyspace.inodes)
+            batch.delete(FSKeyspace.orphanKey(ino), keyspace: FSKeyspace.meta)
+            try store.write(batch, sync: false)
+        }
+    }
+
+    /// Inodes left unlinked-while-open by a process that died (freed at mount).
+    func orphans() throws -> [InodeNumber] {
+        var found: [InodeNumber] = []
+        let prefix = FSKeyspace.orphanPrefix
+        try store.scan(FSKeyspace.meta, from: prefix, to: KeyRange.prefix(prefix).end, values: false) { key, _ in
+            if let ino = FSKeyspace.decodeInode(key.suffix(8)) { found.append(ino) }
+            return true
+        }
+        return found
+    }
+
+    // MARK: Attributes
+
+    /// Read-modify-write of a node's record (made if it had none); ctime is set to now.
+    /// Returns the node as it is after.
+    func updateRecord(_ r: PathMapping.Resolved?, ino: InodeNumber, _ change: (inout InodeRecord) throws -> Void)
+        throws -> Node
+    {
+        try metaLock.withLock { _ in
+            guard var n = try r.flatMap({ try node($0) }) ?? nodeByNumber(ino) else { throw FSError(ENOENT) }
+            return try inodeLocks.withLock(n.ino) {
+                var rec =
+                    try (n.recorded || n.content == .chunks ? record(n.ino) : nil) ?? n.record
+                    ?? defaultRecord(n.kind)
+                try change(&rec)
+                rec.ctime = .now
+                var batch = WriteBatch()
+                putRecord(n, rec, into: &batch)
+                try store.write(batch, sync: false)
+                n.record = rec
+                if n.ino != InodeNumbers.root { n.recorded = n.recorded || !(n.kind == .file && n.content == .chunks) }
+                return n
+            }
+        }
+    }
+
+    /// A node known only by number: an inode with a record whose names are unknown here (an
+    /// open file unlinked since). nil when there is no record.
+    func nodeByNumber(_ ino: InodeNumber) throws -> Node? {
+        if ino == InodeNumbers.root { return try root() }
+        guard let rec = try record(ino) else { return nil }
+        return Node(
+            ino: ino, kind: rec.kind, key: [], record: rec, content: rec.kind == .file ? .chunks : .none,
+            recorded: true)
+    }
+
+    // MARK: Rename
+
+    /// A rename onto `dir/%=`, the value of a key that is also a directory: the file's content
+    /// becomes the key's value; its entry record goes (the key's record is the directory's),
+    /// and the indirect entry keeps its inode alive. REQUIRES: metaLock.
+    private func renameOntoOwnValue(
+        _ from: Node, src: PathMapping.Resolved, in srcParentResolved: PathMapping.Resolved,
+        to dst: PathMapping.Resolved, flags: UInt32
+    ) throws -> Renamed? {
+        if from.isDirectory { throw FSError(ENOTDIR) }
+        guard from.kind == .file, flags & slice_rename_exchange == 0 else { throw FSError(EINVAL) }
+        let to = try node(dst)
+        if to != nil && flags & slice_rename_noreplace != 0 { throw FSError(EEXIST) }
+        if to?.ino == from.ino { return nil }
+        guard let srcParent = try node(srcParentResolved) else { throw FSError(ENOENT) }
+        let now = Timestamp.now
+        var batch = WriteBatch()
+        var lost: Unlinked?
+        if let to {
+            var value = to
+            value.recorded = false  // the key's entry record (if any) is the directory's
+            lost = try removeName(value, now: now, into: &batch)
+        }
+        guard let stored = try store.storedValue(from.key) else { throw FSError(ENOENT) }
+        batch.delete(from.key, keyspace: .user)
+        if from.recorded { batch.delete(from.key, keyspace: FSKeyspace.entries) }
+        if from.legacy { batch.delete(from.key, keyspace: FSKeyspace.legacyFileAttributes) }
+        batch.put(dst.key, stored, keyspace: .user)
+        if from.recorded || from.content == .chunks {
+            try inodeLocks.withLock(from.ino) {
+                if var rec = try record(from.ino) {
+                    rec.ctime = now
+                    batch.put(FSKeyspace.inodeKey(from.ino), rec.encode(), keyspace: FSKeyspace.inodes)
+                }
+            }
+        }
+        touchDirectory(srcParent, now: now, into: &batch)
+        try store.write(batch, sync: false)
+        var moved = from
+        moved.key = dst.key
+        moved.recorded = false
+        return Renamed(moved: moved, target: to, lost: lost)
+    }
+
+    /// One key to move: where from, where to, and its value.
+    private struct Move {
+        enum Value {
+            case stored(StoredValue)
+            case bytes([UInt8])
+        }
+        var keyspace: Keyspace
+        var key: [UInt8]
+        var newKey: [UInt8]
+        var value: Value
+    }
+
+    /// The moves that take every key of `from` (and below it, for a directory) to the same
+    /// place under `toKey`, in content, entries and first-layout records. Content moves by
+    /// reference (a blob or an indirect entry is not copied). REQUIRES: metaLock.
+    private func moves(_ from: Node, to toKey: [UInt8]) throws -> [Move] {
+        let keyspaces = [Keyspace.user, FSKeyspace.entries, FSKeyspace.legacyNodes, FSKeyspace.legacyFileAttributes]
+        var result: [Move] = []
+        func moveOne(_ key: [UInt8], _ newKey: [UInt8], _ ks: Keyspace) throws {
+            if ks == .user {
+                guard let v = try store.storedValue(key) else { return }
+                result.append(Move(keyspace: ks, key: key, newKey: newKey, value: .stored(v)))
+            } else {
+                guard let v = try store.get(key, keyspace: ks) else { return }
+                result.append(Move(keyspace: ks, key: key, newKey: newKey, value: .bytes(v)))
+            }
+        }
+        for ks in keyspaces { try moveOne(from.key, toKey, ks) }
+        guard from.isDirectory else { return result }
+        let prefix = from.key + [0x2f]
+        for ks in keyspaces {
+            var keys: [[UInt8]] = []
+            try store.scan(ks, from: prefix, to: KeyRange.prefix(prefix).end, values: false) { key, _ in
+                keys.append(Array(key))
+                return true
+            }
+            for key in keys { try moveOne(key, toKey + [0x2f] + key[prefix.count...], ks) }
+        }
+        return result
+    }
+
+    /// Adds `moves` to `batch`: every delete before any put, so moves that swap keys work.
+    private func apply(_ moves: [Move], into batch: inout WriteBatch) {
+        for m in moves { batch.delete(m.key, keyspace: m.keyspace) }
+        for m in moves {
+            switch m.value {
+            case .stored(let v): batch.put(m.newKey, v, keyspace: m.keyspace)
+            case .bytes(let v): batch.put(m.newKey, v, keyspace: m.keyspace)
+            }
+        }
+    }
+
+    /// What a rename did: the node moved, the node at the destination (exchanged or replaced),
+    /// and the inode that lost its last name to a replacing rename.
+    struct Renamed {
+        var moved: Node
+        var target: Node?
+        var lost: Unlinked?
+    }
+
+    /// `rename(2)` with `RENAME_NOREPLACE` / `RENAME_EXCHANGE`; nil when nothing changed. A directory's rename rewrites every key
+    /// below it (one batch, atomic): time proportional to the subtree.
+    func rename(
+        _ src: PathMapping.Resolved, in srcParentResolved: PathMapping.Resolved, to dst: PathMapping.Resolved,
+        in dstParentResolved: PathMapping.Resolved, flags: UInt32
+    ) throws -> Renamed? {
+        try metaLock.withLock { _ in
+            guard let from = try node(src) else { throw FSError(ENOENT) }
+            if src.isRoot || dst.isRoot { throw FSError(EBUSY) }
+            if src.isSelfEntry || src.isPieceDirectory || dst.isPieceDirectory || src.key.isEmpty || dst.key.isEmpty {
+                throw FSError(EINVAL)
+            }
+            if dst.isSelfEntry {
+                return try renameOntoOwnValue(from, src: src, in: srcParentResolved, to: dst, flags: flags)
+            }
+            if dst.key.count > Options.maxKeySize { throw FSError(ENAMETOOLONG) }
+            guard let srcParent = try node(srcParentResolved), let dstParent = try node(dstParentResolved) else {
+                throw FSError(ENOENT)
+            }
+            guard dstParent.isDirectory else { throw FSError(ENOTDIR) }
+            let to = try node(dst)
+            if src.key == dst.key { return nil }
+            if from.isDirectory, dst.key.starts(with: src.key + [0x2f]) { throw FSError(EINVAL) }
+            if let to, to.isDirectory, src.key.starts(with: dst.key + [0x2f]) {
+                throw FSError(flags & slice_rename_exchange != 0 ? EINVAL : ENOTEMPTY)
+            }
+            let now = Timestamp.now
+            var batch = WriteBatch()
+            var lost: Unlinked?
+            if flags & slice_rename_exchange != 0 {
+                guard let to else { throw FSError(ENOENT) }
+                // Both subtrees move: every delete goes before any put.
+                apply(try moves(from, to: dst.key) + moves(to, to: src.key), into: &batch)
+            } else {
+                if let to {
+                    if flags & slice_rename_noreplace != 0 { throw FSError(EEXIST) }
+                    if from.isDirectory {
+                        guard to.isDirectory else { throw FSError(ENOTDIR) }
+                        if try hasChildren(dst.childPrefix) || store.contentEntry(dst.key) != nil {
+                            throw FSError(ENOTEMPTY)
+                        }
+                        if to.recorded {
+                            batch.delete(to.key, keyspace: FSKeyspace.entries)
+                            batch.delete(FSKeyspace.inodeKey(to.ino), keyspace: FSKeyspace.inodes)
+                        }
+                        if to.legacy { batch.delete(to.key, keyspace: FSKeyspace.legacyNodes) }
+                    } else {
+                        if to.isDirectory { throw FSError(EISDIR) }
+                        if to.ino == from.ino {
+                            // Two names of one inode: rename does nothing (POSIX).
+                            return nil
+                        }
+                        lost = try removeName(to, now: now, into: &batch)
+                    }
+                }
+                apply(try moves(from, to: dst.key), into: &batch)
+            }
+            // The moved inode's ctime changes; recordless nodes get a record for it.
+            var moved = from
+            moved.key = dst.key
+            if from.isDirectory || from.recorded || from.content == .chunks || from.legacy {
+                try inodeLocks.withLock(from.ino) {
+                    var rec =
+                        try (from.recorded || from.content == .chunks ? record(from.ino) : nil) ?? from.record
+                        ?? defaultRecord(from.kind)
+                    rec.ctime = now
+                    var recordNode = moved
+                    recordNode.legacy = false
+                    putRecord(recordNode, rec, into: &batch)
+                }
+            }
+            touchDirectory(srcParent, now: now, into: &batch)
+            if dstParent.ino != srcParent.ino { touchDirectory(dstParent, now: now, into: &batch) }
+            try store.write(batch, sync: false)
+            if from.isDirectory || to?.isDirectory == true { directoriesChanged() }
+            return Renamed(moved: moved, target: to, lost: lost)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import SliceKV
+
+/// How a path's content is held in the `.user` keyspace.
+enum ContentEntry: Equatable {
+    /// Bytes put through the key-value API (or by the first layout): the value is the file.
+    case plain(size: UInt64)
+    /// A file written through the mount: an indirect entry to the chunked value of `ino`.
+    case file(InodeNumber)
+}
+
+/// The narrow storage protocol SliceFS runs on: point reads, ranged reads, ordered scans,
+/// atomic batches and syncs, in keyspaces. `SliceStore` implements it over an embedded
+/// SliceKV store; tests and other backends implement the same calls.
+///
+/// Contract: a `write` is atomic (all of the batch or none of it, also across a crash), and
+/// every read after it returns sees it. Scans see one consistent state.
+protocol FileStore: AnyObject, Sendable {
+    func get(_ key: [UInt8], keyspace: Keyspace) throws -> [UInt8]?
+    /// Size of a value without reading it.
+    func valueSize(_ key: [UInt8], keyspace: Keyspace) throws -> UInt64?
+    /// Up to `buffer.count` bytes of a value from `offset`; nil when absent.
+    func read(_ key: [UInt8], keyspace: Keyspace, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+        -> Int?
+    /// What a `.user` key holds, without reading its bytes.
+    func contentEntry(_ key: [UInt8]) throws -> ContentEntry?
+    /// A `.user` value as a handle that `WriteBatch.put` stores under another key without
+    /// copying its bytes (rename).
+    func storedValue(_ key: [UInt8]) throws -> StoredValue?
+    func write(_ batch: WriteBatch, sync: Bool) throws
+    func sync() throws
+    /// Calls `body` with each key in `[start, end)` (end nil: to the keyspace's end) in order,
+    /// and its value when `values`, until it returns false.
+    func scan(
+        _ keyspace: Keyspace, from start: [UInt8], to end: [UInt8]?, values: Bool,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws
+    func containsKey(withPrefix prefix: [UInt8], keyspace: Keyspace) throws -> Bool
+}
+
+/// `FileStore` over an embedded SliceKV store.
+final class SliceStore: FileStore {
+    let db: SliceDB
+
+    init(db: SliceDB) { self.db = db }
+
+    func get(_ key: [UInt8], keyspace: Keyspace) throws -> [UInt8]? { try db.get(key, keyspace: keyspace) }
+
+    func valueSize(_ key: [UInt8], keyspace: Keyspace) throws -> UInt64? {
+        try db.valueSize(key, keyspace: keyspace)
+    }
+
+    func read(_ key: [UInt8], keyspace: Keyspace, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+        -> Int?
+    {
+        try db.read(key, keyspace: keyspace, offset: offset, into: buffer)
+    }
+
+    func contentEntry(_ key: [UInt8]) throws -> ContentEntry? {
+        guard let stored = try db.storedValue(key) else { return nil }
+        if let ref = stored.indirectReference {
+            guard ref.keyspace == FSKeyspace.chunks, let ino = FSKeyspace.decodeInode(ref.prefix) else {
+                throw SliceError(.corruption, "indirect entry of a path points outside the file chunks")
+            }
+            return .file(ino)
+        }
+        return .plain(size: stored.size)
+    }
+
+    func storedValue(_ key: [UInt8]) throws -> StoredValue? { try db.storedValue(key) }
+
+    func write(_ batch: WriteBatch, sync: Bool) throws { try db.write(batch, sync: sync ? true : nil) }
+
+    func sync() throws { try db.sync() }
+
+    func scan(
+        _ keyspace: Keyspace, from start: [UInt8], to end: [UInt8]?, values: Bool,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try db.scan(KeyRange(start: start, end: end), keyspace: keyspace).forEach(values: values, body)
+    }
+
+    func containsKey(withPrefix prefix: [UInt8], keyspace: Keyspace) throws -> Bool {
+        try db.containsKey(withPrefix: prefix, keyspace: keyspace)
+    }
+}

@@ -1,0 +1,338 @@
+import CFuse
+import SliceKV
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Regular files' content through open handles: open and create, reads and writes buffered in
+/// `OpenFile`, commits, truncate, fallocate and seeks for data and holes.
+extension SliceFileSystem {
+    private static let shift = UInt64(FileContent.chunkShift)
+    private static let chunkMask = UInt64(FileContent.chunkSize - 1)
+
+    // MARK: Open and close
+
+    public func open(_ ino: InodeNumber, flags: Int32, caller: Caller) throws -> OpenReply {
+        if let kind = ControlFile.Kind(ino: ino) { return try openControl(kind, flags: flags, caller: caller) }
+        var n = try node(ino)
+        switch n.kind {
+        case .directory: throw FSError(EISDIR)
+        case .file: break
+        default: throw FSError(ENXIO)
+        }
+        let writable = flags & O_ACCMODE != O_RDONLY
+        if writable || flags & O_TRUNC != 0 { n = try namespace.adopted(n) }
+        let f = openFiles.acquire(ino, content: n.content)
+        f.state.withLock { s in
+            // An API-written file opened read-only reads its value in place; a writer moved it.
+            if case .plain = s.content, n.content == .chunks { s.content = .chunks }
+            if case .plain = s.content { s.plainKey = n.key }
+        }
+        do {
+            if flags & O_TRUNC != 0 { try truncate(n, to: 0) }
+        } catch {
+            release(f)
+            throw error
+        }
+        // Pages stay valid across opens: every change goes through this mount.
+        return OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true)
+    }
+
+    public func create(parent: InodeNumber, name: [UInt8], mode: mode_t, flags: Int32, caller: Caller) throws -> (
+        EntryReply, OpenReply
+    ) {
+        if SliceFileSystem.isControlName(parent, name) { throw FSError(EEXIST) }
+        let (path, r) = try child(parent, name)
+        let n = try namespace.create(.file, at: r, in: try parentResolved(parent), mode: mode, caller: caller)
+        let entry = try reply(n, path: path, resolved: r)
+        let f = openFiles.acquire(n.ino, content: .chunks)
+        f.state.withLock { if $0.size == nil { $0.size = 0 } }
+        let writable = flags & O_ACCMODE != O_RDONLY
+        return (entry, OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true))
+    }
+
+    public func flush(_ ino: InodeNumber, fh: UInt64, caller: Caller) throws {
+        guard case .file(let f, _) = handles.handle(fh) else { return }
+        try commit(f)
+    }
+
+    public func release(_ ino: InodeNumber, fh: UInt64) {
+        guard let h = handles.remove(fh), case .file(let f, _) = h else { return }
+        release(f)
+    }
+
+    private func release(_ f: OpenFile) {
+        do { try commit(f) } catch { SliceFileSystem.log("write-back of inode \(f.ino) at close failed: \(error)") }
+        guard openFiles.release(f) else { return }
+        budget.add(
+            -f.state.withLock { s in
+                defer {
+                    s.dirty = [:]
+                    s.storedBefore = [:]
+                }
+                return s.dirtyBytes
+            })
+        purgeIfUnused(f.ino)
+    }
+
+    public func fsync(_ ino: InodeNumber, fh: UInt64, dataOnly: Bool) throws {
+        if case .file(let f, _) = handles.handle(fh) { try commit(f) }
+        try db.sync()
+    }
+
+    // MARK: Reads and writes
+
+    public func read(_ ino: InodeNumber, fh: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+        -> Int
+    {
+        switch handles.handle(fh) {
+        case .control(let c): return readControl(c, offset: offset, into: buffer)
+        case .file(let f, _):
+            let content = namespace.content
+            return try f.state.withLock { s -> Int in
+                if case .plain(let size) = s.content, let key = s.plainKey {
+                    guard offset < size else { return 0 }
+                    let n = Int(min(UInt64(buffer.count), size - offset))
+                    return try namespace.store.read(
+                        key, keyspace: .user, offset: offset,
+                        into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
+                        ?? 0
+                }
+                if s.size == nil { s.size = try content.size(ino) }
+                let dirty = s.dirty
+                return try content.read(ino, size: s.size!, offset: offset, into: buffer) { dirty[$0] }
+            }
+        default: throw FSError(EBADF)
+        }
+    }
+
+    public func write(_ ino: InodeNumber, fh: UInt64, offset: UInt64, data: UnsafeRawBufferPointer, caller: Caller)
+        throws -> Int
+    {
+        switch handles.handle(fh) {
+        case .control(let c): return try writeControl(c, count: data.count)
+        case .file(let f, let writable):
+            guard writable else { throw FSError(EBADF) }
+            guard offset < maxFileSize else { throw FSError(EFBIG) }
+            // A write that would end past the largest size is cut there, as ext4 does.
+            let count = Int(min(UInt64(data.count), maxFileSize - offset))
+            if count == 0 { return 0 }
+            let first = offset >> SliceFileSystem.shift
+            let last = (offset + UInt64(count) - 1) >> SliceFileSystem.shift
+            let content = namespace.content
+            try diskSpace.check(buffered: budget.bytes + count + 2 * FileContent.chunkSize)
+            while true {
+                let needsCommit = try f.state.withLock { s -> Bool in
+                    let fresh = (first...last).filter { s.dirty[$0] == nil }.count
+                    if !s.dirty.isEmpty && s.dirtyBytes + fresh * FileContent.chunkSize > OpenFile.dirtyLimit {
+                        return true
+                    }
+                    if s.size == nil { s.size = try content.size(ino) }
+                    var done = 0
+                    for index in first...last {
+                        let base = index << SliceFileSystem.shift
+                        let start = max(offset, base)
+                        let end = min(offset + UInt64(count), base + UInt64(FileContent.chunkSize))
+                        if s.dirty[index] == nil {
+                            var buffer: [UInt8]
+                            if start == base && end == base + UInt64(FileContent.chunkSize) {
+                                // Overwritten whole: only the stored length is needed (for blocks).
+                                s.storedBefore[index] = try content.storedLength(ino, index)
+                                buffer = [UInt8](repeating: 0, count: FileContent.chunkSize)
+                            } else {
+                                let old = base < s.size! ? try content.chunk(ino, index) ?? [] : []
+                                s.storedBefore[index] = old.count
+                                buffer = old
+                                let keep = Int(min(UInt64(buffer.count), s.size! > base ? s.size! - base : 0))
+                                buffer.removeSubrange(keep...)
+                                buffer.append(contentsOf: repeatElement(0, count: FileContent.chunkSize - keep))
+                            }
+                            s.dirty[index] = buffer
+                            budget.add(FileContent.chunkSize)
+                        }
+                        let length = Int(end - start)
+                        s.dirty[index]!.withUnsafeMutableBytes { b in
+                            b.baseAddress!.advanced(by: Int(start - base)).copyMemory(
+                                from: data.baseAddress!.advanced(by: done), byteCount: length)
+                        }
+                        done += length
+                    }
+                    let newEnd = offset + UInt64(count)
+                    if newEnd > s.size! {
+                        s.size = newEnd
+                        s.sizeChanged = true
+                    }
+                    s.modified = true
+                    return false
+                }
+                if !needsCommit { break }
+                try commit(f)
+            }
+            if budget.isExceeded || f.state.withLock({ $0.dirtyBytes >= OpenFile.dirtyLimit }) { try commit(f) }
+            return count
+        default: throw FSError(EBADF)
+        }
+    }
+
+    /// Writes an open file's buffered chunks, size and times as one batch.
+    func commit(_ f: OpenFile) throws {
+        let ns = namespace
+        try ns.inodeLocks.withLock(f.ino) {
+            try f.state.withLock { s in
+                guard !s.dirty.isEmpty || s.sizeChanged || s.modified, let size = s.size else { return }
+                guard var rec = try ns.record(f.ino) else { throw FSError(EIO) }
+                var batch = WriteBatch()
+                var blocks = Int64(rec.blocks)
+                for (index, chunk) in s.dirty {
+                    let base = index << SliceFileSystem.shift
+                    let key = FileContent.chunkKey(f.ino, index)
+                    let before = Int64(s.storedBefore[index] ?? 0)
+                    if base >= size {
+                        batch.delete(key, keyspace: FSKeyspace.chunks)
+                        blocks -= before
+                        continue
+                    }
+                    let length = Int(min(UInt64(FileContent.chunkSize), size - base))
+                    batch.put(key, Array(chunk[0..<length]), keyspace: FSKeyspace.chunks)
+                    blocks += Int64(length) - before
+                }
+                if s.sizeChanged { FileContent.setSize(f.ino, size, in: &batch) }
+                if s.modified {
+                    let now = Timestamp.now
+                    rec.mtime = now
+                    rec.ctime = now
+                }
+                rec.blocks = UInt64(max(0, blocks))
+                batch.put(FSKeyspace.inodeKey(f.ino), rec.encode(), keyspace: FSKeyspace.inodes)
+                try ns.store.write(batch, sync: false)
+                budget.add(-s.dirtyBytes)
+                s.dirty = [:]
+                s.storedBefore = [:]
+                s.sizeChanged = false
+                s.modified = false
+            }
+        }
+    }
+
+    // MARK: Size changes
+
+    /// `truncate(2)`: shrinking deletes the chunks past the end and trims the last; growing
+    /// writes only the new size (the rest is a hole).
+    func truncate(_ node: Node, to size: UInt64) throws {
+        guard size <= maxFileSize else { throw FSError(EFBIG) }
+        let n = try namespace.adopted(node)
+        let f = openFiles.file(n.ino)
+        if let f { try commit(f) }
+        let ns = namespace
+        try ns.inodeLocks.withLock(n.ino) {
+            guard var rec = try ns.record(n.ino) else { throw FSError(EIO) }
+            let old = try ns.content.size(n.ino)
+            var batch = WriteBatch()
+            var blocks = Int64(rec.blocks)
+            if size < old {
+                let keepChunks = (size + SliceFileSystem.chunkMask) >> SliceFileSystem.shift
+                blocks -= Int64(
+                    try ns.content.deleteChunks(n.ino, from: keepChunks, in: &batch) { b in
+                        try ns.store.write(b, sync: false)
+                        b = WriteBatch()
+                    })
+                let within = Int(size & SliceFileSystem.chunkMask)
+                if within != 0, let last = try ns.content.chunk(n.ino, size >> SliceFileSystem.shift),
+                    last.count > within
+                {
+                    batch.put(
+                        FileContent.chunkKey(n.ino, size >> SliceFileSystem.shift), Array(last[0..<within]),
+                        keyspace: FSKeyspace.chunks)
+                    blocks -= Int64(last.count - within)
+                }
+            }
+            FileContent.setSize(n.ino, size, in: &batch)
+            let now = Timestamp.now
+            rec.mtime = now
+            rec.ctime = now
+            rec.blocks = UInt64(max(0, blocks))
+            batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
+            try ns.store.write(batch, sync: false)
+            f?.state.withLock { s in
+                s.size = size
+                s.sizeChanged = false
+            }
+        }
+    }
+
+    public func fallocate(_ ino: InodeNumber, fh: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws {
+        guard case .file(let f, let writable) = handles.handle(fh) else { throw FSError(EBADF) }
+        guard writable else { throw FSError(EBADF) }
+        let (end, overflow) = offset.addingReportingOverflow(length)
+        guard !overflow, end <= maxFileSize else { throw FSError(EFBIG) }
+        let keepSize = mode & slice_falloc_keep_size != 0
+        let punch = mode & slice_falloc_punch_hole != 0
+        guard mode & ~(slice_falloc_keep_size | slice_falloc_punch_hole) == 0, !punch || keepSize else {
+            throw FSError(EOPNOTSUPP)
+        }
+        let n = try node(ino)
+        if punch {
+            try punchHole(n, f, offset: offset, end: end)
+            return
+        }
+        // Space is not reserved ahead (the store has no per-file allocation): mode 0 makes the
+        // size what it would be, and the bytes stay a hole until written.
+        try commit(f)
+        let size = try f.state.withLock { $0.size } ?? namespace.content.size(ino)
+        if !keepSize, end > size {
+            try truncate(n, to: end)
+        }
+    }
+
+    /// Zeroes `[offset, end)` inside the file: whole chunks are deleted, partial ones trimmed.
+    private func punchHole(_ n: Node, _ f: OpenFile, offset: UInt64, end: UInt64) throws {
+        try commit(f)
+        let ns = namespace
+        try ns.inodeLocks.withLock(n.ino) {
+            guard var rec = try ns.record(n.ino) else { throw FSError(EIO) }
+            let size = try ns.content.size(n.ino)
+            let stop = min(end, size)
+            guard offset < stop else { return }
+            var batch = WriteBatch()
+            var blocks = Int64(rec.blocks)
+            var index = offset >> SliceFileSystem.shift
+            while index << SliceFileSystem.shift < stop {
+                let base = index << SliceFileSystem.shift
+                let from = max(offset, base) - base
+                let to = min(stop, base + UInt64(FileContent.chunkSize)) - base
+                if var chunk = try ns.content.chunk(n.ino, index) {
+                    if from == 0 && (to == UInt64(FileContent.chunkSize) || to >= UInt64(chunk.count)) {
+                        batch.delete(FileContent.chunkKey(n.ino, index), keyspace: FSKeyspace.chunks)
+                        blocks -= Int64(chunk.count)
+                    } else if from < UInt64(chunk.count) {
+                        let upper = Int(min(to, UInt64(chunk.count)))
+                        for i in Int(from)..<upper { chunk[i] = 0 }
+                        batch.put(FileContent.chunkKey(n.ino, index), chunk, keyspace: FSKeyspace.chunks)
+                    }
+                }
+                index += 1
+            }
+            let now = Timestamp.now
+            rec.mtime = now
+            rec.ctime = now
+            rec.blocks = UInt64(max(0, blocks))
+            batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
+            try ns.store.write(batch, sync: false)
+        }
+    }
+
+    public func lseek(_ ino: InodeNumber, fh: UInt64, offset: UInt64, whence: Int32) throws -> UInt64 {
+        guard case .file(let f, _) = handles.handle(fh) else { throw FSError(EBADF) }
+        let (size, dirty) = try f.state.withLock { s -> (UInt64, Set<UInt64>) in
+            if s.size == nil { s.size = try namespace.content.size(ino) }
+            return (s.size!, Set(s.dirty.keys))
+        }
+        guard whence == slice_seek_data || whence == slice_seek_hole else { throw FSError(EINVAL) }
+        guard
+            let found = try namespace.content.seek(
+                ino, size: size, offset: offset, data: whence == slice_seek_data, dirty: dirty)
+        else { throw FSError(ENXIO) }
+        return found
+    }
+}

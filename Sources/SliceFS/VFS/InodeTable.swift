@@ -1,0 +1,113 @@
+import SliceKV
+
+/// The inodes the kernel knows: for each number it was handed, how many lookups it holds
+/// (given back by `forget`) and the path to find the node again.
+///
+/// Requests carry numbers, the store is keyed by paths: an entry keeps the canonical path it
+/// was last found under. A rename moves the paths of every entry at or below the old name, so
+/// a number never leads to a stale path; a hard-linked file keeps one of its names (its record
+/// is found by number whatever the name). The root is always present.
+///
+/// Thread-safety: one lock, held for map operations only.
+final class InodeTable: Sendable {
+    struct Entry {
+        /// Canonical path bytes ("/a/b"); "/" for the root.
+        var path: [UInt8]
+        var resolved: PathMapping.Resolved
+        var lookups: UInt64
+    }
+
+    private let entries = Locked<[InodeNumber: Entry]>([:])
+
+    static let rootPath: [UInt8] = [0x2f]
+
+    init() {
+        entries.withLock {
+            $0[InodeNumbers.root] = Entry(
+                path: InodeTable.rootPath,
+                resolved: PathMapping.Resolved(key: [], isSelfEntry: false, isRoot: true), lookups: 1)
+        }
+    }
+
+    /// Records that the kernel was told of `ino` at `path` (one more lookup).
+    func remember(_ ino: InodeNumber, path: [UInt8], resolved: PathMapping.Resolved) {
+        entries.withLock { table in
+            if var e = table[ino] {
+                e.lookups += 1
+                e.path = path
+                e.resolved = resolved
+                table[ino] = e
+            } else {
+                table[ino] = Entry(path: path, resolved: resolved, lookups: 1)
+            }
+        }
+    }
+
+    func entry(_ ino: InodeNumber) -> Entry? { entries.withLock { $0[ino] } }
+
+    /// Gives back `count` lookups; true when the kernel no longer holds the number.
+    @discardableResult
+    func forget(_ ino: InodeNumber, _ count: UInt64) -> Bool {
+        guard ino != InodeNumbers.root else { return false }
+        return entries.withLock { table in
+            guard var e = table[ino] else { return true }
+            e.lookups = e.lookups > count ? e.lookups - count : 0
+            if e.lookups == 0 {
+                table[ino] = nil
+                return true
+            }
+            table[ino] = e
+            return false
+        }
+    }
+
+    /// Whether the kernel still holds `ino`.
+    func isKnown(_ ino: InodeNumber) -> Bool { entries.withLock { $0[ino] != nil } }
+
+    /// Moves the paths of every entry at or below `from` to the same place below `to`.
+    func renamed(from: [UInt8], to: [UInt8]) {
+        entries.withLock { table in
+            for (ino, e) in table
+            where e.path == from || (e.path.count > from.count && e.path.starts(with: from + [0x2f])) {
+                let path = to + e.path[from.count...]
+                guard case .success(let r) = PathMapping.resolve(path) else { continue }
+                table[ino] = Entry(path: path, resolved: r, lookups: e.lookups)
+            }
+        }
+    }
+}
+
+extension InodeTable {
+    /// A non-directory moved: only its own entry changes (no scan of the table).
+    func moved(_ ino: InodeNumber, to path: [UInt8], resolved: PathMapping.Resolved) {
+        entries.withLock { table in
+            guard var e = table[ino] else { return }
+            e.path = path
+            e.resolved = resolved
+            table[ino] = e
+        }
+    }
+}
+
+extension InodeTable {
+    /// Two names swapped places (`RENAME_EXCHANGE`): entries at or below each move below the other.
+    func exchanged(_ a: [UInt8], _ b: [UInt8]) {
+        entries.withLock { table in
+            func under(_ path: [UInt8], _ base: [UInt8]) -> Bool {
+                path == base || (path.count > base.count && path.starts(with: base + [0x2f]))
+            }
+            for (ino, e) in table {
+                let path: [UInt8]
+                if under(e.path, a) {
+                    path = b + e.path[a.count...]
+                } else if under(e.path, b) {
+                    path = a + e.path[b.count...]
+                } else {
+                    continue
+                }
+                guard case .success(let r) = PathMapping.resolve(path) else { continue }
+                table[ino] = Entry(path: path, resolved: r, lookups: e.lookups)
+            }
+        }
+    }
+}
