@@ -575,6 +575,10 @@ public final class NullFileSystem: LowLevelOperations {
     public func setxattr(_ ino: InodeNumber, name: [UInt8], value: UnsafeRawBufferPointer, flags: Int32, caller: Caller)
         throws
     {
+        // system.posix_acl_access and _default: without FUSE_CAP_POSIX_ACL the kernel hands
+        // them over as plain xattrs and leaves the mode to the filesystem, and `cp -a` sets
+        // modes through them. Refused, tools fall back to chmod.
+        if name.starts(with: Array("system.".utf8)) { throw FSError(EOPNOTSUPP) }
         try state.withLock { s in
             let node = try s.node(ino)
             let exists = node.xattrs[name] != nil
