@@ -394,8 +394,9 @@ public final class NullFileSystem: LowLevelOperations {
         try state.withLock { s in
             let node = try s.node(ino)
             guard !node.isDirectory else { throw FSError(EISDIR) }
-            // The kernel hands O_TRUNC over (atomic_o_trunc): no separate SETATTR follows.
-            if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY && node.type == S_IFREG {
+            // The kernel hands O_TRUNC over (atomic_o_trunc): no separate SETATTR follows. Linux
+            // truncates on O_RDONLY|O_TRUNC too (after checking write permission).
+            if flags & O_TRUNC != 0 && node.type == S_IFREG {
                 node.resize(to: 0)
                 let now = Timestamp.now
                 (node.mtime, node.ctime) = (now, now)
