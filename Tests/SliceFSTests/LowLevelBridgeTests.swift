@@ -228,6 +228,30 @@ import Testing
         #expect(ls.out.contains("crw-rw-rw- 1 root root 1, 3"), "\(ls.out)")
     }
 
+    /// Without FUSE_CAP_HANDLE_KILLPRIV the kernel clears set-ID bits before an unprivileged
+    /// write with a SETATTR; with allow_other, null-mount adds default_permissions, so the
+    /// kernel checks modes.
+    @Test func unprivilegedWriterLosesSetIDBitsAndMeetsModeChecks() throws {
+        let m = try NullMountProcess(options: ["allow_other"])
+        #expect(chmod(m.root, 0o755) == 0)  // mkdtemp's 0700 would stop "nobody" above the mount
+        #expect(chmod(m.mnt, 0o777) == 0)
+        #expect(writeFile(m.path("setid"), [1]) == 0)
+        #expect(chmod(m.path("setid"), 0o6777) == 0)
+        #expect(writeFile(m.path("private"), [2]) == 0)
+        #expect(chmod(m.path("private"), 0o644) == 0)
+        let asNobody = "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c"
+        let w = try sh("\(asNobody) 'echo more >> \(m.path("setid"))'")
+        #expect(w.status == 0, "\(w.err)")
+        var st = stat()
+        #expect(stat(m.path("setid"), &st) == 0)
+        #expect(st.st_mode == S_IFREG | 0o777)
+        #expect(st.st_size == 6)
+        let denied = try sh("\(asNobody) 'echo more >> \(m.path("private"))'")
+        #expect(denied.status != 0)
+        #expect(denied.err.contains("Permission denied"), "\(denied.err)")
+        #expect(readFile(m.path("private")) == [2])
+    }
+
     @Test func extendedAttributes() throws {
         let m = try NullMountProcess()
         let f = m.path("f")
