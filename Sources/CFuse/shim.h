@@ -36,6 +36,20 @@ static const int slice_falloc_punch_hole = FALLOC_FL_PUNCH_HOLE;
 static const int slice_falloc_zero_range = FALLOC_FL_ZERO_RANGE;
 static const int slice_seek_data = SEEK_DATA;
 static const int slice_seek_hole = SEEK_HOLE;
+/* System calls Glibc declares only under _GNU_SOURCE, for tests that drive a mount through
+   the kernel with them. -1 and errno on failure, as the libc functions. */
+#include <sys/syscall.h>
+#include <unistd.h>
+static inline int slice_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                                  unsigned int flags) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+static inline int slice_fallocate(int fd, int mode, off_t offset, off_t len) {
+    return (int)syscall(SYS_fallocate, fd, mode, offset, len);
+}
+static inline long slice_getdents64(int fd, void *buf, size_t count) {
+    return syscall(SYS_getdents64, fd, buf, count);
+}
 /* Swift sees `statvfs` as the struct's initialiser, not the function. */
 static inline int slice_statvfs(const char *path, struct statvfs *buf) { return statvfs(path, buf); }
 #endif

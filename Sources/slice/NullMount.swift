@@ -25,8 +25,9 @@ struct NullMount: ParsableCommand {
     func run() throws {
         try runReporting {
             let mnt = absolute(mountpoint)
-            var options = ["fsname=slice-null", "subtype=slice-null"]
-            options += o.flatMap { $0.split(separator: ",").map(String.init) }
+            var options = o.flatMap { $0.split(separator: ",").map(String.init) }
+            if !options.contains(where: { $0.hasPrefix("fsname=") }) { options.append("fsname=slice-null") }
+            if !options.contains(where: { $0.hasPrefix("subtype=") }) { options.append("subtype=slice-null") }
             // As `slice mount`: the kernel checks modes and owners whenever anyone but root
             // can reach the mount.
             let othersCanReach = geteuid() != 0 || options.contains { $0 == "allow_other" || $0 == "allow_root" }

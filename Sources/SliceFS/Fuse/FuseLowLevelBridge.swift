@@ -24,8 +24,14 @@ import CFuse
 /// `Unmanaged` can carry it (an existential cannot be made `Unmanaged` itself).
 final class BridgeContext: Sendable {
     let fs: any LowLevelOperations
+    /// The `max_read=` mount option, which libfuse 3.14 also wants in `init`'s
+    /// `conn->max_read` (else it fails INIT with EPROTO); 0: none given.
+    let maxRead: UInt32
 
-    init(_ fs: any LowLevelOperations) { self.fs = fs }
+    init(_ fs: any LowLevelOperations, maxRead: UInt32) {
+        self.fs = fs
+        self.maxRead = maxRead
+    }
 }
 
 @inline(__always)
@@ -86,7 +92,8 @@ private func setOpenFlags(_ fi: UnsafeMutablePointer<fuse_file_info>, _ reply: O
 // MARK: - Session
 
 private func llInit(_ userdata: UnsafeMutableRawPointer?, _ conn: UnsafeMutablePointer<fuse_conn_info>?) {
-    guard let conn else { return }
+    guard let conn, let userdata else { return }
+    conn.pointee.max_read = Unmanaged<BridgeContext>.fromOpaque(userdata).takeUnretainedValue().maxRead
     let offered = conn.pointee.capable
     // readdirplus (and the kernel's choice of it or readdir by access pattern), lookups of
     // "." and ".." for NFS export, and concurrent reads of one file.

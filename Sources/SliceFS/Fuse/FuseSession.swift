@@ -8,9 +8,12 @@ import CFuse
 ///
 /// Mount options (`-o`) the low-level session accepts (libfuse 3.14: `fuse_session_new` and
 /// its mount-option parser; anything else fails the mount with "unknown option"):
-///   allow_other, allow_root, default_permissions, auto_unmount, ro, rw, fsname=, subtype=,
-///   max_read=, blksize=, suid/nosuid, dev/nodev, exec/noexec, atime/noatime, sync/async,
-///   dirsync, debug, and the SELinux context options.
+///   allow_other, allow_root (both turn on default_permissions: the kernel checks modes),
+///   default_permissions, auto_unmount (a fusermount3 helper unmounts when the process dies,
+///   even SIGKILLed), ro, rw, fsname=, subtype=, max_read= (handed to `init` as libfuse 3.14
+///   wants), suid/nosuid, dev/nodev (FUSE mounts are nosuid,nodev unless asked), exec/noexec,
+///   atime/noatime, sync/async, dirsync, debug (every request logged on stderr), and the
+///   SELinux context options. blksize= is for fuseblk only: the kernel refuses the mount.
 /// The high-level API's own options are *not* accepted here: attr_timeout, entry_timeout,
 /// negative_timeout, kernel_cache, auto_cache, hard_remove, use_ino, readdir_ino, umask=,
 /// uid=, gid=, big_writes, max_write=. Their low-level equivalents are the filesystem's
@@ -33,7 +36,8 @@ public enum FuseSession {
         if !options.isEmpty { arguments += ["-o", options.joined(separator: ",")] }
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         defer { for a in argv { free(a) } }
-        let context = Unmanaged.passRetained(BridgeContext(fs))
+        let maxRead = options.compactMap { $0.hasPrefix("max_read=") ? UInt32($0.dropFirst(9)) : nil }.last
+        let context = Unmanaged.passRetained(BridgeContext(fs, maxRead: maxRead ?? 0))
         defer { context.release() }
         let session: OpaquePointer? = argv.withUnsafeMutableBufferPointer { buf in
             var args = fuse_args(argc: Int32(arguments.count), argv: buf.baseAddress, allocated: 0)

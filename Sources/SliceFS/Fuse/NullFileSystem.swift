@@ -394,8 +394,9 @@ public final class NullFileSystem: LowLevelOperations {
         try state.withLock { s in
             let node = try s.node(ino)
             guard !node.isDirectory else { throw FSError(EISDIR) }
-            // The kernel hands O_TRUNC over (atomic_o_trunc): no separate SETATTR follows.
-            if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY && node.type == S_IFREG {
+            // The kernel hands O_TRUNC over (atomic_o_trunc): no separate SETATTR follows. Linux
+            // truncates on O_RDONLY|O_TRUNC too (after checking write permission).
+            if flags & O_TRUNC != 0 && node.type == S_IFREG {
                 node.resize(to: 0)
                 let now = Timestamp.now
                 (node.mtime, node.ctime) = (now, now)
@@ -575,6 +576,10 @@ public final class NullFileSystem: LowLevelOperations {
     public func setxattr(_ ino: InodeNumber, name: [UInt8], value: UnsafeRawBufferPointer, flags: Int32, caller: Caller)
         throws
     {
+        // system.posix_acl_access and _default: without FUSE_CAP_POSIX_ACL the kernel hands
+        // them over as plain xattrs and leaves the mode to the filesystem, and `cp -a` sets
+        // modes through them. Refused, tools fall back to chmod.
+        if name.starts(with: Array("system.".utf8)) { throw FSError(EOPNOTSUPP) }
         try state.withLock { s in
             let node = try s.node(ino)
             let exists = node.xattrs[name] != nil
