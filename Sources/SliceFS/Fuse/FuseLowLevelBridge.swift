@@ -87,6 +87,7 @@ private func setOpenFlags(_ fi: UnsafeMutablePointer<fuse_file_info>, _ reply: O
     fi.pointee.keep_cache = reply.keepCache ? 1 : 0
     fi.pointee.nonseekable = reply.nonSeekable ? 1 : 0
     fi.pointee.cache_readdir = reply.cacheDirectory ? 1 : 0
+    fi.pointee.noflush = reply.noFlush ? 1 : 0
 }
 
 // MARK: - Session

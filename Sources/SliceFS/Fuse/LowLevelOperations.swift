@@ -150,6 +150,9 @@ public struct OpenReply: Sendable {
     public var nonSeekable = false
     /// FOPEN_CACHE_DIR (opendir): the kernel may cache the listing.
     public var cacheDirectory = false
+    /// FOPEN_NOFLUSH: `close` sends no FLUSH; the handle's writes are committed at RELEASE
+    /// (after `close` returned), so a full disk must be reported by `write`.
+    public var noFlush = false
 
     public init(fh: UInt64, directIO: Bool = false, keepCache: Bool = false, nonSeekable: Bool = false) {
         self.fh = fh

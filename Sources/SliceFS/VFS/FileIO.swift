@@ -22,7 +22,10 @@ extension SliceFileSystem {
         default: throw FSError(ENXIO)
         }
         let writable = flags & O_ACCMODE != O_RDONLY
-        if writable || flags & O_TRUNC != 0 { n = try namespace.adopted(n) }
+        if writable || flags & O_TRUNC != 0, case .plain = n.content {
+            n = try namespace.adopted(n)
+            inodes.invalidate(ino)
+        }
         let f = openFiles.acquire(ino, content: n.content)
         f.state.withLock { s in
             // An API-written file opened read-only reads its value in place; a writer moved it.
@@ -45,11 +48,22 @@ extension SliceFileSystem {
         if SliceFileSystem.isControlName(parent, name) { throw FSError(EEXIST) }
         let (path, r) = try child(parent, name)
         let n = try namespace.create(.file, at: r, in: try parentResolved(parent), mode: mode, caller: caller)
+        inodes.invalidate(parent)
         let entry = try reply(n, path: path, resolved: r)
         let f = openFiles.acquire(n.ino, content: .chunks)
         f.state.withLock { if $0.size == nil { $0.size = 0 } }
         let writable = flags & O_ACCMODE != O_RDONLY
-        return (entry, OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true))
+        var reply = OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true)
+        if flags & O_ACCMODE == O_WRONLY {
+            // A new file written write-only (cp, tar -x, rsync, shell redirections): no FLUSH
+            // round trip at close. The commit comes at RELEASE, and `write` refuses with
+            // ENOSPC what the disk could not take then (`DiskSpace`); `fsync` still commits
+            // and reports. (Direct I/O would spare the GETXATTR before each write too, but then
+            // the kernel leaves dropping set-ID bits to us and cannot see the change without an
+            // invalidation: kept through the page cache.)
+            reply.noFlush = true
+        }
+        return (entry, reply)
     }
 
     public func flush(_ ino: InodeNumber, fh: UInt64, caller: Caller) throws {
@@ -206,6 +220,7 @@ extension SliceFileSystem {
                 rec.blocks = UInt64(max(0, blocks))
                 batch.put(FSKeyspace.inodeKey(f.ino), rec.encode(), keyspace: FSKeyspace.inodes)
                 try ns.store.write(batch, sync: false)
+                inodes.invalidate(f.ino)
                 budget.add(-s.dirtyBytes)
                 s.dirty = [:]
                 s.storedBefore = [:]
@@ -254,6 +269,7 @@ extension SliceFileSystem {
             rec.blocks = UInt64(max(0, blocks))
             batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
             try ns.store.write(batch, sync: false)
+            inodes.invalidate(n.ino)
             f?.state.withLock { s in
                 s.size = size
                 s.sizeChanged = false
@@ -319,6 +335,7 @@ extension SliceFileSystem {
             rec.blocks = UInt64(max(0, blocks))
             batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
             try ns.store.write(batch, sync: false)
+            inodes.invalidate(n.ino)
         }
     }
 

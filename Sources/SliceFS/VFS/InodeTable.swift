@@ -15,6 +15,12 @@ final class InodeTable: Sendable {
         var path: [UInt8]
         var resolved: PathMapping.Resolved
         var lookups: UInt64
+        /// The node as last resolved, with a regular file's committed size, until a change to
+        /// it (`invalidate`): getattr, getxattr and opens by number skip the store.
+        var node: Node?
+        var size: UInt64?
+        /// Bumped by every invalidation, so a resolution that raced a change is not cached.
+        var generation: UInt64 = 0
     }
 
     private let entries = Locked<[InodeNumber: Entry]>([:])
@@ -34,6 +40,7 @@ final class InodeTable: Sendable {
         entries.withLock { table in
             if var e = table[ino] {
                 e.lookups += 1
+                if e.path != path { e.node = nil }
                 e.path = path
                 e.resolved = resolved
                 table[ino] = e
@@ -71,7 +78,7 @@ final class InodeTable: Sendable {
             where e.path == from || (e.path.count > from.count && e.path.starts(with: from + [0x2f])) {
                 let path = to + e.path[from.count...]
                 guard case .success(let r) = PathMapping.resolve(path) else { continue }
-                table[ino] = Entry(path: path, resolved: r, lookups: e.lookups)
+                table[ino] = Entry(path: path, resolved: r, lookups: e.lookups, generation: e.generation + 1)
             }
         }
     }
@@ -84,6 +91,9 @@ extension InodeTable {
             guard var e = table[ino] else { return }
             e.path = path
             e.resolved = resolved
+            e.node = nil
+            e.size = nil
+            e.generation += 1
             table[ino] = e
         }
     }
@@ -106,7 +116,50 @@ extension InodeTable {
                     continue
                 }
                 guard case .success(let r) = PathMapping.resolve(path) else { continue }
-                table[ino] = Entry(path: path, resolved: r, lookups: e.lookups)
+                table[ino] = Entry(path: path, resolved: r, lookups: e.lookups, generation: e.generation + 1)
+            }
+        }
+    }
+}
+
+extension InodeTable {
+    /// The cached node of `ino` and the generation to hand back to `cache`.
+    func cached(_ ino: InodeNumber) -> (node: Node?, size: UInt64?, generation: UInt64)? {
+        entries.withLock { table in table[ino].map { ($0.node, $0.size, $0.generation) } }
+    }
+
+    /// Keeps a resolution of `ino` made when the entry was at `generation` (dropped if a
+    /// change came since).
+    func cache(_ ino: InodeNumber, node: Node, size: UInt64? = nil, generation: UInt64) {
+        entries.withLock { table in
+            guard var e = table[ino], e.generation == generation else { return }
+            e.node = node
+            if let size { e.size = size }
+            table[ino] = e
+        }
+    }
+
+    /// Forgets what is cached of these inodes (after a change to them).
+    func invalidate(_ inos: InodeNumber...) {
+        entries.withLock { table in
+            for ino in inos {
+                guard var e = table[ino] else { continue }
+                e.node = nil
+                e.size = nil
+                e.generation += 1
+                table[ino] = e
+            }
+        }
+    }
+
+    /// Forgets every cached node (a directory moved: the keys below it changed).
+    func invalidateAll() {
+        entries.withLock { table in
+            for (ino, var e) in table {
+                e.node = nil
+                e.size = nil
+                e.generation += 1
+                table[ino] = e
             }
         }
     }

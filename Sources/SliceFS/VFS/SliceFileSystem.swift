@@ -71,6 +71,7 @@ public final class SliceFileSystem: LowLevelOperations {
             // The root keeps its times across mounts.
             if try namespace.record(InodeNumbers.root) == nil && !db.options.readOnly {
                 _ = try namespace.updateRecord(nil, ino: InodeNumbers.root) { _ in }
+                inodes.invalidate(InodeNumbers.root)
             }
         } catch {
             SliceFileSystem.log("mount: \(error)")
@@ -102,6 +103,14 @@ public final class SliceFileSystem: LowLevelOperations {
     func node(_ ino: InodeNumber) throws -> Node { try retrying { try findNode(ino) } }
 
     private func findNode(_ ino: InodeNumber) throws -> Node {
+        let known = inodes.cached(ino)
+        if let n = known?.node { return n }
+        let n = try resolveNode(ino)
+        if let known { inodes.cache(ino, node: n, generation: known.generation) }
+        return n
+    }
+
+    private func resolveNode(_ ino: InodeNumber) throws -> Node {
         if ino == InodeNumbers.root { return try namespace.root() }
         if let e = inodes.entry(ino), let n = try namespace.node(e.resolved), n.ino == ino { return n }
         // A file whose known name went (unlinked while open, or another of its hard links).
@@ -136,7 +145,18 @@ public final class SliceFileSystem: LowLevelOperations {
         openFiles.file(ino)?.state.withLock { $0.size }
     }
 
-    func attributes(_ n: Node) throws -> Attributes { try namespace.attributes(n, openSize: openSize(n.ino)) }
+    func attributes(_ n: Node) throws -> Attributes {
+        var size = openSize(n.ino)
+        if size == nil, n.content == .chunks, let known = inodes.cached(n.ino) {
+            size = known.size
+            if size == nil {
+                let committed = try namespace.content.size(n.ino)
+                inodes.cache(n.ino, node: n, size: committed, generation: known.generation)
+                size = committed
+            }
+        }
+        return try namespace.attributes(n, openSize: size)
+    }
 
     /// An entry reply for `n` found at `path`, counted as one lookup.
     func reply(_ n: Node, path: [UInt8], resolved: PathMapping.Resolved) throws -> EntryReply {
@@ -187,6 +207,7 @@ public final class SliceFileSystem: LowLevelOperations {
             }
         }
         if let f = openFiles.file(ino), changes.mtime != nil { try commit(f) }
+        defer { inodes.invalidate(ino) }
         let hasRecordChange =
             changes.mode != nil || changes.uid != nil || changes.gid != nil || changes.atime != nil
             || changes.mtime != nil || changes.killSetID
@@ -233,6 +254,7 @@ public final class SliceFileSystem: LowLevelOperations {
         let (path, r) = try child(parent, name)
         let n = try namespace.create(
             kind, at: r, in: try parentResolved(parent), mode: mode, rdev: rdev, target: target, caller: caller)
+        inodes.invalidate(parent)
         return try reply(n, path: path, resolved: r)
     }
 
@@ -273,6 +295,7 @@ public final class SliceFileSystem: LowLevelOperations {
             throw FSError(ENOENT)
         }
         let n = try namespace.link(r, to: targetResolved, in: try parentResolved(newParent))
+        inodes.invalidate(ino, newParent)
         return try reply(n, path: path, resolved: r)
     }
 
@@ -298,13 +321,16 @@ public final class SliceFileSystem: LowLevelOperations {
     public func unlink(parent: InodeNumber, name: [UInt8], caller: Caller) throws {
         if SliceFileSystem.isControlName(parent, name) { throw FSError(EPERM) }
         let (_, r) = try child(parent, name)
-        dropped(try namespace.unlink(r, in: try parentResolved(parent)))
+        let lost = try namespace.unlink(r, in: try parentResolved(parent))
+        inodes.invalidate(parent, lost.ino)
+        dropped(lost)
     }
 
     public func rmdir(parent: InodeNumber, name: [UInt8], caller: Caller) throws {
         if SliceFileSystem.isControlName(parent, name) { throw FSError(ENOTDIR) }
         let (_, r) = try child(parent, name)
-        _ = try namespace.rmdir(r, in: try parentResolved(parent))
+        let ino = try namespace.rmdir(r, in: try parentResolved(parent))
+        inodes.invalidate(parent, ino)
     }
 
     public func rename(
@@ -319,6 +345,9 @@ public final class SliceFileSystem: LowLevelOperations {
             let done = try namespace.rename(
                 from, in: try parentResolved(parent), to: to, in: try parentResolved(newParent), flags: flags)
         else { return }
+        inodes.invalidate(parent, newParent, done.moved.ino)
+        if let target = done.target { inodes.invalidate(target.ino) }
+        if done.moved.isDirectory || done.target?.isDirectory == true { inodes.invalidateAll() }
         if flags & slice_rename_exchange != 0 {
             inodes.exchanged(fromPath, toPath)
         } else if done.moved.isDirectory {
@@ -354,6 +383,7 @@ public final class SliceFileSystem: LowLevelOperations {
             let total = rec.xattrs.reduce(0) { $0 + $1.key.count + $1.value.count }
             if total > SliceFileSystem.xattrTotalMax { throw FSError(ENOSPC) }
         }
+        inodes.invalidate(ino)
     }
 
     public func getxattr(_ ino: InodeNumber, name: [UInt8], caller: Caller) throws -> [UInt8] {
@@ -379,6 +409,7 @@ public final class SliceFileSystem: LowLevelOperations {
         _ = try namespace.updateRecord(inodes.entry(ino)?.resolved, ino: ino) { rec in
             guard rec.xattrs.removeValue(forKey: name) != nil else { throw FSError(ENODATA) }
         }
+        inodes.invalidate(ino)
     }
 
     // MARK: Permissions and the filesystem
