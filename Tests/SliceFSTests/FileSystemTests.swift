@@ -301,4 +301,43 @@ import Testing
         #expect(inos[0] == inos[3] && inos[1] == inos[4])
         #expect(inos[2] != inos[5])
     }
+
+    /// A store written by the first layout (path-keyed records in 0x10/0x11) mounts with its
+    /// modes, empty directories and symlinks, and a change moves a record to the new layout.
+    @Test func firstLayoutStoresStillMount() throws {
+        var template = Array("/tmp/slicefs-unit-XXXXXX".utf8CString)
+        let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try SliceDB(path: dir + "/data")
+        defer { try? db.close() }
+        var batch = WriteBatch()
+        batch.put(Array("f".utf8), Array("old".utf8))
+        batch.put(
+            Array("f".utf8), NodeRecord(kind: .file, mode: 0o600, uid: 7, gid: 7).encode(),
+            keyspace: FSKeyspace.legacyFileAttributes)
+        batch.put(
+            Array("empty".utf8), NodeRecord(kind: .directory, mode: 0o700, uid: 7, gid: 7).encode(),
+            keyspace: FSKeyspace.legacyNodes)
+        var link = NodeRecord(kind: .symlink, mode: 0o777, uid: 7, gid: 7)
+        link.target = Array("f".utf8)
+        batch.put(Array("l".utf8), link.encode(), keyspace: FSKeyspace.legacyNodes)
+        try db.write(batch)
+        let fs = try SliceFileSystem(db: db)
+        fs.mounted()
+        let me = Caller(uid: 0, gid: 0)
+        let f = try fs.lookup(parent: 1, name: Array("f".utf8), caller: me)
+        #expect(f.attributes?.mode == S_IFREG | 0o600 && f.attributes?.uid == 7)
+        let e = try fs.lookup(parent: 1, name: Array("empty".utf8), caller: me)
+        #expect(e.attributes?.mode == S_IFDIR | 0o700)
+        let l = try fs.lookup(parent: 1, name: Array("l".utf8), caller: me)
+        #expect(try fs.readlink(l.ino, caller: me) == Array("f".utf8))
+        var change = AttributeChanges()
+        change.mode = 0o640
+        _ = try fs.setattr(f.ino, change, fh: nil, caller: me)
+        #expect(try db.get(Array("f".utf8), keyspace: FSKeyspace.legacyFileAttributes) == nil)
+        #expect(try fs.getattr(f.ino, fh: nil, caller: me).0.mode == S_IFREG | 0o640)
+        #expect(try db.get(Array("f".utf8)) == Array("old".utf8))
+        try fs.rmdir(parent: 1, name: Array("empty".utf8), caller: me)
+        #expect(try fs.lookup(parent: 1, name: Array("empty".utf8), caller: me).ino == 0)
+    }
 }

@@ -39,6 +39,9 @@ final class Namespace: Sendable {
     /// Subdirectory counts of directories (for their link count), cleared by any change that
     /// adds, removes or moves a directory.
     private let subdirectoryCounts = Locked<[InodeNumber: Int]>([:])
+    /// Whether the store holds records of the first layout (checked once: the mount is the
+    /// only writer, and it never writes them), so lookups skip those keyspaces when it does not.
+    let hasLegacyRecords: Bool
 
     init(store: any FileStore, uid: UInt32, gid: UInt32) throws {
         self.store = store
@@ -52,6 +55,10 @@ final class Namespace: Sendable {
             next = max(n, next)
         }
         nextInode = Locked(next)
+        hasLegacyRecords =
+            try [FSKeyspace.legacyFileAttributes, FSKeyspace.legacyNodes, Keyspace(rawValue: 0x12)].contains {
+                try store.containsKey(withPrefix: [], keyspace: $0)
+            }
     }
 
     // MARK: Resolution
@@ -72,10 +79,17 @@ final class Namespace: Sendable {
     func hasChildren(_ prefix: [UInt8]) throws -> Bool {
         try store.containsKey(withPrefix: prefix, keyspace: .user)
             || store.containsKey(withPrefix: prefix, keyspace: FSKeyspace.entries)
-            || store.containsKey(withPrefix: prefix, keyspace: FSKeyspace.legacyNodes)
+            || (hasLegacyRecords && store.containsKey(withPrefix: prefix, keyspace: FSKeyspace.legacyNodes))
+    }
+
+    /// Keyspaces the namespace reads names from (the first layout's only when the store has
+    /// records of it).
+    var nameKeyspaces: [Keyspace] {
+        hasLegacyRecords ? [.user, FSKeyspace.entries, FSKeyspace.legacyNodes] : [.user, FSKeyspace.entries]
     }
 
     private func legacyRecord(_ key: [UInt8], _ keyspace: Keyspace) throws -> NodeRecord? {
+        guard hasLegacyRecords else { return nil }
         guard let bytes = try store.get(key, keyspace: keyspace) else { return nil }
         guard let r = NodeRecord.decode(bytes) else { throw FSError(EIO) }
         return r
@@ -156,7 +170,12 @@ final class Namespace: Sendable {
             return Node(ino: e.ino, kind: .directory, key: r.key, record: rec, content: .none, recorded: true)
         }
         if let file = try fileAt(r.key, entry: e) {
-            return try hasChildren(r.childPrefix) ? implicitDirectory(r) : file
+            // Below a file only keys put through the API can lie (the mount refuses to create
+            // there, and the API writes no entry records), so one keyspace answers.
+            let below =
+                e != nil && !hasLegacyRecords
+                ? try store.containsKey(withPrefix: r.childPrefix, keyspace: .user) : try hasChildren(r.childPrefix)
+            return below ? implicitDirectory(r) : file
         }
         if let old = try legacyRecord(r.key, FSKeyspace.legacyNodes) {
             let rec = converted(old)
@@ -234,7 +253,7 @@ final class Namespace: Sendable {
         let prefix = r.childPrefix
         if r.isPieceDirectory {
             // Inside a long component: each key through this piece, named by its path.
-            for ks in [Keyspace.user, FSKeyspace.entries, FSKeyspace.legacyNodes] {
+            for ks in nameKeyspaces {
                 try store.scan(ks, from: prefix, to: KeyRange.prefix(prefix).end, values: false) { key, _ in
                     let k = Array(key)
                     if let e = PathMapping.entry(ofChild: k, in: r) {
@@ -252,7 +271,7 @@ final class Namespace: Sendable {
         if !r.isRoot, !r.key.isEmpty, try store.contentEntry(r.key) != nil {
             listing.add(PathMapping.selfName, S_IFREG, ino: InodeNumbers.derived(r.key, directory: false))
         }
-        for ks in [Keyspace.user, FSKeyspace.entries, FSKeyspace.legacyNodes] {
+        for ks in nameKeyspaces {
             var start = prefix
             let end = KeyRange.prefix(prefix).end
             while true {
@@ -672,7 +691,7 @@ final class Namespace: Sendable {
     /// place under `toKey`, in content, entries and first-layout records. Content moves by
     /// reference (a blob or an indirect entry is not copied). REQUIRES: metaLock.
     private func moves(_ from: Node, to toKey: [UInt8]) throws -> [Move] {
-        let keyspaces = [Keyspace.user, FSKeyspace.entries, FSKeyspace.legacyNodes, FSKeyspace.legacyFileAttributes]
+        let keyspaces = nameKeyspaces + (hasLegacyRecords ? [FSKeyspace.legacyFileAttributes] : [])
         var result: [Move] = []
         func moveOne(_ key: [UInt8], _ newKey: [UInt8], _ ks: Keyspace) throws {
             if ks == .user {
