@@ -151,9 +151,18 @@ extension SliceFileSystem {
                         if s.dirty[index] == nil {
                             var buffer: [UInt8]
                             if start == base && end == base + UInt64(FileContent.chunkSize) {
-                                // Overwritten whole: only the stored length is needed (for blocks).
+                                // Overwritten whole: only the stored length is needed (for blocks),
+                                // and the buffer is filled from the write below without zeroing.
                                 s.storedBefore[index] = try content.storedLength(ino, index)
-                                buffer = [UInt8](repeating: 0, count: FileContent.chunkSize)
+                                buffer = [UInt8](unsafeUninitializedCapacity: FileContent.chunkSize) { b, n in
+                                    UnsafeMutableRawPointer(b.baseAddress!).copyMemory(
+                                        from: data.baseAddress!.advanced(by: done), byteCount: FileContent.chunkSize)
+                                    n = FileContent.chunkSize
+                                }
+                                s.dirty[index] = buffer
+                                budget.add(FileContent.chunkSize)
+                                done += FileContent.chunkSize
+                                continue
                             } else {
                                 let old = base < s.size! ? try content.chunk(ino, index) ?? [] : []
                                 s.storedBefore[index] = old.count
@@ -208,7 +217,8 @@ extension SliceFileSystem {
                         continue
                     }
                     let length = Int(min(UInt64(FileContent.chunkSize), size - base))
-                    batch.put(key, Array(chunk[0..<length]), keyspace: FSKeyspace.chunks)
+                    batch.put(
+                        key, length == chunk.count ? chunk : Array(chunk[0..<length]), keyspace: FSKeyspace.chunks)
                     blocks += Int64(length) - before
                 }
                 if s.sizeChanged { FileContent.setSize(f.ino, size, in: &batch) }
