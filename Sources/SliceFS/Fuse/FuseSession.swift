@@ -70,6 +70,7 @@ public enum FuseSession {
         sigemptyset(&handled)
         for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&handled, signal) }
         pthread_sigmask(SIG_UNBLOCK, &handled, nil)
+        fs.notifier?.attach(session)
         fs.mounted()
         ready()
         let config = fuse_loop_cfg_create()
@@ -80,6 +81,7 @@ public enum FuseSession {
         // SIGHUP (its handler stores it as the session's "error"); negative: a real failure.
         let result = fuse_session_loop_mt(session, config)
         fuse_loop_cfg_destroy(config)
+        fs.notifier?.attach(nil)
         fuse_remove_signal_handlers(session)
         fuse_session_unmount(session)
         fuse_session_destroy(session)

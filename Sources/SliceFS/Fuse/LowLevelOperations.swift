@@ -217,6 +217,9 @@ public struct DirectoryEntry {
 /// them. An implementation may drop an inode only when its count is zero (and it has no
 /// links and no open handles).
 public protocol LowLevelOperations: AnyObject, Sendable {
+    /// Where the session puts itself so the filesystem can tell the kernel of changes (nil:
+    /// the filesystem never does).
+    var notifier: KernelNotifier? { get }
     /// Called once the session is mounted, before the first request.
     func mounted()
     /// Called once when the session ends (unmount or signal): write back what is open.
@@ -297,4 +300,8 @@ extension FSError {
         case .corruption, .ioError, .closed, .locked, .unsupportedFormat: return EIO
         }
     }
+}
+
+extension LowLevelOperations {
+    public var notifier: KernelNotifier? { nil }
 }

@@ -238,7 +238,10 @@ final class Namespace: Sendable {
         return count
     }
 
-    private func directoriesChanged() { subdirectoryCounts.withLock { $0.removeAll() } }
+    /// Forgets the subdirectory counts of directories that gained or lost a subdirectory.
+    private func directoriesChanged(_ dirs: InodeNumber...) {
+        subdirectoryCounts.withLock { counts in for d in dirs { counts[d] = nil } }
+    }
 
     // MARK: Listing
 
@@ -406,7 +409,7 @@ final class Namespace: Sendable {
             }
             touchDirectory(parent, now: now, into: &batch)
             try store.write(batch, sync: false)
-            if kind == .directory { directoriesChanged() }
+            if kind == .directory { directoriesChanged(parent.ino) }
             return Node(
                 ino: ino, kind: kind, key: r.key, record: rec, content: kind == .file ? .chunks : .none,
                 recorded: true)
@@ -564,7 +567,7 @@ final class Namespace: Sendable {
             if n.legacy { batch.delete(n.key, keyspace: FSKeyspace.legacyNodes) }
             touchDirectory(parent, now: now, into: &batch)
             try store.write(batch, sync: false)
-            directoriesChanged()
+            directoriesChanged(parent.ino)
             return n.ino
         }
     }
@@ -809,7 +812,7 @@ final class Namespace: Sendable {
             touchDirectory(srcParent, now: now, into: &batch)
             if dstParent.ino != srcParent.ino { touchDirectory(dstParent, now: now, into: &batch) }
             try store.write(batch, sync: false)
-            if from.isDirectory || to?.isDirectory == true { directoriesChanged() }
+            if from.isDirectory || to?.isDirectory == true { directoriesChanged(srcParent.ino, dstParent.ino) }
             return Renamed(moved: moved, target: to, lost: lost)
         }
     }

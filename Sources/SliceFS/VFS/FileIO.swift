@@ -38,8 +38,11 @@ extension SliceFileSystem {
             release(f)
             throw error
         }
-        // Pages stay valid across opens: every change goes through this mount.
-        return OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true)
+        // Pages stay valid across opens: every change goes through this mount. A read-only
+        // handle has nothing to commit: no FLUSH round trip at close.
+        var reply = OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true)
+        reply.noFlush = !writable
+        return reply
     }
 
     public func create(parent: InodeNumber, name: [UInt8], mode: mode_t, flags: Int32, caller: Caller) throws -> (
@@ -53,26 +56,32 @@ extension SliceFileSystem {
         let f = openFiles.acquire(n.ino, content: .chunks)
         f.state.withLock { if $0.size == nil { $0.size = 0 } }
         let writable = flags & O_ACCMODE != O_RDONLY
-        var reply = OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true)
+        var reply: OpenReply
         if flags & O_ACCMODE == O_WRONLY {
-            // A new file written write-only (cp, tar -x, rsync, shell redirections): no FLUSH
-            // round trip at close. The commit comes at RELEASE, and `write` refuses with
-            // ENOSPC what the disk could not take then (`DiskSpace`); `fsync` still commits
-            // and reports. (Direct I/O would spare the GETXATTR before each write too, but then
-            // the kernel leaves dropping set-ID bits to us and cannot see the change without an
-            // invalidation: kept through the page cache.)
+            // A new file written write-only (cp, tar -x, rsync, shell redirections): two of the
+            // six round trips of a small file's create go. Direct I/O spares the GETXATTR
+            // (`security.capability`) the kernel sends before each write through its cache; the
+            // handle cannot read or map, since Linux 6.6 a direct write drops any cached page it
+            // overwrites (other handles stay coherent), and the privilege drops the kernel would
+            // have made are made by `write`. No FLUSH: the commit comes at RELEASE, and `write`
+            // refuses with ENOSPC what the disk could not take then (`DiskSpace`); `fsync`
+            // still commits and reports.
+            reply = OpenReply(
+                fh: handles.add(.file(f, writable: true, uncached: true)), directIO: true, keepCache: true)
             reply.noFlush = true
+        } else {
+            reply = OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true)
         }
         return (entry, reply)
     }
 
     public func flush(_ ino: InodeNumber, fh: UInt64, caller: Caller) throws {
-        guard case .file(let f, _) = handles.handle(fh) else { return }
+        guard case .file(let f, _, _) = handles.handle(fh) else { return }
         try commit(f)
     }
 
     public func release(_ ino: InodeNumber, fh: UInt64) {
-        guard let h = handles.remove(fh), case .file(let f, _) = h else { return }
+        guard let h = handles.remove(fh), case .file(let f, _, _) = h else { return }
         release(f)
     }
 
@@ -91,7 +100,7 @@ extension SliceFileSystem {
     }
 
     public func fsync(_ ino: InodeNumber, fh: UInt64, dataOnly: Bool) throws {
-        if case .file(let f, _) = handles.handle(fh) { try commit(f) }
+        if case .file(let f, _, _) = handles.handle(fh) { try commit(f) }
         try db.sync()
     }
 
@@ -102,7 +111,7 @@ extension SliceFileSystem {
     {
         switch handles.handle(fh) {
         case .control(let c): return readControl(c, offset: offset, into: buffer)
-        case .file(let f, _):
+        case .file(let f, _, _):
             let content = namespace.content
             return try f.state.withLock { s -> Int in
                 if case .plain(let size) = s.content, let key = s.plainKey {
@@ -126,8 +135,9 @@ extension SliceFileSystem {
     {
         switch handles.handle(fh) {
         case .control(let c): return try writeControl(c, count: data.count)
-        case .file(let f, let writable):
+        case .file(let f, let writable, let uncached):
             guard writable else { throw FSError(EBADF) }
+            if uncached { try dropPrivileges(ino, caller: caller) }
             guard offset < maxFileSize else { throw FSError(EFBIG) }
             // A write that would end past the largest size is cut there, as ext4 does.
             let count = Int(min(UInt64(data.count), maxFileSize - offset))
@@ -166,10 +176,16 @@ extension SliceFileSystem {
                             } else {
                                 let old = base < s.size! ? try content.chunk(ino, index) ?? [] : []
                                 s.storedBefore[index] = old.count
-                                buffer = old
-                                let keep = Int(min(UInt64(buffer.count), s.size! > base ? s.size! - base : 0))
-                                buffer.removeSubrange(keep...)
-                                buffer.append(contentsOf: repeatElement(0, count: FileContent.chunkSize - keep))
+                                // The stored bytes within the size, then zeros, in one buffer.
+                                let keep = Int(min(UInt64(old.count), s.size! > base ? s.size! - base : 0))
+                                buffer = [UInt8](unsafeUninitializedCapacity: FileContent.chunkSize) { b, n in
+                                    let raw = UnsafeMutableRawPointer(b.baseAddress!)
+                                    old.withUnsafeBytes {
+                                        if keep > 0 { raw.copyMemory(from: $0.baseAddress!, byteCount: keep) }
+                                    }
+                                    memset(raw + keep, 0, FileContent.chunkSize - keep)
+                                    n = FileContent.chunkSize
+                                }
                             }
                             s.dirty[index] = buffer
                             budget.add(FileContent.chunkSize)
@@ -196,6 +212,30 @@ extension SliceFileSystem {
             return count
         default: throw FSError(EBADF)
         }
+    }
+
+    /// What the kernel does before a write through its page cache (`file_remove_privs`) but
+    /// leaves to us for a direct one: a writer without CAP_FSETID (taken as uid 0) clears the
+    /// set-user-ID bit and a group-executable file's set-group-ID bit; any write drops the
+    /// `security.capability` attribute. The kernel's cached attributes are then dropped.
+    private func dropPrivileges(_ ino: InodeNumber, caller: Caller) throws {
+        let n = try node(ino)
+        guard let rec = n.record else { return }
+        let capability = Array("security.capability".utf8)
+        let setID =
+            caller.uid != 0
+            && (rec.mode & UInt32(Glibc.S_ISUID) != 0
+                || (rec.mode & UInt32(Glibc.S_ISGID) != 0 && rec.mode & UInt32(S_IXGRP) != 0))
+        guard setID || rec.xattrs[capability] != nil else { return }
+        _ = try namespace.updateRecord(inodes.entry(ino)?.resolved, ino: ino) { r in
+            if setID {
+                r.mode &= ~UInt32(Glibc.S_ISUID)
+                if r.mode & UInt32(S_IXGRP) != 0 { r.mode &= ~UInt32(Glibc.S_ISGID) }
+            }
+            r.xattrs.removeValue(forKey: capability)
+        }
+        inodes.invalidate(ino)
+        notifier?.invalidateAttributes(ino)
     }
 
     /// Writes an open file's buffered chunks, size and times as one batch.
@@ -288,7 +328,7 @@ extension SliceFileSystem {
     }
 
     public func fallocate(_ ino: InodeNumber, fh: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws {
-        guard case .file(let f, let writable) = handles.handle(fh) else { throw FSError(EBADF) }
+        guard case .file(let f, let writable, _) = handles.handle(fh) else { throw FSError(EBADF) }
         guard writable else { throw FSError(EBADF) }
         let (end, overflow) = offset.addingReportingOverflow(length)
         guard !overflow, end <= maxFileSize else { throw FSError(EFBIG) }
@@ -322,22 +362,33 @@ extension SliceFileSystem {
             guard offset < stop else { return }
             var batch = WriteBatch()
             var blocks = Int64(rec.blocks)
-            var index = offset >> SliceFileSystem.shift
-            while index << SliceFileSystem.shift < stop {
+            // Only the chunks that exist in the range (a scan of keys), not every index in it:
+            // punching 1 TiB of a sparse file costs what it holds.
+            var stored: [UInt64] = []
+            try ns.store.scan(
+                FSKeyspace.chunks, from: FileContent.chunkKey(n.ino, offset >> SliceFileSystem.shift),
+                to: FileContent.chunkKey(n.ino, ((stop - 1) >> SliceFileSystem.shift) + 1), values: false
+            ) { key, _ in
+                stored.append(key.suffix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+                return true
+            }
+            for index in stored {
                 let base = index << SliceFileSystem.shift
                 let from = max(offset, base) - base
                 let to = min(stop, base + UInt64(FileContent.chunkSize)) - base
-                if var chunk = try ns.content.chunk(n.ino, index) {
-                    if from == 0 && (to == UInt64(FileContent.chunkSize) || to >= UInt64(chunk.count)) {
-                        batch.delete(FileContent.chunkKey(n.ino, index), keyspace: FSKeyspace.chunks)
-                        blocks -= Int64(chunk.count)
-                    } else if from < UInt64(chunk.count) {
-                        let upper = Int(min(to, UInt64(chunk.count)))
-                        for i in Int(from)..<upper { chunk[i] = 0 }
-                        batch.put(FileContent.chunkKey(n.ino, index), chunk, keyspace: FSKeyspace.chunks)
-                    }
+                guard var chunk = try ns.content.chunk(n.ino, index) else { continue }
+                if from == 0 && (to == UInt64(FileContent.chunkSize) || to >= UInt64(chunk.count)) {
+                    batch.delete(FileContent.chunkKey(n.ino, index), keyspace: FSKeyspace.chunks)
+                    blocks -= Int64(chunk.count)
+                } else if from < UInt64(chunk.count) {
+                    let upper = Int(min(to, UInt64(chunk.count)))
+                    chunk.withUnsafeMutableBytes { _ = memset($0.baseAddress! + Int(from), 0, upper - Int(from)) }
+                    batch.put(FileContent.chunkKey(n.ino, index), chunk, keyspace: FSKeyspace.chunks)
                 }
-                index += 1
+                if batch.count >= 4096 {
+                    try ns.store.write(batch, sync: false)
+                    batch = WriteBatch()
+                }
             }
             let now = Timestamp.now
             rec.mtime = now
@@ -350,7 +401,7 @@ extension SliceFileSystem {
     }
 
     public func lseek(_ ino: InodeNumber, fh: UInt64, offset: UInt64, whence: Int32) throws -> UInt64 {
-        guard case .file(let f, _) = handles.handle(fh) else { throw FSError(EBADF) }
+        guard case .file(let f, _, _) = handles.handle(fh) else { throw FSError(EBADF) }
         let (size, dirty) = try f.state.withLock { s -> (UInt64, Set<UInt64>) in
             if s.size == nil { s.size = try namespace.content.size(ino) }
             return (s.size!, Set(s.dirty.keys))

@@ -2,7 +2,9 @@ import SliceKV
 
 /// What a FUSE file handle (`fi->fh`) refers to.
 enum Handle {
-    case file(OpenFile, writable: Bool)
+    /// `uncached`: opened with FOPEN_DIRECT_IO (its writes bypass the page cache, so the
+    /// privilege drops the kernel does before a cached write are ours: `SliceFileSystem.write`).
+    case file(OpenFile, writable: Bool, uncached: Bool = false)
     case control(ControlFile)
     case directory(DirectoryHandle)
 }

@@ -26,6 +26,7 @@ public final class SliceFileSystem: LowLevelOperations {
     let budget = DirtyBudget()
     let diskSpace: DiskSpace
     let controlResults = ControlResults()
+    public let notifier: KernelNotifier? = KernelNotifier()
     /// Inodes that lost their last name and wait for `purgeIfUnused` (their orphan markers are
     /// in the store, so a crash frees them at the next mount).
     let orphans = Locked<Set<InodeNumber>>([])
@@ -339,6 +340,10 @@ public final class SliceFileSystem: LowLevelOperations {
         if SliceFileSystem.isControlName(parent, name) || SliceFileSystem.isControlName(newParent, newName) {
             throw FSError(EPERM)
         }
+        // RENAME_WHITEOUT (overlayfs) and unknown flags: refused, not ignored.
+        guard flags & ~(slice_rename_noreplace | slice_rename_exchange) == 0,
+            flags != slice_rename_noreplace | slice_rename_exchange
+        else { throw FSError(EINVAL) }
         let (fromPath, from) = try child(parent, name)
         let (toPath, to) = try child(newParent, newName)
         guard
@@ -347,7 +352,6 @@ public final class SliceFileSystem: LowLevelOperations {
         else { return }
         inodes.invalidate(parent, newParent, done.moved.ino)
         if let target = done.target { inodes.invalidate(target.ino) }
-        if done.moved.isDirectory || done.target?.isDirectory == true { inodes.invalidateAll() }
         if flags & slice_rename_exchange != 0 {
             inodes.exchanged(fromPath, toPath)
         } else if done.moved.isDirectory {
@@ -371,8 +375,11 @@ public final class SliceFileSystem: LowLevelOperations {
     {
         if ControlFile.Kind(ino: ino) != nil { throw FSError(EPERM) }
         guard !name.isEmpty, name.count <= SliceFileSystem.xattrNameMax else { throw FSError(ERANGE) }
-        // POSIX ACLs are not supported; refusing them makes cp -a and rsync fall back to chmod.
-        if name.starts(with: Array("system.posix_acl_".utf8)) { throw FSError(EOPNOTSUPP) }
+        // POSIX ACLs (and other system.* names) are not supported; refusing them makes cp -a
+        // and rsync fall back to chmod. Namespaces Linux does not know are refused as by ext4.
+        guard
+            ["user.", "trusted.", "security."].contains(where: { name.starts(with: Array($0.utf8)) })
+        else { throw FSError(EOPNOTSUPP) }
         guard value.count <= SliceFileSystem.xattrValueMax else { throw FSError(E2BIG) }
         let bytes = Array(value)
         _ = try namespace.updateRecord(inodes.entry(ino)?.resolved, ino: ino) { rec in
