@@ -35,6 +35,10 @@ struct Bench: ParsableCommand {
     var blobThreshold = Options().blobThreshold
     @Option(name: .customLong("blob_file_size"), help: "Bytes at which a blob file stops taking new values.")
     var blobFileSize = Options().blobFileSize
+    @Option(
+        name: .customLong("memtable_garbage_trigger"),
+        help: "Blob bytes a memtable may hide (overwritten values) before it is flushed early.")
+    var memtableGarbageTrigger = Options().memtableGarbageTrigger
     @Option(name: .customLong("hot_keys"), help: "Keys overwritehot spreads its puts over.") var hotKeys = 1
     @Option(name: .customLong("sample_every"), help: "Puts between overwritehot's disk-use samples.")
     var sampleEvery = 100
@@ -73,6 +77,7 @@ struct Bench: ParsableCommand {
             options.memtableSize = writeBufferSize
             options.blobThreshold = blobThreshold
             options.blobFileSize = blobFileSize
+            options.memtableGarbageTrigger = memtableGarbageTrigger
             options.mmapReads = mmapReads
             options.mmapWrites = mmapWrites
             options.compaction.mergeParallelism = max(1, subcompactions)
