@@ -12,10 +12,11 @@ struct Bench: ParsableCommand {
         discussion: """
             Benchmarks: fillseq, fillrandom, overwrite, fillsync, fillbatch, readrandom, readmissing, \
             readhot, readseq, readreverse, seekrandom, deleteseq, deleterandom, compact, stats, \
+            overwritehot (--num puts over --hot_keys keys, reporting peak disk use and bytes written), \
             and the YCSB core workloads ycsba ... ycsbf (load phase of --num records before the \
             first, then --reads operations each; zipfian 0.99, latest or uniform requests as YCSB \
             defines them; per-operation latencies). \
-            fill* benchmarks start from an empty store unless --use_existing_db is given.
+            fill* benchmarks and overwritehot start from an empty store unless --use_existing_db is given.
             """)
 
     @Option(name: .customLong("benchmarks"), help: "Comma-separated list of benchmarks.")
@@ -32,6 +33,15 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("write_buffer_size"), help: "Memtable bytes.") var writeBufferSize = 64 << 20
     @Option(name: .customLong("blob_threshold"), help: "Values of at least this many bytes go to blob files.")
     var blobThreshold = Options().blobThreshold
+    @Option(name: .customLong("blob_file_size"), help: "Bytes at which a blob file stops taking new values.")
+    var blobFileSize = Options().blobFileSize
+    @Option(
+        name: .customLong("memtable_garbage_trigger"),
+        help: "Blob bytes a memtable may hide (overwritten values) before it is flushed early.")
+    var memtableGarbageTrigger = Options().memtableGarbageTrigger
+    @Option(name: .customLong("hot_keys"), help: "Keys overwritehot spreads its puts over.") var hotKeys = 1
+    @Option(name: .customLong("sample_every"), help: "Puts between overwritehot's disk-use samples.")
+    var sampleEvery = 100
     @Option(
         name: .customLong("mmap_reads"),
         help: "Read table files through a memory mapping (true) or with pread (false).")
@@ -66,6 +76,8 @@ struct Bench: ParsableCommand {
             options.bloomBitsPerKey = max(0, bloomBits)
             options.memtableSize = writeBufferSize
             options.blobThreshold = blobThreshold
+            options.blobFileSize = blobFileSize
+            options.memtableGarbageTrigger = memtableGarbageTrigger
             options.mmapReads = mmapReads
             options.mmapWrites = mmapWrites
             options.compaction.mergeParallelism = max(1, subcompactions)
@@ -90,7 +102,7 @@ struct Bench: ParsableCommand {
             var ycsbLoaded = useExistingDB
             if useExistingDB { ycsbRecords.count.store(UInt64(num), ordering: .relaxed) }
             for name in benchmarks.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
-                let fresh = name.hasPrefix("fill") && !useExistingDB
+                let fresh = (name.hasPrefix("fill") || name == "overwritehot") && !useExistingDB
                 let store = try open(fresh: fresh || (YCSB.workload(name) != nil && !ycsbLoaded))
                 if name == "stats" {
                     if !json { store.stats().print() }
@@ -291,6 +303,8 @@ struct Bench: ParsableCommand {
             return Result(
                 name: name, ops: n, seconds: s, bytes: bytes, found: nil, perThread: [Double(n) / s],
                 latency: .init(numberOfSignificantValueDigits: .two))
+        case "overwritehot":
+            return try runOverwriteHot(store)
         case "compact":
             let start = DispatchTime.now().uptimeNanoseconds
             try store.compact()

@@ -43,6 +43,22 @@ struct BlobFileAccount: Sendable, Equatable {
         return garbageBytes >= sealedBytes + copiedBytes
     }
 
+    /// Whether a file still open for appends, with `recordBytes` written, should be sealed now
+    /// rather than when full: when nothing in it is live any more (sealing deletes it, at any
+    /// size), or when it holds at least `minimumBytes` of counted garbage. Why not wait for
+    /// half of it to be garbage: while values are being overwritten, the file keeps growing
+    /// with new values whose references sit in memtables (live until a flush drops them), so
+    /// it could stay under half garbage until full; sealed, it becomes collectable
+    /// (`Version.blobGarbageCollectionCandidates`) as soon as the next flushes count the rest.
+    /// Live bytes are the records plus copies less what was dropped.
+    func worthSealingEarly(recordBytes: UInt64, minimumBytes: UInt64) -> Bool {
+        guard recordBytes > 0, garbageBytes > 0 else { return false }
+        let references = recordBytes + copiedBytes
+        let live = references - min(garbageBytes, references)
+        let garbage = min(garbageBytes, recordBytes)
+        return live == 0 || garbage >= minimumBytes
+    }
+
     /// Applies the blob part of an edit to a set of accounts (replay and versions share this).
     static func apply(_ edit: VersionEdit, to accounts: inout [UInt64: BlobFileAccount]) {
         for (number, account) in edit.blobStates { accounts[number] = account }

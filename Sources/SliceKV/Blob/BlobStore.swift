@@ -5,7 +5,9 @@ import Synchronization
 ///
 /// Writers: `acquireWriter` lends a writer to one put (never shared while lent), creating a
 /// new file when none is idle; `releaseWriter` returns it, or hands it back for sealing once
-/// it has reached `Options.blobFileSize`. Concurrent large puts therefore write to different
+/// it has reached `Options.blobFileSize` or holds enough counted garbage to be worth sealing
+/// early (`BlobFileAccount.worthSealingEarly`, from the accounts the engine passes to
+/// `noteAccounts` after each edit). Concurrent large puts therefore write to different
 /// files, and a slow stream (a file being copied into the mount) never blocks another.
 ///
 /// Locking: `state` is a leaf lock (nothing else is taken while holding it).
@@ -22,7 +24,26 @@ final class BlobStore: @unchecked Sendable {
         var unsealed: [UInt64: BlobFileWriter] = [:]
         var registry: [UInt64: WeakBlobFile] = [:]
         var pruneAt = 64
+        /// The current version's accounts of the files in `unsealed` (`noteAccounts`).
+        var accounts: [UInt64: BlobFileAccount] = [:]
+        /// Files to seal at the next chance (`requestSeal`).
+        var sealRequested: Set<UInt64> = []
     }
+
+    /// What `releaseWriter` did with a writer.
+    enum Release {
+        /// Back in the pool for the next put.
+        case pooled
+        /// Full: the caller must seal its file.
+        case sealFull
+        /// Worth sealing for its garbage before it is full: the caller must seal its file.
+        case sealEarly
+    }
+
+    /// Counted garbage that makes a file with some live values worth sealing early: an eighth
+    /// of `blobFileSize`. Why not less: every early seal starts a new file, so files stay at
+    /// least this large (a file all garbage is sealed, and deleted, at any size).
+    var earlySealMinimumBytes: UInt64 { UInt64(options.blobFileSize / 8) }
 
     private let state = Locked(State())
 
@@ -52,7 +73,8 @@ final class BlobStore: @unchecked Sendable {
     func acquireWriter(newFileNumber: () -> UInt64) throws -> BlobFileWriter {
         if let w = state.withLock({ $0.idle.popLast() }) { return w }
         let number = newFileNumber()
-        let w = try BlobFileWriter(path: FileNames.blob(directory, number), number: number, blobFile: file(number),
+        let w = try BlobFileWriter(
+            path: FileNames.blob(directory, number), number: number, blobFile: file(number),
             layer: options.fileLayer)
         // The new name must survive a crash before any reference to it is acknowledged.
         try options.fileLayer.syncDirectory(directory)
@@ -61,18 +83,69 @@ final class BlobStore: @unchecked Sendable {
         return w
     }
 
-    /// Returns a writer to the pool; true means it is full and the caller must seal it.
-    func releaseWriter(_ w: BlobFileWriter) -> Bool {
+    /// Returns a writer to the pool, unless its file is to be sealed (then the caller seals it).
+    func releaseWriter(_ w: BlobFileWriter) -> Release {
         let full = w.recordBytes >= UInt64(options.blobFileSize)
-        state.withLock { s in
-            if full { s.unsealed[w.number] = nil } else { s.idle.append(w) }
+        return state.withLock { s in
+            let early = !full && worthSealingEarly(w, s)
+            if full || early {
+                s.unsealed[w.number] = nil
+                s.accounts[w.number] = nil
+                s.sealRequested.remove(w.number)
+            } else {
+                s.idle.append(w)
+            }
+            return full ? .sealFull : early ? .sealEarly : .pooled
         }
-        return full
+    }
+
+    /// Takes note of the current version's blob accounts (after an edit that may have counted
+    /// garbage) and takes out of the pool the idle writers whose files are worth sealing
+    /// early: the caller seals them. Lent writers are judged when they come back.
+    func noteAccounts(_ accounts: [UInt64: BlobFileAccount]) -> [BlobFileWriter] {
+        state.withLock { s in
+            s.accounts = accounts.filter { s.unsealed[$0.key] != nil }
+            // Idle: the last put's writes to a writer happened before it was put back (under this lock).
+            let out = s.idle.filter { worthSealingEarly($0, s) }
+            for w in out {
+                s.idle.removeAll { $0 === w }
+                s.unsealed[w.number] = nil
+                s.accounts[w.number] = nil
+                s.sealRequested.remove(w.number)
+            }
+            return out
+        }
+    }
+
+    /// Asks for files still open for appends to be sealed: a memtable being frozen hides at
+    /// least `earlySealMinimumBytes` of their records, which its flush will count as garbage.
+    /// Why at the switch rather than after the flush: the file then holds little more than
+    /// that memtable's values, and once the flush has counted them it is mostly garbage and
+    /// collected whole, instead of growing on with the next memtable's values meanwhile.
+    /// Lent writers are sealed when they come back, idle ones by the next `noteAccounts`.
+    func requestSeal(_ numbers: some Sequence<UInt64>) {
+        state.withLock { s in
+            for n in numbers where s.unsealed[n] != nil { s.sealRequested.insert(n) }
+        }
+    }
+
+    var hasSealRequests: Bool { state.withLock { !$0.sealRequested.isEmpty } }
+
+    /// REQUIRES: `w` is not lent (being released, or idle), `state` locked.
+    private func worthSealingEarly(_ w: BlobFileWriter, _ s: State) -> Bool {
+        if s.sealRequested.contains(w.number) { return true }
+        return s.accounts[w.number]?.worthSealingEarly(recordBytes: w.recordBytes, minimumBytes: earlySealMinimumBytes)
+            ?? false
     }
 
     /// Forgets a writer without sealing it (after a failure that leaves its state unknown;
     /// recovery accounts for the file).
-    func discardWriter(_ w: BlobFileWriter) { state.withLock { _ = $0.unsealed.removeValue(forKey: w.number) } }
+    func discardWriter(_ w: BlobFileWriter) {
+        state.withLock { s in
+            s.unsealed[w.number] = nil
+            s.sealRequested.remove(w.number)
+        }
+    }
 
     /// Takes every idle writer out of the pool (for sealing at close and before a manual
     /// compaction).
@@ -80,7 +153,10 @@ final class BlobStore: @unchecked Sendable {
         state.withLock { s in
             let all = s.idle
             s.idle = []
-            for w in all { s.unsealed[w.number] = nil }
+            for w in all {
+                s.unsealed[w.number] = nil
+                s.sealRequested.remove(w.number)
+            }
             return all
         }
     }

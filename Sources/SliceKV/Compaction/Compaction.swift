@@ -57,7 +57,9 @@ extension Engine {
     func pickCompaction() -> CompactionJob? {
         let version = versions.current
         var candidates: [(score: Double, level: Int)] = []
-        let l0Score = Double(version.levels[0].count) / Double(options.l0CompactionTrigger)
+        let l0Score = max(
+            Double(version.levels[0].count) / Double(options.l0CompactionTrigger),
+            Double(level0BlobBytes(version)) / Double(options.l0BlobBytesTrigger))
         if l0Score >= 1 { candidates.append((l0Score, 0)) }
         for level in 1..<(options.numLevels - 1) {
             let score = Double(version.bytes(level: level)) / options.maxBytes(forLevel: level)
@@ -70,17 +72,136 @@ extension Engine {
                 return job
             }
         }
+        if let job = pickReclaimCompaction(version) {
+            register(job)
+            return job
+        }
         return nil
     }
 
-    private func makeJob(level: Int, version: Version) -> CompactionJob? {
-        let isFree = { (f: FileMetaData) in !f.beingCompacted.load(ordering: .relaxed) }
+    /// Blob bytes the L0 tables' references cover (`TableProperties.blobFiles`).
+    /// REQUIRES: lock held.
+    private func level0BlobBytes(_ version: Version) -> UInt64 {
+        version.levels[0].reduce(0) { sum, f in
+            sum + (tableProperties(f)?.blobFiles?.values.reduce(0, +) ?? 0)
+        }
+    }
+
+    private func tableProperties(_ f: FileMetaData) -> TableProperties? {
+        try? tableCache.table(f.number).properties
+    }
+
+    private func isFree(_ f: FileMetaData) -> Bool { !f.beingCompacted.load(ordering: .relaxed) }
+
+    // MARK: Picking for space
+
+    /// Compactions that give space back rather than keep the tree in shape, tried when no level
+    /// is over its size: first the tables that refer to blob files due for garbage collection
+    /// (`Version.blobGarbageCollectionCandidates`; the job moves their live values to a new
+    /// file, after which nothing refers to the old one and it is deleted), then tables that
+    /// are mostly deletions (RocksDB's compact-on-deletion: the deletions meet what they hide
+    /// and both go, with the blob bytes those values held). Each kind makes progress, so it
+    /// cannot repeat forever: a collected table no longer refers to the files it was picked
+    /// for, and deletions move down a level or, at the bottom, are dropped (picked there only
+    /// when no snapshot needs them). REQUIRES: lock held.
+    private func pickReclaimCompaction(_ version: Version) -> CompactionJob? {
+        let due = version.blobGarbageCollectionCandidates
+        if !due.isEmpty, let job = garbageCollectionJob(version, due: due) {
+            counters.blobGCCompactions.add(1, ordering: .relaxed)
+            return job
+        }
+        if let job = tombstoneJob(version) {
+            counters.tombstoneCompactions.add(1, ordering: .relaxed)
+            return job
+        }
+        return nil
+    }
+
+    /// A job over tables referring to any of the `due` blob files: L0 into L1 when an L0 table
+    /// does, else an in-place rewrite of a run of such tables in the shallowest level holding
+    /// one. REQUIRES: lock held.
+    private func garbageCollectionJob(_ version: Version, due: Set<UInt64>) -> CompactionJob? {
+        func refersToDue(_ f: FileMetaData) -> Bool {
+            guard let p = tableProperties(f) else { return false }
+            // Tables written before the property may refer to any blob file.
+            guard let files = p.blobFiles else { return true }
+            return files.keys.contains { due.contains($0) }
+        }
+        if version.levels[0].contains(where: refersToDue),
+            let job = makeJob(level: 0, version: version, allowTrivialMove: false)
+        {
+            return job
+        }
+        for level in 1..<version.levels.count {
+            if let job = rewriteJob(level: level, version: version, where: refersToDue) { return job }
+        }
+        return nil
+    }
+
+    /// A job for a table that is mostly deletions: L0 into L1; deeper, into the next level
+    /// when a deeper level holds keys in its range, else a rewrite in place that drops them
+    /// all (only when every reader sees the whole table, so none is kept for a snapshot).
+    /// REQUIRES: lock held.
+    private func tombstoneJob(_ version: Version) -> CompactionJob? {
+        func mostlyDeletions(_ f: FileMetaData) -> Bool {
+            guard let p = tableProperties(f), p.entries > 0 else { return false }
+            return p.deletions * 2 >= p.entries
+        }
+        if version.levels[0].contains(where: mostlyDeletions), let job = makeJob(level: 0, version: version) {
+            return job
+        }
+        let smallestSnapshot = smallestSnapshotLocked
+        for level in 1..<version.levels.count {
+            for f in version.levels[level] where isFree(f) && mostlyDeletions(f) {
+                let deeper = ((level + 1)..<version.levels.count).contains {
+                    !version.overlapping(level: $0, f.smallestUserKey, f.largestUserKey).isEmpty
+                }
+                if deeper {
+                    if let job = jobIfFree(level: level, [f], version: version) { return job }
+                } else if let p = tableProperties(f), p.largestSequence <= smallestSnapshot,
+                    let job = rewriteJob(level: level, version: version, where: { $0 === f })
+                {
+                    return job
+                }
+            }
+        }
+        return nil
+    }
+
+    /// A job rewriting in place (`level` to `level`) the first run of adjacent free files of
+    /// `level` that `wanted` picks, at most `maxSSTablesPerJob` long, whose range no running
+    /// job writes to. Adjacent: the outputs span the run's key range, which must not cover a
+    /// file left in the level (files of a level must not overlap). REQUIRES: lock held, `level` > 0.
+    private func rewriteJob(level: Int, version: Version, where wanted: (FileMetaData) -> Bool) -> CompactionJob? {
+        let files = version.levels[level]
+        var i = 0
+        while i < files.count {
+            guard isFree(files[i]), wanted(files[i]) else {
+                i += 1
+                continue
+            }
+            var j = i + 1
+            while j < files.count, j - i < options.compaction.maxSSTablesPerJob, isFree(files[j]), wanted(files[j]) {
+                j += 1
+            }
+            let job = CompactionJob(
+                level: level, outputLevel: level, inputs: [Array(files[i..<j]), []], version: version,
+                smallestSnapshot: smallestSnapshotLocked, allowTrivialMove: false)
+            if !runningCompactions.contains(where: { $0.overlaps(job) }) { return job }
+            i = j
+        }
+        return nil
+    }
+
+    // MARK: Picking by size
+
+    private func makeJob(level: Int, version: Version, allowTrivialMove: Bool = true) -> CompactionJob? {
         if level == 0 {
             // The oldest L0 files, so that any L0 file left behind is newer than what moves down.
             let l0 = version.levels[0]
             guard l0.allSatisfy(isFree) else { return nil }
             let chosen = Array(l0.reversed().prefix(options.compaction.maxSSTablesPerJob))
-            return jobIfFree(level: 0, chosen, version: version)
+            return jobIfFree(level: 0, chosen, version: version, allowTrivialMove: allowTrivialMove)
         }
         // Round-robin through the level, starting after the last compacted key.
         let files = version.levels[level]
@@ -217,6 +338,8 @@ extension Engine {
             lock.withLock { for o in outputs { pendingOutputs.remove(o.number) } }
             throw error
         }
+        // The edit may have counted garbage in files still open for appends.
+        if blobDeltas.values.contains(where: { $0.garbage > 0 }) { sealBlobFilesWorthSealing() }
         for (w, _) in job.relocationWriters.withLock({ $0 }) { releaseBlobWriter(w) }
         counters.compactions.add(1, ordering: .relaxed)
         return outputs.map(\.number)
@@ -509,10 +632,13 @@ extension Engine {
                 let v = versions.current
                 // Blob files due for garbage collection: their values may sit in any bottom file.
                 let collect = !v.blobGarbageCollectionCandidates.isEmpty
+                // A run of adjacent files: outputs span the run's range, which must not cover a
+                // file left in the level.
                 var withTombstones: [FileMetaData] = []
-                for f in v.levels[deepest] where !rewritten.contains(f.number) {
+                for f in v.levels[deepest] {
                     let p = try tableCache.table(f.number).properties
-                    if p.deletions > 0 || p.olderVersions > 0 || collect { withTombstones.append(f) }
+                    let wanted = !rewritten.contains(f.number) && (p.deletions > 0 || p.olderVersions > 0 || collect)
+                    if wanted { withTombstones.append(f) } else if !withTombstones.isEmpty { break }
                     if withTombstones.count >= chunk { break }
                 }
                 guard !withTombstones.isEmpty else { return nil }

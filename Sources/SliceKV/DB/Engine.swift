@@ -159,7 +159,9 @@ final class Engine: @unchecked Sendable {
         func flushRecovered() throws {
             // A read-only open keeps everything it replays in memory.
             guard !memtable.isEmpty, !options.readOnly else { return }
-            let (file, deltas) = try writeLevel0Table(memtable, number: versions.newFileNumber())
+            // No snapshot exists yet: only the newest version of each key is kept.
+            let (file, deltas) = try writeLevel0Table(
+                memtable, number: versions.newFileNumber(), smallestSnapshot: maxSequenceNumber)
             if let file { edit.newFiles.append(file) }
             edit.blobDeltas.merge(deltas)
             memtable = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
@@ -347,7 +349,14 @@ final class Engine: @unchecked Sendable {
 
     /// Writes a memtable out as a table (nil when it is empty), and the blob bytes its
     /// references link.
-    private func writeLevel0Table(_ table: Memtable, number: UInt64) throws -> (
+    ///
+    /// Versions a newer entry of the same key hides are dropped unless a reader at
+    /// `smallestSnapshot` or later can see them (the rule compaction applies), and the blob
+    /// records they referred to are counted as garbage in the same edit. Why here and not
+    /// only in compaction: a value overwritten again and again in one memtable would
+    /// otherwise be written into L0 and stay uncounted until a compaction happened to merge
+    /// that table (RocksDB's flush drops such versions too).
+    private func writeLevel0Table(_ table: Memtable, number: UInt64, smallestSnapshot: SequenceNumber) throws -> (
         VersionEdit.NewFile?, [UInt64: BlobDelta]
     ) {
         let it = Memtable.Iterator(table)
@@ -356,10 +365,25 @@ final class Engine: @unchecked Sendable {
         let tablePath = FileNames.table(path, number)
         let builder = try TableBuilder(path: tablePath, options: options)
         var deltas: [UInt64: BlobDelta] = [:]
+        var currentUserKey: [UInt8] = []
+        /// Sequence of the newer version of `currentUserKey` just seen; nil at its newest.
+        var newerSequence: SequenceNumber?
         do {
             while it.isValid {
                 let key = it.keyBytes
-                if key[key.count - 8] == ValueKind.blobReference.rawValue {
+                guard let parsed = ParsedInternalKey(key) else {
+                    throw SliceError(.corruption, "malformed key in memtable")
+                }
+                if currentUserKey.isEmpty || !currentUserKey.withUnsafeBytes({ compareBytes($0, parsed.userKey) == 0 })
+                {
+                    currentUserKey.removeAll(keepingCapacity: true)
+                    currentUserKey.append(contentsOf: parsed.userKey)
+                    newerSequence = nil
+                }
+                // A newer version of this key is visible to every reader: nobody can see this one.
+                let hidden = newerSequence.map { $0 <= smallestSnapshot } ?? false
+                newerSequence = parsed.sequence
+                if parsed.kind == .blobReference {
                     guard let ref = BlobReference(decoding: it.valueBytes) else {
                         throw SliceError(.corruption, "bad blob reference in memtable")
                     }
@@ -368,8 +392,10 @@ final class Engine: @unchecked Sendable {
                     } else {
                         deltas[ref.fileNumber, default: .init()].linked += ref.diskBytes
                     }
+                    // Linked and dropped at once: what a compaction dropping it would count.
+                    if hidden { deltas[ref.fileNumber, default: .init()].garbage += ref.diskBytes }
                 }
-                try builder.add(key, it.valueBytes)
+                if !hidden { try builder.add(key, it.valueBytes) }
                 it.next()
             }
             let size = try builder.finish()
@@ -424,11 +450,13 @@ final class Engine: @unchecked Sendable {
     private func flushLoop() {
         lock.lock()
         defer { lock.unlock() }
+        var idle = IdleWatch()
         while true {
             // At close, a flush that keeps failing for space is given up: the frozen memtable's
             // WAL (synced when it was frozen) is replayed at the next open.
             if imm.isEmpty || backgroundError != nil || (shuttingDown && flushRetryError != nil) {
                 if shuttingDown { return }
+                if imm.isEmpty && backgroundError == nil && flushIdleMemtable(&idle) { continue }
                 lock.waitForWork(seconds: 1)
                 continue
             }
@@ -436,9 +464,14 @@ final class Engine: @unchecked Sendable {
             let number = versions.newFileNumber()
             pendingOutputs.insert(number)
             let nextLog = imm.count > 1 ? imm[1].logNumber : mem.logNumber
+            // Readers that may see older versions than the newest: none newer can appear (a new
+            // snapshot sees every write in `table`).
+            let smallestSnapshot = smallestSnapshotLocked
             lock.unlock()
+            var countedGarbage = false
             do {
-                let (file, deltas) = try writeLevel0Table(table, number: number)
+                let (file, deltas) = try writeLevel0Table(table, number: number, smallestSnapshot: smallestSnapshot)
+                countedGarbage = deltas.values.contains { $0.garbage > 0 }
                 // The table refers to blob bytes: they must be durable before its WAL goes.
                 try blobStore.syncAll()
                 manifestLock.lock()
@@ -466,6 +499,7 @@ final class Engine: @unchecked Sendable {
                 }
                 try? fileLayer.remove(FileNames.log(path, table.logNumber))
             } catch {
+                countedGarbage = false
                 let manifestFailure = versions.manifestFailure
                 // A table a failed MANIFEST write may have named stays (recovery decides).
                 if manifestFailure == nil { try? fileLayer.remove(FileNames.table(path, number)) }
@@ -483,8 +517,47 @@ final class Engine: @unchecked Sendable {
                     }
                 }
             }
+            // (Not under the manifest lock, which sealing takes.) Idle files asked to be sealed
+            // at the switch are sealed here too.
+            if countedGarbage || blobStore.hasSealRequests { sealBlobFilesWorthSealing() }
             lock.lock()
         }
+    }
+
+    /// When the write stream last changed, as the flush thread saw it.
+    private struct IdleWatch {
+        var sequence: SequenceNumber = 0
+        var since = monotonicNanos()
+    }
+
+    /// Freezes the active memtable when no write has come for `Options.idleFlushSeconds` and
+    /// flushing it lets space come back: it refers to blob values (whose overwritten versions
+    /// in the tables compaction then counts as garbage) or deletes keys of a store that has
+    /// blob files. Why: without it, the last values overwritten or deleted before a quiet
+    /// period (an `rm` through the mount) keep their space until enough later writes fill the
+    /// memtable. Returns whether it froze one. REQUIRES: lock held, called by the flush thread
+    /// with no frozen memtable waiting.
+    private func flushIdleMemtable(_ idle: inout IdleWatch) -> Bool {
+        let now = monotonicNanos()
+        if lastSequence != idle.sequence {
+            idle = IdleWatch(sequence: lastSequence, since: now)
+            return false
+        }
+        guard Double(now - idle.since) >= options.idleFlushSeconds * 1e9, !shuttingDown, writers.isEmpty,
+            !mem.isEmpty, versions.current.levels[0].count < options.l0SlowdownTrigger,
+            mem.blobBytes > 0 || mem.shadowedBlobBytes > 0 || (mem.deletions > 0 && !versions.current.blobs.isEmpty)
+        else { return false }
+        // No leader is writing (`writers` is empty and the lock is held), so the switch is safe.
+        do {
+            try switchMemtable()
+        } catch {
+            // Out of space for a new WAL leaves the old one in use: try again later. Anything
+            // else (a failed sync) stops the store, as it does for a write.
+            if (error as? SliceError)?.code != .noSpace { setBackgroundError(error) }
+            return false
+        }
+        counters.idleFlushes.add(1, ordering: .relaxed)
+        return true
     }
 
     // MARK: Writes
@@ -642,13 +715,33 @@ final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Returns a writer to the pool, sealing its file in the manifest when it is full.
+    /// Returns a writer to the pool, sealing its file in the manifest when it is full or worth
+    /// sealing early for its garbage (`BlobStore.releaseWriter`).
     func releaseBlobWriter(_ w: BlobFileWriter) {
-        guard blobStore.releaseWriter(w) else { return }
+        let outcome = blobStore.releaseWriter(w)
+        guard outcome != .pooled else { return }
+        if outcome == .sealEarly { counters.blobFilesSealedEarly.add(1, ordering: .relaxed) }
         do {
             try sealBlobFile(w)
         } catch {
             lock.withLock { setBackgroundError(error) }
+        }
+    }
+
+    /// Seals the idle blob files whose counted garbage makes sealing worthwhile now, after an
+    /// edit counted garbage (`BlobFileAccount.worthSealingEarly`); files lent to a put are
+    /// sealed when it returns them. Why: garbage in a file still open for appends can be
+    /// neither collected nor deleted. Not called with `lock` held.
+    func sealBlobFilesWorthSealing() {
+        let accounts = lock.withLock { versions.current.blobs }
+        for w in blobStore.noteAccounts(accounts) {
+            counters.blobFilesSealedEarly.add(1, ordering: .relaxed)
+            do {
+                try sealBlobFile(w)
+            } catch {
+                lock.withLock { setBackgroundError(error) }
+                return
+            }
         }
     }
 
@@ -686,7 +779,11 @@ final class Engine: @unchecked Sendable {
             return versions.current
         }
         let next = try logEdit(edit, base: base)
-        lock.withLock { versions.install(next, edit: edit) }
+        lock.withLock {
+            versions.install(next, edit: edit)
+            // A sealed file may be due for garbage collection now.
+            lock.signalBackground()
+        }
     }
 
     /// Group commit: queue `w`; the writer at the head of the queue becomes the leader, writes
@@ -806,7 +903,11 @@ final class Engine: @unchecked Sendable {
                 allowDelay = false
                 continue
             }
-            if force ? mem.isEmpty : mem.approximateMemoryUsage < options.memtableSize { return }
+            let full = mem.approximateMemoryUsage >= options.memtableSize
+            // Early, for space: the memtable hides enough overwritten blob values that the flush
+            // (which drops them) should count them as garbage now (see `memtableGarbageTrigger`).
+            let garbage = mem.shadowedBlobBytes >= options.memtableGarbageTrigger
+            if force ? mem.isEmpty : !full && !garbage { return }
             if imm.count >= options.maxImmutableMemtables || level0 >= options.l0StopTrigger {
                 // The flush this write waits for fails for space: retry it once now, and fail
                 // the write with its error if that fails too (rather than wait for space).
@@ -824,19 +925,30 @@ final class Engine: @unchecked Sendable {
                 counters.stallNanos.add(Int(monotonicNanos() - t0), ordering: .relaxed)
                 continue
             }
-            // The frozen memtable's WAL is synced once here, so `sync()` covers all older WALs;
-            // blob values it refers to first (found by the power-cut tests).
-            try blobStore.syncAll()
-            try wal.sync()
-            try wal.finish()
-            let previous = (number: mem.logNumber, length: wal.size)
-            let number = versions.newFileNumber()
-            wal = try newWAL(number, previous: previous)
-            imm.append(mem)
-            mem = Memtable(logNumber: number, expectedBytes: options.memtableSize)
+            try switchMemtable()
+            if !force && !full { counters.blobGarbageFlushes.add(1, ordering: .relaxed) }
             force = false
-            lock.signalBackground()
         }
+    }
+
+    /// Freezes the active memtable (queued for the flush thread) and starts a new one with
+    /// its own WAL. REQUIRES: lock held, no write in progress (the caller is the write leader,
+    /// or `writers` is empty).
+    private func switchMemtable() throws {
+        // The frozen memtable's WAL is synced once here, so `sync()` covers all older WALs;
+        // blob values it refers to first (found by the power-cut tests).
+        try blobStore.syncAll()
+        try wal.sync()
+        try wal.finish()
+        let previous = (number: mem.logNumber, length: wal.size)
+        let number = versions.newFileNumber()
+        wal = try newWAL(number, previous: previous)
+        let minimum = Int(clamping: blobStore.earlySealMinimumBytes)
+        let hiding = mem.shadowedBlobBytesByFile.filter { $0.value >= minimum }.keys
+        if !hiding.isEmpty { blobStore.requestSeal(hiding) }
+        imm.append(mem)
+        mem = Memtable(logNumber: number, expectedBytes: options.memtableSize)
+        lock.signalBackground()
     }
 
     /// Creates WAL file `number` (read-write: a mapping needs both).
@@ -1228,10 +1340,10 @@ final class Engine: @unchecked Sendable {
     }
 
     func stats() -> Statistics {
-        let (memBytes, immCount, immBytes, version, seq) = lock.withLock {
+        let (memBytes, immCount, immBytes, version, seq, hidden) = lock.withLock {
             (
                 mem.approximateMemoryUsage, imm.count, imm.reduce(0) { $0 + $1.approximateMemoryUsage },
-                versions.current, lastSequence
+                versions.current, lastSequence, imm.reduce(mem.shadowedBlobBytes) { $0 + $1.shadowedBlobBytes }
             )
         }
         let c = counters
@@ -1273,6 +1385,13 @@ final class Engine: @unchecked Sendable {
         stats.blobValuesWritten = v(c.blobValuesWritten)
         stats.blobFilesDeleted = v(c.blobFilesDeleted)
         stats.blobBytesRelocated = v(c.blobBytesRelocated)
+        stats.blobBytesReclaimed = v(c.blobBytesReclaimed)
+        stats.blobFilesSealedEarly = v(c.blobFilesSealedEarly)
+        stats.memtableBlobGarbageBytes = UInt64(hidden)
+        stats.blobGarbageFlushes = v(c.blobGarbageFlushes)
+        stats.idleFlushes = v(c.idleFlushes)
+        stats.blobGCCompactions = v(c.blobGCCompactions)
+        stats.tombstoneCompactions = v(c.tombstoneCompactions)
         stats.walBytesDroppedByRecovery = v(c.walBytesDropped)
         stats.backgroundError = lock.withLock { backgroundError.map { "\($0)" } }
         return stats

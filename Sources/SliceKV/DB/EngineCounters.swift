@@ -37,6 +37,18 @@ final class EngineCounters: Sendable {
     let blobBytesRead = Atomic<Int>(0)
     let blobValuesWritten = Atomic<Int>(0)
     let blobBytesRelocated = Atomic<Int>(0)
+    /// Bytes of blob files deleted (all their values garbage): space given back.
+    let blobBytesReclaimed = Atomic<Int>(0)
+    /// Blob files sealed before they were full, for their garbage.
+    let blobFilesSealedEarly = Atomic<Int>(0)
+    /// Memtables frozen before they were full because they hid much overwritten blob data.
+    let blobGarbageFlushes = Atomic<Int>(0)
+    /// Memtables frozen after a quiet period so what they overwrote or deleted can be reclaimed.
+    let idleFlushes = Atomic<Int>(0)
+    /// Compactions started to collect blob files that are mostly garbage.
+    let blobGCCompactions = Atomic<Int>(0)
+    /// Compactions started because a table was mostly deletions.
+    let tombstoneCompactions = Atomic<Int>(0)
 
     /// Latencies in nanoseconds of every `latencySampleInterval`-th get and write. Why not
     /// every one: two clock reads, the lock and the record measured as 6-8% of a cached get

@@ -78,6 +78,27 @@ public struct Options: Sendable {
     /// A blob file stops taking new values past this size. 256 MiB: few files for large data,
     /// while a file whose values are all overwritten is freed in one piece.
     public var blobFileSize = 256 << 20
+    /// A memtable is frozen and flushed early once the blob values that newer entries in it
+    /// overwrite or delete add up to this many bytes (record bytes). Why: a large value's
+    /// entry is a ~30-byte reference, so rewriting one value never fills a memtable by
+    /// memory, and the versions it hides are garbage nobody counts until a flush drops them;
+    /// this bounds that uncounted garbage at this much per memtable. 16 MiB: a flush then
+    /// costs a few syncs and a tiny table per 16 MiB overwritten (at this disk's ~350 MB/s,
+    /// about 20 a second at full speed), while a rewritten value's old bytes come back within
+    /// tens of milliseconds (measured in BENCHMARKS.md, "Space").
+    public var memtableGarbageTrigger = 16 << 20
+    /// L0 files whose references cover this many blob bytes in all are compacted into L1 as if
+    /// `l0CompactionTrigger` files had piled up. Why: older versions a new L0 table hides in
+    /// deeper tables are counted as garbage only when compaction merges them, so a file
+    /// rewritten whole a few times between flushes would otherwise keep every old copy until
+    /// four L0 files accumulate. 64 MiB: compacting L0 rewrites only references (~40 bytes per
+    /// value of at least `blobThreshold`), a small cost beside the blob bytes it gives back.
+    public var l0BlobBytesTrigger = 64 << 20
+    /// A memtable that refers to blob values, or deletes keys of a store with blob files, is
+    /// flushed after this many seconds without writes, so what it overwrote or deleted comes
+    /// back without waiting for more writes. 1 s: long enough that a burst of writes is not
+    /// split into many small tables, short enough that an `rm` frees its space promptly.
+    public var idleFlushSeconds = 1.0
     /// Background compaction settings.
     public var compaction = CompactionConfig()
 
@@ -125,6 +146,9 @@ public struct Options: Sendable {
         try check(maxIndirectReadBytes >= 0, "maxIndirectReadBytes must not be negative")
         try check(blobThreshold >= 1, "blobThreshold must be at least 1")
         try check(blobFileSize >= 1 << 16, "blobFileSize must be at least 64 KiB")
+        try check(memtableGarbageTrigger >= 1 << 16, "memtableGarbageTrigger must be at least 64 KiB")
+        try check(l0BlobBytesTrigger >= 1 << 16, "l0BlobBytesTrigger must be at least 64 KiB")
+        try check(idleFlushSeconds > 0, "idleFlushSeconds must be positive")
         try compaction.validate()
     }
 

@@ -101,6 +101,21 @@ public struct Statistics: Sendable, Codable {
     public var blobFilesDeleted: UInt64 = 0
     /// Bytes of live values that compaction moved out of mostly-garbage blob files.
     public var blobBytesRelocated: UInt64 = 0
+    /// Bytes of blob files deleted because every value in them was garbage: space given back.
+    public var blobBytesReclaimed: UInt64 = 0
+    /// Blob files sealed before they were full, so that their garbage could be reclaimed.
+    public var blobFilesSealedEarly: UInt64 = 0
+    /// Blob bytes that newer entries in the memtables hide: garbage from the next flush on,
+    /// not yet in `blobGarbageBytes`.
+    public var memtableBlobGarbageBytes: UInt64 = 0
+    /// Memtables flushed early because they hid `Options.memtableGarbageTrigger` blob bytes.
+    public var blobGarbageFlushes: UInt64 = 0
+    /// Memtables flushed after `Options.idleFlushSeconds` without writes.
+    public var idleFlushes: UInt64 = 0
+    /// Compactions started to collect blob files that are mostly garbage.
+    public var blobGCCompactions: UInt64 = 0
+    /// Compactions started because a table was mostly deletions.
+    public var tombstoneCompactions: UInt64 = 0
 
     /// Bytes of WAL a lenient `walRecovery` mode dropped at open (damage, not torn tails).
     public var walBytesDroppedByRecovery: UInt64 = 0
@@ -197,6 +212,26 @@ public struct Statistics: Sendable, Codable {
         one(
             "blob_bytes_relocated_total", "counter", "Live blob bytes moved out of mostly-garbage files.",
             Double(blobBytesRelocated))
+        one(
+            "blob_reclaimed_bytes_total", "counter", "Bytes of blob files deleted once all their values were garbage.",
+            Double(blobBytesReclaimed))
+        one(
+            "blob_files_sealed_early_total", "counter", "Blob files sealed before full so their garbage could go.",
+            Double(blobFilesSealedEarly))
+        one(
+            "memtable_blob_garbage_bytes", "gauge",
+            "Blob bytes that newer memtable entries hide (garbage once flushed, not yet counted).",
+            Double(memtableBlobGarbageBytes))
+        one(
+            "blob_garbage_flushes_total", "counter", "Memtables flushed early because they hid much blob data.",
+            Double(blobGarbageFlushes))
+        one("idle_flushes_total", "counter", "Memtables flushed after a quiet period.", Double(idleFlushes))
+        one(
+            "blob_gc_compactions_total", "counter", "Compactions started to collect mostly-garbage blob files.",
+            Double(blobGCCompactions))
+        one(
+            "tombstone_compactions_total", "counter", "Compactions started because a table was mostly deletions.",
+            Double(tombstoneCompactions))
         one("blob_values_written_total", "counter", "Values stored in blob files.", Double(blobValuesWritten))
         one(
             "blob_files_deleted_total", "counter", "Blob files deleted once all their values were garbage.",
@@ -234,7 +269,10 @@ public struct Statistics: Sendable, Codable {
         )
         if blobFiles > 0 || blobBytesWritten > 0 {
             lines.append(
-                "blobs: \(blobFiles) files, live \(blobLiveBytes) B, garbage \(blobGarbageBytes) B, written \(blobBytesWritten) B, read \(blobBytesRead) B, files deleted \(blobFilesDeleted)"
+                "blobs: \(blobFiles) files, live \(blobLiveBytes) B, garbage \(blobGarbageBytes) B (+\(memtableBlobGarbageBytes) B in memtables), written \(blobBytesWritten) B, read \(blobBytesRead) B, files deleted \(blobFilesDeleted), reclaimed \(blobBytesReclaimed) B, relocated \(blobBytesRelocated) B"
+            )
+            lines.append(
+                "space: garbage flushes \(blobGarbageFlushes), idle flushes \(idleFlushes), files sealed early \(blobFilesSealedEarly), blob GC compactions \(blobGCCompactions), tombstone compactions \(tombstoneCompactions)"
             )
         }
         if let backgroundError { lines.append("STOPPED by an error (reopen to resume writes): \(backgroundError)") }

@@ -71,6 +71,35 @@ package final class Memtable: @unchecked Sendable {
 
     var blobFilesWithCopies: Set<UInt64> { lock.withReadLock { copiedInto } }
 
+    /// Blob accounting, for flushing early (`Options.memtableGarbageTrigger`). Why: an entry
+    /// standing for a large value is a ~30-byte reference, so a memtable that keeps
+    /// overwriting one value fills after millions of writes, and until it is flushed the
+    /// overwritten values are garbage nobody has counted. Written by the single writer.
+    /// - `blobBytes`: record bytes (`BlobReference.diskBytes`) the memtable's references cover.
+    /// - `shadowedBlobBytes`: of those, records whose entry a newer entry of the same key in
+    ///   this memtable hides: the flush drops such entries (unless a snapshot sees them), so
+    ///   their records become garbage then.
+    /// Copies (renames) are left out of both: dropping one frees nothing.
+    private let _blobBytes = Atomic<Int>(0)
+    private let _shadowedBlobBytes = Atomic<Int>(0)
+    private let _deletions = Atomic<Int>(0)
+
+    /// `shadowedBlobBytes` per blob file. Touched only by the single writer, and read by the
+    /// engine under its lock when no write is in progress (at a memtable switch).
+    private(set) var shadowedBlobBytesByFile: [UInt64: Int] = [:]
+
+    var blobBytes: Int { _blobBytes.load(ordering: .relaxed) }
+    var shadowedBlobBytes: Int { _shadowedBlobBytes.load(ordering: .relaxed) }
+    /// Deletion entries added.
+    var deletions: Int { _deletions.load(ordering: .relaxed) }
+
+    /// The blob file and record bytes of a reference entry's value; nil for copies and other kinds.
+    @inline(__always)
+    private static func blobRecord(_ kind: ValueKind, _ value: UnsafeRawBufferPointer) -> (file: UInt64, bytes: Int)? {
+        guard kind == .blobReference, let ref = BlobReference(decoding: value), !ref.isCopy else { return nil }
+        return (ref.fileNumber, Int(clamping: ref.diskBytes))
+    }
+
     /// The WAL file that holds this memtable's writes.
     let logNumber: UInt64
 
@@ -263,6 +292,22 @@ package final class Memtable: @unchecked Sendable {
         if h > height { slice_store_release(heightWord, UInt(h)) }
         _count.add(1, ordering: .relaxed)
         _usage.add(size, ordering: .relaxed)
+        if kind == .deletion { _deletions.add(1, ordering: .relaxed) }
+        if let referenced = Memtable.blobRecord(kind, value) { _blobBytes.add(referenced.bytes, ordering: .relaxed) }
+        // The version this entry hides, when it is in this memtable, is the next node (same
+        // user key, older sequence): no search needed.
+        if !prevIsTail, let older = Memtable.next(node, 0) {
+            let olderKey = Memtable.key(older)
+            if olderKey.count == keyLength,
+                compareBytes(UnsafeRawBufferPointer(rebasing: olderKey[0..<key.count]), key) == 0,
+                let olderKind = ValueKind(rawValue: olderKey[key.count])  // the trailer's low byte
+            {
+                if let hidden = Memtable.blobRecord(olderKind, Memtable.value(older)) {
+                    _shadowedBlobBytes.add(hidden.bytes, ordering: .relaxed)
+                    shadowedBlobBytesByFile[hidden.file, default: 0] += hidden.bytes
+                }
+            }
+        }
     }
 
     private func randomHeight() -> Int {

@@ -11,7 +11,7 @@ final class TableBuilder {
     private var offset: UInt64 = 0
     private var keyHashes: [UInt64] = []
     private var lastUserKeyHash: UInt64?
-    private(set) var properties = TableProperties()
+    private(set) var properties = TableProperties(blobFiles: [:])
     private(set) var smallest: [UInt8] = []
     private(set) var largest: [UInt8] = []
     private var finished = false
@@ -55,6 +55,12 @@ final class TableBuilder {
         }
         properties.entries += 1
         if parsed.kind == .deletion { properties.deletions += 1 }
+        if parsed.kind == .blobReference {
+            guard let ref = BlobReference(decoding: value) else {
+                throw SliceError(.corruption, "malformed blob reference added to a table", path: path)
+            }
+            properties.addBlobReference(file: ref.fileNumber, bytes: ref.diskBytes)
+        }
         properties.rawKeyBytes += UInt64(key.count)
         properties.rawValueBytes += UInt64(value.count)
         properties.smallestSequence = min(properties.smallestSequence, parsed.sequence)
@@ -133,7 +139,7 @@ final class TableBuilder {
             }
         }
         var props = BlockBuilder(restartInterval: 1)
-        for (name, value) in zip(TableProperties.names, properties.values) {
+        for (name, value) in properties.namedValues {
             var v: [UInt8] = []
             v.appendVarint(value)
             props.add(Array(name.utf8), v)

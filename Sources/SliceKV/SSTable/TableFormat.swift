@@ -11,7 +11,9 @@
 ///               "filter.prefixes" is 1, over every key prefix that ends in a '/' byte
 ///               (for `a/b/c`: `a/` and `a/b/`, keyspace byte included), so a directory
 ///               check can skip tables without a key below that directory
-/// properties := BlockBuilder block of (name -> varint), see `TableProperties`
+/// properties := BlockBuilder block of (name -> varint), see `TableProperties`; names sorted
+///               bytewise; "blob.files" -> n and, for each blob file the table refers to,
+///               "blob.<file number>" -> bytes of its records the table's references cover
 /// metaindex  := BlockBuilder block: "filter.blocked512" (or, in older tables,
 ///               "filter.bloom64") -> handle, "properties" -> handle
 /// indexBlock := BlockBuilder block: last internal key of data block i -> handle of block i
@@ -69,21 +71,37 @@ struct TableProperties: Sendable, Equatable {
     /// 1 when the filter also holds the keys' '/'-ended prefixes (tables written before this
     /// property existed lack it: their filter cannot answer prefix questions).
     var filterPrefixes: UInt64 = 0
+    /// Blob files the table's references point into, with the record bytes they cover (disk
+    /// bytes, as blob accounting counts them). Why: garbage collection of a blob file rewrites
+    /// exactly the tables that refer to it. nil for tables written before this property: they
+    /// may refer to any blob file.
+    var blobFiles: [UInt64: UInt64]?
 
-    /// In the sorted order the properties block needs.
-    static let names = [
-        "data.blocks", "deletions", "entries", "filter.prefixes", "older.versions", "raw.key.bytes",
-        "raw.value.bytes", "seq.largest", "seq.smallest",
-    ]
-
-    var values: [UInt64] {
-        [
-            dataBlocks, deletions, entries, filterPrefixes, olderVersions, rawKeyBytes, rawValueBytes, largestSequence,
-            smallestSequence,
+    /// Every (name, value) in the sorted order the properties block needs.
+    var namedValues: [(String, UInt64)] {
+        var out: [(String, UInt64)] = [
+            ("data.blocks", dataBlocks), ("deletions", deletions), ("entries", entries),
+            ("filter.prefixes", filterPrefixes), ("older.versions", olderVersions), ("raw.key.bytes", rawKeyBytes),
+            ("raw.value.bytes", rawValueBytes), ("seq.largest", largestSequence), ("seq.smallest", smallestSequence),
         ]
+        if let blobFiles {
+            out.append(("blob.files", UInt64(blobFiles.count)))
+            for (n, bytes) in blobFiles { out.append(("blob.\(n)", bytes)) }
+        }
+        return out.sorted { compareBytes(Array($0.0.utf8), Array($1.0.utf8)) < 0 }
+    }
+
+    /// Notes a reference to `bytes` of blob file `number` (a table being built).
+    mutating func addBlobReference(file number: UInt64, bytes: UInt64) {
+        blobFiles![number, default: 0] += bytes
     }
 
     mutating func set(_ name: String, _ v: UInt64) {
+        if name.hasPrefix("blob.") {
+            if blobFiles == nil { blobFiles = [:] }
+            if let n = UInt64(name.dropFirst(5)) { blobFiles![n] = v }
+            return
+        }
         switch name {
         case "data.blocks": dataBlocks = v
         case "deletions": deletions = v

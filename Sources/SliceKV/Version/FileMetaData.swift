@@ -48,8 +48,11 @@ final class FileDeleter: Sendable {
 
     func delete(blobNumber: UInt64) {
         blobReaders.evict(blobNumber)
-        try? tableCache.layer.remove(FileNames.blob(directory, blobNumber))
+        let path = FileNames.blob(directory, blobNumber)
+        let size = tableCache.layer.fileSize(path) ?? 0
+        let removed = (try? tableCache.layer.remove(path)) != nil
         counters.blobFilesDeleted.add(1, ordering: .relaxed)
+        if removed { counters.blobBytesReclaimed.add(Int(size), ordering: .relaxed) }
     }
 
     func delete(tableNumber: UInt64) {
