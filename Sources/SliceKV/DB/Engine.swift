@@ -54,6 +54,9 @@ final class Engine: @unchecked Sendable {
     @exclusivity(unchecked) private var shuttingDown = false
     /// Mirrors `shuttingDown` for long loops that run without the lock (compaction merges).
     let stopping = Atomic<Bool>(false)
+    /// Set when the memtable hides `memtableGarbageTrigger` blob bytes but could not be
+    /// frozen right after the write that got it there (see `freezeIfHidingGarbage`).
+    private let garbageFreezePending = Atomic<Bool>(false)
     @exclusivity(unchecked) private var closed = false
     private var liveThreads = 0
     var runningCompactions: [CompactionJob] = []
@@ -469,11 +472,12 @@ final class Engine: @unchecked Sendable {
             let smallestSnapshot = smallestSnapshotLocked
             lock.unlock()
             var countedGarbage = false
+            var flushed = false
             do {
                 let (file, deltas) = try writeLevel0Table(table, number: number, smallestSnapshot: smallestSnapshot)
                 countedGarbage = deltas.values.contains { $0.garbage > 0 }
                 // The table refers to blob bytes: they must be durable before its WAL goes.
-                try blobStore.syncAll()
+                try blobStore.sync(files: deltas.keys)
                 manifestLock.lock()
                 defer { manifestLock.unlock() }
                 var edit = VersionEdit()
@@ -490,7 +494,7 @@ final class Engine: @unchecked Sendable {
                 let next = try logEdit(edit, base: base)
                 lock.withLock {
                     versions.install(next, edit: edit)
-                    imm.removeFirst()
+                    flushed = true
                     flushRetryError = nil
                     flushAttempts += 1
                     pendingOutputs.remove(number)
@@ -520,7 +524,15 @@ final class Engine: @unchecked Sendable {
             // (Not under the manifest lock, which sealing takes.) Idle files asked to be sealed
             // at the switch are sealed here too.
             if countedGarbage || blobStore.hasSealRequests { sealBlobFilesWorthSealing() }
+            if countedGarbage { collectDueBlobFiles() }
             lock.lock()
+            // Only now does the memtable leave the queue (its contents are in the tables since
+            // the install): while its files are being collected, the next memtable cannot be
+            // frozen, so writers wait rather than start a third generation of blob files.
+            if flushed {
+                imm.removeFirst()
+                lock.broadcastAll()
+            }
         }
     }
 
@@ -650,6 +662,11 @@ final class Engine: @unchecked Sendable {
     /// Writes the batch's large values to a blob file, then commits the batch with references
     /// in their place.
     private func writeSeparatingLargeValues(_ batch: WriteBatch, sync: Bool) throws {
+        if garbageFreezePending.load(ordering: .relaxed) {
+            // Freeze first (waiting for room if need be), so this value goes to the next
+            // memtable's file, not the one sealed for the memtable that hides the old values.
+            try commit(Writer(batch: WriteBatch(), sync: false, freeze: true))
+        }
         let w = try acquireBlobWriter()
         let start = w.end
         var out = WriteBatch()
@@ -674,9 +691,17 @@ final class Engine: @unchecked Sendable {
         try commitReferences(out, sync: sync, writer: w, rollbackTo: start)
     }
 
-    func acquireBlobWriter() throws -> BlobFileWriter {
+    func acquireBlobWriter(forRelocation: Bool = false) throws -> BlobFileWriter {
         try ensureWritable()
-        return try blobStore.acquireWriter(newFileNumber: versions.newFileNumber)
+        var toSeal: [BlobFileWriter] = []
+        defer {
+            for w in toSeal {
+                counters.blobFilesSealedEarly.add(1, ordering: .relaxed)
+                do { try sealBlobFile(w) } catch { lock.withLock { setBackgroundError(error) } }
+            }
+        }
+        return try blobStore.acquireWriter(
+            forRelocation: forRelocation, toSeal: &toSeal, newFileNumber: versions.newFileNumber)
     }
 
     /// Commits a batch whose references point at records `w` just wrote (from `start` on), and
@@ -860,6 +885,7 @@ final class Engine: @unchecked Sendable {
             lock.lock()
             if failure == nil { lastSequence = first + UInt64(count) - 1 }
             if groupCount > 1 && rep.capacity <= 1 << 20 { groupBuffer = rep }
+            if failure == nil { freezeIfHidingGarbage() }
         }
         for member in writers.prefix(groupCount) {
             member.error = failure
@@ -918,6 +944,33 @@ final class Engine: @unchecked Sendable {
         }
     }
 
+    /// Freezes the memtable right after the write that made it hide `memtableGarbageTrigger`
+    /// blob bytes, rather than at the start of the next write. Why: by then the next put has
+    /// written its value into the blob file already, so its reference would land in the next
+    /// memtable and keep that file (sealed at the switch, see `BlobStore.requestSeal`) alive
+    /// until the next memtable is flushed too: a third generation of files on the disk.
+    /// Skipped when the switch would have to wait (the next write's `makeRoomForWrite` does
+    /// it then). REQUIRES: lock held, the caller is the write leader and its group is applied.
+    private func freezeIfHidingGarbage() {
+        guard mem.shadowedBlobBytes >= options.memtableGarbageTrigger, backgroundError == nil, !shuttingDown else {
+            return
+        }
+        guard imm.count < options.maxImmutableMemtables, versions.current.levels[0].count < options.l0SlowdownTrigger
+        else {
+            // The next large put freezes it before writing its value (`writeSeparatingLargeValues`).
+            garbageFreezePending.store(true, ordering: .relaxed)
+            return
+        }
+        do {
+            try switchMemtable()
+            counters.blobGarbageFlushes.add(1, ordering: .relaxed)
+        } catch {
+            // The write is done; out of space for a new WAL is retried by the next write, which
+            // reports it. A failed sync stops the store, as it would in that write.
+            if (error as? SliceError)?.code != .noSpace { setBackgroundError(error) }
+        }
+    }
+
     /// Freezes the active memtable (queued for the flush thread) and starts a new one with
     /// its own WAL. REQUIRES: lock held, no write in progress (the caller is the write leader,
     /// or `writers` is empty).
@@ -930,6 +983,7 @@ final class Engine: @unchecked Sendable {
         let previous = (number: mem.logNumber, length: wal.size)
         let number = versions.newFileNumber()
         wal = try newWAL(number, previous: previous)
+        garbageFreezePending.store(false, ordering: .relaxed)
         let minimum = Int(clamping: blobStore.earlySealMinimumBytes)
         let hiding = mem.shadowedBlobBytesByFile.filter { $0.value >= minimum }.keys
         if !hiding.isEmpty { blobStore.requestSeal(hiding) }
