@@ -11,7 +11,11 @@ final class CompactionJob: @unchecked Sendable {
     let smallest: [UInt8]
     let largest: [UInt8]
     let version: Version
+    /// The oldest snapshot (or the last sequence when there is none): deletions at or below it
+    /// hide everything older from every reader.
     let smallestSnapshot: SequenceNumber
+    /// Every snapshot: hidden versions none of them sees are dropped.
+    let snapshots: SnapshotList
     let allowTrivialMove: Bool
     /// Blob files whose live values this job moves to a new blob file as it meets them
     /// (garbage collection of files that are mostly garbage).
@@ -22,13 +26,14 @@ final class CompactionJob: @unchecked Sendable {
 
     init(
         level: Int, outputLevel: Int, inputs: [[FileMetaData]], version: Version, smallestSnapshot: SequenceNumber,
-        allowTrivialMove: Bool
+        snapshots: SnapshotList, allowTrivialMove: Bool
     ) {
         self.level = level
         self.outputLevel = outputLevel
         self.inputs = inputs
         self.version = version
         self.smallestSnapshot = smallestSnapshot
+        self.snapshots = snapshots
         self.allowTrivialMove = allowTrivialMove
         blobGCFiles = version.blobGarbageCollectionCandidates
         let all = inputs.flatMap { $0 }
@@ -189,7 +194,7 @@ extension Engine {
             }
             let job = CompactionJob(
                 level: level, outputLevel: level, inputs: [Array(files[i..<j]), []], version: version,
-                smallestSnapshot: smallestSnapshotLocked, allowTrivialMove: false)
+                smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: false)
             if !runningCompactions.contains(where: { $0.overlaps(job) }) { return job }
             i = j
         }
@@ -233,7 +238,7 @@ extension Engine {
         guard below.allSatisfy({ !$0.beingCompacted.load(ordering: .relaxed) }) else { return nil }
         let job = CompactionJob(
             level: level, outputLevel: level + 1, inputs: [chosen, below], version: version,
-            smallestSnapshot: smallestSnapshotLocked, allowTrivialMove: allowTrivialMove)
+            smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: allowTrivialMove)
         guard !runningCompactions.contains(where: { $0.overlaps(job) }) else { return nil }
         return job
     }
@@ -571,8 +576,10 @@ extension Engine {
                         lastSequenceForKey = maxSequenceNumber
                     }
                     var drop = false
-                    if lastSequenceForKey <= job.smallestSnapshot {
-                        drop = true  // a newer version of this key is visible to every reader
+                    if lastSequenceForKey != maxSequenceNumber
+                        && !job.snapshots.anySees(p.sequence, hiddenAt: lastSequenceForKey)
+                    {
+                        drop = true  // a newer version of this key hides it from every reader
                     } else if p.kind == .deletion && p.sequence <= job.smallestSnapshot && isBaseLevel(p.userKey) {
                         drop = true  // nothing older below for the tombstone to hide
                     }
@@ -691,7 +698,7 @@ extension Engine {
                 guard !withTombstones.isEmpty else { return nil }
                 let job = CompactionJob(
                     level: deepest, outputLevel: deepest, inputs: [withTombstones, []], version: v,
-                    smallestSnapshot: smallestSnapshotLocked, allowTrivialMove: false)
+                    smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: false)
                 register(job)
                 return job
             }

@@ -164,7 +164,7 @@ final class Engine: @unchecked Sendable {
             guard !memtable.isEmpty, !options.readOnly else { return }
             // No snapshot exists yet: only the newest version of each key is kept.
             let (file, deltas) = try writeLevel0Table(
-                memtable, number: versions.newFileNumber(), smallestSnapshot: maxSequenceNumber)
+                memtable, number: versions.newFileNumber(), snapshots: SnapshotList([]))
             if let file { edit.newFiles.append(file) }
             edit.blobDeltas.merge(deltas)
             memtable = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
@@ -353,13 +353,13 @@ final class Engine: @unchecked Sendable {
     /// Writes a memtable out as a table (nil when it is empty), and the blob bytes its
     /// references link.
     ///
-    /// Versions a newer entry of the same key hides are dropped unless a reader at
-    /// `smallestSnapshot` or later can see them (the rule compaction applies), and the blob
+    /// Versions a newer entry of the same key hides are dropped unless one of `snapshots` can
+    /// see them (the rule compaction applies, see `SnapshotList`), and the blob
     /// records they referred to are counted as garbage in the same edit. Why here and not
     /// only in compaction: a value overwritten again and again in one memtable would
     /// otherwise be written into L0 and stay uncounted until a compaction happened to merge
     /// that table (RocksDB's flush drops such versions too).
-    private func writeLevel0Table(_ table: Memtable, number: UInt64, smallestSnapshot: SequenceNumber) throws -> (
+    private func writeLevel0Table(_ table: Memtable, number: UInt64, snapshots: SnapshotList) throws -> (
         VersionEdit.NewFile?, [UInt64: BlobDelta]
     ) {
         let it = Memtable.Iterator(table)
@@ -383,8 +383,8 @@ final class Engine: @unchecked Sendable {
                     currentUserKey.append(contentsOf: parsed.userKey)
                     newerSequence = nil
                 }
-                // A newer version of this key is visible to every reader: nobody can see this one.
-                let hidden = newerSequence.map { $0 <= smallestSnapshot } ?? false
+                // A newer version of this key hides this one from every reader.
+                let hidden = newerSequence.map { !snapshots.anySees(parsed.sequence, hiddenAt: $0) } ?? false
                 newerSequence = parsed.sequence
                 if parsed.kind == .blobReference {
                     guard let ref = BlobReference(decoding: it.valueBytes) else {
@@ -467,14 +467,14 @@ final class Engine: @unchecked Sendable {
             let number = versions.newFileNumber()
             pendingOutputs.insert(number)
             let nextLog = imm.count > 1 ? imm[1].logNumber : mem.logNumber
-            // Readers that may see older versions than the newest: none newer can appear (a new
-            // snapshot sees every write in `table`).
-            let smallestSnapshot = smallestSnapshotLocked
+            // Readers that may see older versions than the newest (a snapshot taken later sees
+            // every write in `table`).
+            let snapshots = snapshotListLocked
             lock.unlock()
             var countedGarbage = false
             var flushed = false
             do {
-                let (file, deltas) = try writeLevel0Table(table, number: number, smallestSnapshot: smallestSnapshot)
+                let (file, deltas) = try writeLevel0Table(table, number: number, snapshots: snapshots)
                 countedGarbage = deltas.values.contains { $0.garbage > 0 }
                 // The table refers to blob bytes: they must be durable before its WAL goes.
                 try blobStore.sync(files: deltas.keys)
@@ -1282,6 +1282,9 @@ final class Engine: @unchecked Sendable {
 
     /// Oldest sequence any reader may still ask for. REQUIRES: lock held.
     var smallestSnapshotLocked: SequenceNumber { snapshots.keys.min() ?? lastSequence }
+
+    /// Every snapshot held now. REQUIRES: lock held.
+    var snapshotListLocked: SnapshotList { SnapshotList(snapshots.keys) }
 
     // MARK: Maintenance
 
