@@ -60,6 +60,12 @@ final class BlobStore: @unchecked Sendable {
     /// least this large (a file all garbage is sealed, and deleted, at any size).
     var earlySealMinimumBytes: UInt64 { UInt64(options.blobFileSize / 8) }
 
+    /// The same for files of relocated values: a 32nd of `blobFileSize`. Why lower: what garbage
+    /// collection moves is the newest version of values that are being overwritten, which the
+    /// next memtables hide again, so such a file turns to garbage quickly and is best sealed
+    /// (and collected) at a small size; it holds only what collection moved, so few are made.
+    var relocationSealMinimumBytes: UInt64 { UInt64(options.blobFileSize / 32) }
+
     private let state = Locked(State())
 
     init(directory: String, options: Options, readers: BlobReaderCache, deleter: FileDeleter, counters: EngineCounters)
@@ -147,8 +153,8 @@ final class BlobStore: @unchecked Sendable {
         }
     }
 
-    /// Asks for files still open for appends to be sealed: a memtable being frozen hides at
-    /// least `earlySealMinimumBytes` of their records, which its flush will count as garbage.
+    /// Asks for files still open for appends to be sealed: a memtable being frozen hides much
+    /// of their records (`Engine.switchMemtable`), which its flush will count as garbage.
     /// Why at the switch rather than after the flush: the file then holds little more than
     /// that memtable's values, and once the flush has counted them it is mostly garbage and
     /// collected whole, instead of growing on with the next memtable's values meanwhile.
@@ -164,8 +170,8 @@ final class BlobStore: @unchecked Sendable {
     /// REQUIRES: `w` is not lent (being released, or idle), `state` locked.
     private func worthSealingEarly(_ w: BlobFileWriter, _ s: State) -> Bool {
         if s.sealRequested.contains(w.number) { return true }
-        return s.accounts[w.number]?.worthSealingEarly(recordBytes: w.recordBytes, minimumBytes: earlySealMinimumBytes)
-            ?? false
+        let minimum = s.relocation.contains(w.number) ? relocationSealMinimumBytes : earlySealMinimumBytes
+        return s.accounts[w.number]?.worthSealingEarly(recordBytes: w.recordBytes, minimumBytes: minimum) ?? false
     }
 
     /// Forgets a writer without sealing it (after a failure that leaves its state unknown;

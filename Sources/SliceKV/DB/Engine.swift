@@ -984,7 +984,9 @@ final class Engine: @unchecked Sendable {
         let number = versions.newFileNumber()
         wal = try newWAL(number, previous: previous)
         garbageFreezePending.store(false, ordering: .relaxed)
-        let minimum = Int(clamping: blobStore.earlySealMinimumBytes)
+        // Files the frozen memtable hides much of (half its trigger, or what makes a file worth
+        // sealing anyway) are sealed now, so each holds little more than one memtable's values.
+        let minimum = min(Int(clamping: blobStore.earlySealMinimumBytes), options.memtableGarbageTrigger / 2)
         let hiding = mem.shadowedBlobBytesByFile.filter { $0.value >= minimum }.keys
         if !hiding.isEmpty { blobStore.requestSeal(hiding) }
         imm.append(mem)
