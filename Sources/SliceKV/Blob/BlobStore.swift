@@ -9,6 +9,11 @@ import Synchronization
 /// early (`BlobFileAccount.worthSealingEarly`, from the accounts the engine passes to
 /// `noteAccounts` after each edit). Concurrent large puts therefore write to different
 /// files, and a slow stream (a file being copied into the mount) never blocks another.
+/// Values garbage collection moves go to writers of their own (`forRelocation`). Why: mixed
+/// into the files new values go to, they would keep each such file alive after its own
+/// values are overwritten (so a file written while one memtable was active can no longer die
+/// whole once that memtable is flushed), and the job's sync would wait for the new values'
+/// bytes as well.
 ///
 /// Locking: `state` is a leaf lock (nothing else is taken while holding it).
 final class BlobStore: @unchecked Sendable {
@@ -28,6 +33,16 @@ final class BlobStore: @unchecked Sendable {
         var accounts: [UInt64: BlobFileAccount] = [:]
         /// Files to seal at the next chance (`requestSeal`).
         var sealRequested: Set<UInt64> = []
+        /// Writers (idle or lent) that take relocated values only.
+        var relocation: Set<UInt64> = []
+
+        /// Drops a writer that will take no more values (sealed, or given up).
+        mutating func forget(_ number: UInt64) {
+            unsealed[number] = nil
+            accounts[number] = nil
+            sealRequested.remove(number)
+            relocation.remove(number)
+        }
     }
 
     /// What `releaseWriter` did with a writer.
@@ -44,6 +59,12 @@ final class BlobStore: @unchecked Sendable {
     /// of `blobFileSize`. Why not less: every early seal starts a new file, so files stay at
     /// least this large (a file all garbage is sealed, and deleted, at any size).
     var earlySealMinimumBytes: UInt64 { UInt64(options.blobFileSize / 8) }
+
+    /// The same for files of relocated values: a 32nd of `blobFileSize`. Why lower: what garbage
+    /// collection moves is the newest version of values that are being overwritten, which the
+    /// next memtables hide again, so such a file turns to garbage quickly and is best sealed
+    /// (and collected) at a small size; it holds only what collection moved, so few are made.
+    var relocationSealMinimumBytes: UInt64 { UInt64(options.blobFileSize / 32) }
 
     private let state = Locked(State())
 
@@ -70,8 +91,24 @@ final class BlobStore: @unchecked Sendable {
         }
     }
 
-    func acquireWriter(newFileNumber: () -> UInt64) throws -> BlobFileWriter {
-        if let w = state.withLock({ $0.idle.popLast() }) { return w }
+    /// Lends an idle writer of the kind asked for, or one for a new file. Idle writers whose
+    /// files were asked to be sealed (`requestSeal`) are not lent but handed over in `toSeal`:
+    /// the caller seals them (a value put into one would outlive the memtable it was sealed for).
+    func acquireWriter(forRelocation: Bool = false, toSeal: inout [BlobFileWriter], newFileNumber: () -> UInt64)
+        throws -> BlobFileWriter
+    {
+        let pooled = state.withLock { s -> BlobFileWriter? in
+            for w in s.idle where s.sealRequested.contains(w.number) {
+                toSeal.append(w)
+                s.forget(w.number)
+            }
+            s.idle.removeAll { s.unsealed[$0.number] == nil }
+            guard let i = s.idle.lastIndex(where: { s.relocation.contains($0.number) == forRelocation }) else {
+                return nil
+            }
+            return s.idle.remove(at: i)
+        }
+        if let pooled { return pooled }
         let number = newFileNumber()
         let w = try BlobFileWriter(
             path: FileNames.blob(directory, number), number: number, blobFile: file(number),
@@ -79,7 +116,10 @@ final class BlobStore: @unchecked Sendable {
         // The new name must survive a crash before any reference to it is acknowledged.
         try options.fileLayer.syncDirectory(directory)
         counters.blobFilesCreated.add(1, ordering: .relaxed)
-        state.withLock { $0.unsealed[number] = w }
+        state.withLock { s in
+            s.unsealed[number] = w
+            if forRelocation { s.relocation.insert(number) }
+        }
         return w
     }
 
@@ -89,9 +129,7 @@ final class BlobStore: @unchecked Sendable {
         return state.withLock { s in
             let early = !full && worthSealingEarly(w, s)
             if full || early {
-                s.unsealed[w.number] = nil
-                s.accounts[w.number] = nil
-                s.sealRequested.remove(w.number)
+                s.forget(w.number)
             } else {
                 s.idle.append(w)
             }
@@ -109,16 +147,14 @@ final class BlobStore: @unchecked Sendable {
             let out = s.idle.filter { worthSealingEarly($0, s) }
             for w in out {
                 s.idle.removeAll { $0 === w }
-                s.unsealed[w.number] = nil
-                s.accounts[w.number] = nil
-                s.sealRequested.remove(w.number)
+                s.forget(w.number)
             }
             return out
         }
     }
 
-    /// Asks for files still open for appends to be sealed: a memtable being frozen hides at
-    /// least `earlySealMinimumBytes` of their records, which its flush will count as garbage.
+    /// Asks for files still open for appends to be sealed: a memtable being frozen hides much
+    /// of their records (`Engine.switchMemtable`), which its flush will count as garbage.
     /// Why at the switch rather than after the flush: the file then holds little more than
     /// that memtable's values, and once the flush has counted them it is mostly garbage and
     /// collected whole, instead of growing on with the next memtable's values meanwhile.
@@ -134,17 +170,14 @@ final class BlobStore: @unchecked Sendable {
     /// REQUIRES: `w` is not lent (being released, or idle), `state` locked.
     private func worthSealingEarly(_ w: BlobFileWriter, _ s: State) -> Bool {
         if s.sealRequested.contains(w.number) { return true }
-        return s.accounts[w.number]?.worthSealingEarly(recordBytes: w.recordBytes, minimumBytes: earlySealMinimumBytes)
-            ?? false
+        let minimum = s.relocation.contains(w.number) ? relocationSealMinimumBytes : earlySealMinimumBytes
+        return s.accounts[w.number]?.worthSealingEarly(recordBytes: w.recordBytes, minimumBytes: minimum) ?? false
     }
 
     /// Forgets a writer without sealing it (after a failure that leaves its state unknown;
     /// recovery accounts for the file).
     func discardWriter(_ w: BlobFileWriter) {
-        state.withLock { s in
-            s.unsealed[w.number] = nil
-            s.sealRequested.remove(w.number)
-        }
+        state.withLock { $0.forget(w.number) }
     }
 
     /// Takes every idle writer out of the pool (for sealing at close and before a manual
@@ -153,10 +186,7 @@ final class BlobStore: @unchecked Sendable {
         state.withLock { s in
             let all = s.idle
             s.idle = []
-            for w in all {
-                s.unsealed[w.number] = nil
-                s.sealRequested.remove(w.number)
-            }
+            for w in all { s.forget(w.number) }
             return all
         }
     }
@@ -166,8 +196,16 @@ final class BlobStore: @unchecked Sendable {
 
     /// Makes every blob byte handed to the OS durable (before a WAL that refers to it is synced
     /// or deleted).
-    func syncAll() throws {
-        let writers = state.withLock { Array($0.unsealed.values) }
+    func syncAll() throws { try sync(state.withLock { Array($0.unsealed.values) }) }
+
+    /// `syncAll` for the files among `numbers` still open for appends (sealed ones were synced
+    /// when sealed). Why a flush syncs only these: the active file is being appended to at full
+    /// speed meanwhile, and syncing it too made a flush wait for the next memtable's bytes.
+    func sync(files numbers: some Sequence<UInt64>) throws {
+        try sync(state.withLock { s in numbers.compactMap { s.unsealed[$0] } })
+    }
+
+    private func sync(_ writers: [BlobFileWriter]) throws {
         var created = false
         for w in writers where w.unsynced.value.load(ordering: .acquiring) {
             try w.sync()

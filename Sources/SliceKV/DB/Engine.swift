@@ -54,6 +54,9 @@ final class Engine: @unchecked Sendable {
     @exclusivity(unchecked) private var shuttingDown = false
     /// Mirrors `shuttingDown` for long loops that run without the lock (compaction merges).
     let stopping = Atomic<Bool>(false)
+    /// Set when the memtable hides `memtableGarbageTrigger` blob bytes but could not be
+    /// frozen right after the write that got it there (see `freezeIfHidingGarbage`).
+    private let garbageFreezePending = Atomic<Bool>(false)
     @exclusivity(unchecked) private var closed = false
     private var liveThreads = 0
     var runningCompactions: [CompactionJob] = []
@@ -161,7 +164,7 @@ final class Engine: @unchecked Sendable {
             guard !memtable.isEmpty, !options.readOnly else { return }
             // No snapshot exists yet: only the newest version of each key is kept.
             let (file, deltas) = try writeLevel0Table(
-                memtable, number: versions.newFileNumber(), smallestSnapshot: maxSequenceNumber)
+                memtable, number: versions.newFileNumber(), snapshots: SnapshotList([]))
             if let file { edit.newFiles.append(file) }
             edit.blobDeltas.merge(deltas)
             memtable = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
@@ -350,13 +353,13 @@ final class Engine: @unchecked Sendable {
     /// Writes a memtable out as a table (nil when it is empty), and the blob bytes its
     /// references link.
     ///
-    /// Versions a newer entry of the same key hides are dropped unless a reader at
-    /// `smallestSnapshot` or later can see them (the rule compaction applies), and the blob
+    /// Versions a newer entry of the same key hides are dropped unless one of `snapshots` can
+    /// see them (the rule compaction applies, see `SnapshotList`), and the blob
     /// records they referred to are counted as garbage in the same edit. Why here and not
     /// only in compaction: a value overwritten again and again in one memtable would
     /// otherwise be written into L0 and stay uncounted until a compaction happened to merge
     /// that table (RocksDB's flush drops such versions too).
-    private func writeLevel0Table(_ table: Memtable, number: UInt64, smallestSnapshot: SequenceNumber) throws -> (
+    private func writeLevel0Table(_ table: Memtable, number: UInt64, snapshots: SnapshotList) throws -> (
         VersionEdit.NewFile?, [UInt64: BlobDelta]
     ) {
         let it = Memtable.Iterator(table)
@@ -380,8 +383,8 @@ final class Engine: @unchecked Sendable {
                     currentUserKey.append(contentsOf: parsed.userKey)
                     newerSequence = nil
                 }
-                // A newer version of this key is visible to every reader: nobody can see this one.
-                let hidden = newerSequence.map { $0 <= smallestSnapshot } ?? false
+                // A newer version of this key hides this one from every reader.
+                let hidden = newerSequence.map { !snapshots.anySees(parsed.sequence, hiddenAt: $0) } ?? false
                 newerSequence = parsed.sequence
                 if parsed.kind == .blobReference {
                     guard let ref = BlobReference(decoding: it.valueBytes) else {
@@ -464,16 +467,17 @@ final class Engine: @unchecked Sendable {
             let number = versions.newFileNumber()
             pendingOutputs.insert(number)
             let nextLog = imm.count > 1 ? imm[1].logNumber : mem.logNumber
-            // Readers that may see older versions than the newest: none newer can appear (a new
-            // snapshot sees every write in `table`).
-            let smallestSnapshot = smallestSnapshotLocked
+            // Readers that may see older versions than the newest (a snapshot taken later sees
+            // every write in `table`).
+            let snapshots = snapshotListLocked
             lock.unlock()
             var countedGarbage = false
+            var flushed = false
             do {
-                let (file, deltas) = try writeLevel0Table(table, number: number, smallestSnapshot: smallestSnapshot)
+                let (file, deltas) = try writeLevel0Table(table, number: number, snapshots: snapshots)
                 countedGarbage = deltas.values.contains { $0.garbage > 0 }
                 // The table refers to blob bytes: they must be durable before its WAL goes.
-                try blobStore.syncAll()
+                try blobStore.sync(files: deltas.keys)
                 manifestLock.lock()
                 defer { manifestLock.unlock() }
                 var edit = VersionEdit()
@@ -490,7 +494,7 @@ final class Engine: @unchecked Sendable {
                 let next = try logEdit(edit, base: base)
                 lock.withLock {
                     versions.install(next, edit: edit)
-                    imm.removeFirst()
+                    flushed = true
                     flushRetryError = nil
                     flushAttempts += 1
                     pendingOutputs.remove(number)
@@ -520,7 +524,15 @@ final class Engine: @unchecked Sendable {
             // (Not under the manifest lock, which sealing takes.) Idle files asked to be sealed
             // at the switch are sealed here too.
             if countedGarbage || blobStore.hasSealRequests { sealBlobFilesWorthSealing() }
+            if countedGarbage { collectDueBlobFiles() }
             lock.lock()
+            // Only now does the memtable leave the queue (its contents are in the tables since
+            // the install): while its files are being collected, the next memtable cannot be
+            // frozen, so writers wait rather than start a third generation of blob files.
+            if flushed {
+                imm.removeFirst()
+                lock.broadcastAll()
+            }
         }
     }
 
@@ -663,6 +675,11 @@ final class Engine: @unchecked Sendable {
     /// Writes the batch's large values to a blob file, then commits the batch with references
     /// in their place.
     private func writeSeparatingLargeValues(_ batch: WriteBatch, sync: Bool) throws {
+        if garbageFreezePending.load(ordering: .relaxed) {
+            // Freeze first (waiting for room if need be), so this value goes to the next
+            // memtable's file, not the one sealed for the memtable that hides the old values.
+            try commit(Writer(batch: WriteBatch(), sync: false, freeze: true))
+        }
         let w = try acquireBlobWriter()
         let start = w.end
         var out = WriteBatch()
@@ -687,9 +704,17 @@ final class Engine: @unchecked Sendable {
         try commitReferences(out, sync: sync, writer: w, rollbackTo: start)
     }
 
-    func acquireBlobWriter() throws -> BlobFileWriter {
+    func acquireBlobWriter(forRelocation: Bool = false) throws -> BlobFileWriter {
         try ensureWritable()
-        return try blobStore.acquireWriter(newFileNumber: versions.newFileNumber)
+        var toSeal: [BlobFileWriter] = []
+        defer {
+            for w in toSeal {
+                counters.blobFilesSealedEarly.add(1, ordering: .relaxed)
+                do { try sealBlobFile(w) } catch { lock.withLock { setBackgroundError(error) } }
+            }
+        }
+        return try blobStore.acquireWriter(
+            forRelocation: forRelocation, toSeal: &toSeal, newFileNumber: versions.newFileNumber)
     }
 
     /// Commits a batch whose references point at records `w` just wrote (from `start` on), and
@@ -873,6 +898,7 @@ final class Engine: @unchecked Sendable {
             lock.lock()
             if failure == nil { lastSequence = first + UInt64(count) - 1 }
             if groupCount > 1 && rep.capacity <= 1 << 20 { groupBuffer = rep }
+            if failure == nil { freezeIfHidingGarbage() }
         }
         for member in writers.prefix(groupCount) {
             member.error = failure
@@ -931,6 +957,33 @@ final class Engine: @unchecked Sendable {
         }
     }
 
+    /// Freezes the memtable right after the write that made it hide `memtableGarbageTrigger`
+    /// blob bytes, rather than at the start of the next write. Why: by then the next put has
+    /// written its value into the blob file already, so its reference would land in the next
+    /// memtable and keep that file (sealed at the switch, see `BlobStore.requestSeal`) alive
+    /// until the next memtable is flushed too: a third generation of files on the disk.
+    /// Skipped when the switch would have to wait (the next write's `makeRoomForWrite` does
+    /// it then). REQUIRES: lock held, the caller is the write leader and its group is applied.
+    private func freezeIfHidingGarbage() {
+        guard mem.shadowedBlobBytes >= options.memtableGarbageTrigger, backgroundError == nil, !shuttingDown else {
+            return
+        }
+        guard imm.count < options.maxImmutableMemtables, versions.current.levels[0].count < options.l0SlowdownTrigger
+        else {
+            // The next large put freezes it before writing its value (`writeSeparatingLargeValues`).
+            garbageFreezePending.store(true, ordering: .relaxed)
+            return
+        }
+        do {
+            try switchMemtable()
+            counters.blobGarbageFlushes.add(1, ordering: .relaxed)
+        } catch {
+            // The write is done; out of space for a new WAL is retried by the next write, which
+            // reports it. A failed sync stops the store, as it would in that write.
+            if (error as? SliceError)?.code != .noSpace { setBackgroundError(error) }
+        }
+    }
+
     /// Freezes the active memtable (queued for the flush thread) and starts a new one with
     /// its own WAL. REQUIRES: lock held, no write in progress (the caller is the write leader,
     /// or `writers` is empty).
@@ -943,7 +996,10 @@ final class Engine: @unchecked Sendable {
         let previous = (number: mem.logNumber, length: wal.size)
         let number = versions.newFileNumber()
         wal = try newWAL(number, previous: previous)
-        let minimum = Int(clamping: blobStore.earlySealMinimumBytes)
+        garbageFreezePending.store(false, ordering: .relaxed)
+        // Files the frozen memtable hides much of (half its trigger, or what makes a file worth
+        // sealing anyway) are sealed now, so each holds little more than one memtable's values.
+        let minimum = min(Int(clamping: blobStore.earlySealMinimumBytes), options.memtableGarbageTrigger / 2)
         let hiding = mem.shadowedBlobBytesByFile.filter { $0.value >= minimum }.keys
         if !hiding.isEmpty { blobStore.requestSeal(hiding) }
         imm.append(mem)
@@ -1248,6 +1304,9 @@ final class Engine: @unchecked Sendable {
 
     /// Oldest sequence any reader may still ask for. REQUIRES: lock held.
     var smallestSnapshotLocked: SequenceNumber { snapshots.keys.min() ?? lastSequence }
+
+    /// Every snapshot held now. REQUIRES: lock held.
+    var snapshotListLocked: SnapshotList { SnapshotList(snapshots.keys) }
 
     // MARK: Maintenance
 
