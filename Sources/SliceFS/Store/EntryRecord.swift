@@ -7,9 +7,9 @@ struct EntryRecord: Equatable, Sendable {
     var kind: InodeRecord.Kind
 
     func encode() -> [UInt8] {
-        var out: [UInt8] = [1, kind.rawValue]
-        withUnsafeBytes(of: ino.littleEndian) { out.append(contentsOf: $0) }
-        return out
+        var w = RecordWriter([1, kind.rawValue])
+        w.fixed64(ino)
+        return w.out
     }
 
     static func decode(_ b: [UInt8]) -> EntryRecord? {

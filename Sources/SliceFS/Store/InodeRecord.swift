@@ -75,39 +75,17 @@ struct InodeRecord: Equatable, Sendable {
     }
 
     func encode() -> [UInt8] {
-        var out: [UInt8] = [1, kind.rawValue]
-        out.reserveCapacity(64 + target.count)
-        func fixed32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func fixed64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func varint(_ v: Int) {
-            var v = UInt64(v)
-            while v >= 0x80 {
-                out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-                v >>= 7
-            }
-            out.append(UInt8(v))
-        }
-        func bytes(_ b: [UInt8]) {
-            varint(b.count)
-            out.append(contentsOf: b)
-        }
-        fixed32(mode)
-        fixed32(uid)
-        fixed32(gid)
-        fixed32(nlink)
-        fixed64(rdev)
-        fixed64(blocks)
-        for t in [atime, mtime, ctime] {
-            fixed64(UInt64(bitPattern: t.seconds))
-            fixed32(t.nanoseconds)
-        }
-        bytes(target)
-        varint(xattrs.count)
-        for (name, value) in xattrs.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            bytes(name)
-            bytes(value)
-        }
-        return out
+        var w = RecordWriter([1, kind.rawValue])
+        w.fixed32(mode)
+        w.fixed32(uid)
+        w.fixed32(gid)
+        w.fixed32(nlink)
+        w.fixed64(rdev)
+        w.fixed64(blocks)
+        for t in [atime, mtime, ctime] { w.timestamp(t) }
+        w.bytes(target)
+        w.xattrs(xattrs)
+        return w.out
     }
 
     /// nil for bytes this version cannot read (callers report EIO).
@@ -135,50 +113,5 @@ struct InodeRecord: Equatable, Sendable {
             r.xattrs[name] = value
         }
         return r
-    }
-}
-
-/// Reads the little-endian fields of a record, failing (nil) past its end.
-struct RecordReader {
-    private let b: [UInt8]
-    private var p = 0
-
-    init(_ b: [UInt8]) { self.b = b }
-
-    var isAtEnd: Bool { p == b.count }
-
-    mutating func byte() -> UInt8? {
-        guard p < b.count else { return nil }
-        defer { p += 1 }
-        return b[p]
-    }
-
-    mutating func fixed32() -> UInt32? {
-        guard p + 4 <= b.count else { return nil }
-        defer { p += 4 }
-        return (0..<4).reduce(UInt32(0)) { $0 | UInt32(b[p + $1]) << (8 * $1) }
-    }
-
-    mutating func fixed64() -> UInt64? {
-        guard p + 8 <= b.count else { return nil }
-        defer { p += 8 }
-        return (0..<8).reduce(UInt64(0)) { $0 | UInt64(b[p + $1]) << (8 * UInt64($1)) }
-    }
-
-    mutating func varint() -> Int? {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while let c = byte(), shift < 64 {
-            result |= UInt64(c & 0x7f) << shift
-            if c < 0x80 { return Int(exactly: result) }
-            shift += 7
-        }
-        return nil
-    }
-
-    mutating func bytes() -> [UInt8]? {
-        guard let n = varint(), n <= b.count - p else { return nil }
-        defer { p += n }
-        return Array(b[p..<(p + n)])
     }
 }

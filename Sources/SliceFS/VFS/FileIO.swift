@@ -262,15 +262,7 @@ extension SliceFileSystem {
                     blocks += Int64(length) - before
                 }
                 if s.sizeChanged { FileContent.setSize(f.ino, size, in: &batch) }
-                if s.modified {
-                    let now = Timestamp.now
-                    rec.mtime = now
-                    rec.ctime = now
-                }
-                rec.blocks = UInt64(max(0, blocks))
-                batch.put(FSKeyspace.inodeKey(f.ino), rec.encode(), keyspace: FSKeyspace.inodes)
-                try ns.store.write(batch, sync: false)
-                inodes.invalidate(f.ino)
+                try finishContentChange(f.ino, &rec, blocks: blocks, modified: s.modified, batch)
                 budget.add(-s.dirtyBytes)
                 s.dirty = [:]
                 s.storedBefore = [:]
@@ -278,6 +270,24 @@ extension SliceFileSystem {
                 s.modified = false
             }
         }
+    }
+
+    /// Ends a change to a file's content: its record gets the new block count (and, when
+    /// `modified`, mtime and ctime of now) in the same batch, which is written; the cached node
+    /// goes. REQUIRES: the inode's stripe.
+    private func finishContentChange(
+        _ ino: InodeNumber, _ rec: inout InodeRecord, blocks: Int64, modified: Bool, _ batch: WriteBatch
+    ) throws {
+        var batch = batch
+        if modified {
+            let now = Timestamp.now
+            rec.mtime = now
+            rec.ctime = now
+        }
+        rec.blocks = UInt64(max(0, blocks))
+        batch.put(FSKeyspace.inodeKey(ino), rec.encode(), keyspace: FSKeyspace.inodes)
+        try namespace.store.write(batch, sync: false)
+        inodes.invalidate(ino)
     }
 
     // MARK: Size changes
@@ -313,13 +323,7 @@ extension SliceFileSystem {
                 }
             }
             FileContent.setSize(n.ino, size, in: &batch)
-            let now = Timestamp.now
-            rec.mtime = now
-            rec.ctime = now
-            rec.blocks = UInt64(max(0, blocks))
-            batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
-            try ns.store.write(batch, sync: false)
-            inodes.invalidate(n.ino)
+            try finishContentChange(n.ino, &rec, blocks: blocks, modified: true, batch)
             f?.state.withLock { s in
                 s.size = size
                 s.sizeChanged = false
@@ -390,13 +394,7 @@ extension SliceFileSystem {
                     batch = WriteBatch()
                 }
             }
-            let now = Timestamp.now
-            rec.mtime = now
-            rec.ctime = now
-            rec.blocks = UInt64(max(0, blocks))
-            batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
-            try ns.store.write(batch, sync: false)
-            inodes.invalidate(n.ino)
+            try finishContentChange(n.ino, &rec, blocks: blocks, modified: true, batch)
         }
     }
 
