@@ -11,6 +11,8 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # The filesystem tests drive real tools through the mount.
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v setfattr >/dev/null 2>&1 || need+=(attr)
+command -v python3 >/dev/null 2>&1 || need+=(python3)  # the filesystem tests drive sockets and mmap from Python
+command -v git >/dev/null 2>&1 || need+=(git)  # NodeKindTests clone a repository into a mount
 if [ "${SLICE_BENCH_PEERS:-0}" = 1 ]; then
   for p in libleveldb-dev librocksdb-dev liblmdb-dev; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 fi
