@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import SliceKV
@@ -164,6 +165,74 @@ import Testing
             #expect(try db.get(SpaceReclaimTests.key(k)) == SpaceReclaimTests.value(k, rounds[k], size: valueSize))
         }
         try db.close()
+    }
+
+    // MARK: Renames
+
+    /// A rename reads a value's reference (`storedValue`) and puts it under another key; a
+    /// garbage collection running in between may move the value and delete its file. The
+    /// rename must still land (the value is copied then), and no reference may be left to a
+    /// deleted file: found by the model test (a copy pinned while the compaction that deleted
+    /// its file was writing the MANIFEST, and renames refused after a relocation).
+    @Test func renamesRacingGarbageCollectionLoseNothing() throws {
+        let dir = TempDir("slice-reclaim")
+        var options = tinyOptions()
+        options.blobThreshold = 1000
+        options.blobFileSize = 64 << 10
+        let keys = 40
+        let valueSize = 3000
+        func name(_ i: Int, _ side: Int) -> [UInt8] { bytes("r/\(i)/\(side)") }
+        do {
+            let db = try SliceDB(path: dir.path, options: options)
+            for i in 0..<keys { try db.put(name(i, 0), SpaceReclaimTests.value(i, 0, size: valueSize)) }
+            let stop = Atomic<Bool>(false)
+            // Churn: overwrites that make garbage, flushes and compactions (with GC).
+            let churn = Thread {
+                var round = 1
+                while !stop.load(ordering: .relaxed) {
+                    try? db.put(bytes("o/\(round % 7)"), SpaceReclaimTests.value(round, round, size: valueSize))
+                    if round % 50 == 0 { try? db.compact() }
+                    round += 1
+                }
+            }
+            churn.start()
+            var side = Array(repeating: 0, count: keys)
+            var failures: [String] = []
+            for step in 0..<3000 {
+                let i = step % keys
+                let from = name(i, side[i])
+                let to = name(i, 1 - side[i])
+                do {
+                    guard let stored = try db.storedValue(from) else {
+                        failures.append("step \(step): \(String(decoding: from, as: UTF8.self)) is missing")
+                        break
+                    }
+                    var batch = WriteBatch()
+                    batch.put(to, stored)
+                    batch.delete(from)
+                    try db.write(batch)
+                    side[i] = 1 - side[i]
+                } catch {
+                    failures.append("step \(step): \(error)")
+                    break
+                }
+            }
+            stop.store(true, ordering: .relaxed)
+            while !churn.isFinished { usleep(1000) }
+            #expect(failures.isEmpty, "\(failures)")
+            #expect(db.stats().blobGCCompactions > 0)
+            for i in 0..<keys {
+                #expect(try db.get(name(i, side[i])) == SpaceReclaimTests.value(i, 0, size: valueSize))
+                #expect(try db.get(name(i, 1 - side[i])) == nil)
+            }
+            try db.close()
+            let again = try SliceDB(path: dir.path, options: options)
+            _ = try again.check()
+            for i in 0..<keys {
+                #expect(try again.get(name(i, side[i])) == SpaceReclaimTests.value(i, 0, size: valueSize))
+            }
+            try again.close()
+        }
     }
 
     // MARK: Deletions

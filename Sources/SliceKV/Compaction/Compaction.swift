@@ -317,9 +317,9 @@ extension Engine {
                         counters.blobGCCompactions.add(1, ordering: .relaxed)
                         return job
                     }
-                    // Busy tables: a running job may be collecting them.
-                    let collecting = runningCompactions.contains { !$0.blobGCFiles.isDisjoint(with: due) }
-                    guard collecting, monotonicNanos() < deadline else { return nil }
+                    // Busy tables: wait for the running jobs (one may be collecting these files,
+                    // or hold the L0 files a collection needs).
+                    guard !runningCompactions.isEmpty, monotonicNanos() < deadline else { return nil }
                     lock.wait(seconds: 0.1)
                 }
             }
@@ -374,6 +374,7 @@ extension Engine {
                 addBlobDeletions(&edit, base: versions.current, pending: blobFilesWithPendingCopies())
                 return versions.current
             }
+            defer { lock.withLock { endBlobDeletions(edit) } }
             let next = try logEdit(edit, base: base)
             lock.withLock {
                 versions.install(next, edit: edit)

@@ -64,6 +64,11 @@ final class Engine: @unchecked Sendable {
     var pendingOutputs: Set<UInt64> = []
     /// Blob files that writes being validated and committed copy references into. Guarded by lock.
     private var pinnedCopies: [UInt64: Int] = [:]
+    /// Blob files an edit being written to the MANIFEST deletes: decided under `lock`, but
+    /// installed only after the MANIFEST write, which runs without it. A copy validated in
+    /// between must not pin such a file (it would be deleted under the copy's memtable entry),
+    /// so validation treats it as gone already. Guarded by lock.
+    private var blobDeletesInFlight: Set<UInt64> = []
 
     /// Notes from recovery (torn WAL tails dropped), for logs and `slice check`.
     private(set) var recoveryNotes: [String] = []
@@ -314,12 +319,21 @@ final class Engine: @unchecked Sendable {
     /// memtable (or a write in progress) holds a copied reference into it that is not counted
     /// yet (`pending`): that copy keeps the file. REQUIRES: `base` is the version `edit`
     /// applies to.
+    /// The deletions are in flight (`blobDeletesInFlight`) until `endBlobDeletions`.
+    /// REQUIRES: lock held.
     func addBlobDeletions(_ edit: inout VersionEdit, base: Version, pending: Set<UInt64>) {
         var accounts = base.blobs
         BlobFileAccount.apply(edit, to: &accounts)
         for (n, a) in accounts.sorted(by: { $0.key < $1.key }) where a.isDead && !pending.contains(n) {
             edit.blobDeletes.append(n)
+            blobDeletesInFlight.insert(n)
         }
+    }
+
+    /// Called once the edit that `addBlobDeletions` filled is installed or has failed.
+    /// REQUIRES: lock held.
+    func endBlobDeletions(_ edit: VersionEdit) {
+        blobDeletesInFlight.subtract(edit.blobDeletes)
     }
 
     /// Blob files with copied references not yet counted: in memtables (but `flushing`, whose
@@ -491,6 +505,7 @@ final class Engine: @unchecked Sendable {
                         &edit, base: versions.current, pending: blobFilesWithPendingCopies(except: table))
                     return versions.current
                 }
+                defer { lock.withLock { endBlobDeletions(edit) } }
                 let next = try logEdit(edit, base: base)
                 lock.withLock {
                     versions.install(next, edit: edit)
@@ -599,6 +614,9 @@ final class Engine: @unchecked Sendable {
         var bytes = 0
         var large = 0
         var pinned: [UInt64] = []
+        /// Copies whose blob file is gone or going (a compaction relocated the value since it
+        /// was read): the batch holds the file, so its bytes are still there to copy.
+        var staleCopies = false
         defer {
             if !pinned.isEmpty {
                 lock.withLock {
@@ -629,14 +647,17 @@ final class Engine: @unchecked Sendable {
                 let liveFile =
                     ref.isCopy
                     && (lock.withLock {
-                        guard versions.current.blobs[ref.fileNumber] != nil else { return false }
+                        guard versions.current.blobs[ref.fileNumber] != nil,
+                            !blobDeletesInFlight.contains(ref.fileNumber)
+                        else { return false }
                         pinnedCopies[ref.fileNumber, default: 0] += 1
                         pinned.append(ref.fileNumber)
                         return true
                     } || blobStore.unsealedNumbers.contains(ref.fileNumber))
-                guard ownRecord || liveFile else {
-                    throw SliceError(
-                        .invalidArgument, "a stored value was put after its key changed (its blob file is gone)")
+                if ref.isCopy && !liveFile {
+                    staleCopies = true
+                } else if !ownRecord && !liveFile {
+                    throw SliceError(.invalidArgument, "a blob reference names a record this write did not make")
                 }
             }
             if kind == .indirect {
@@ -657,6 +678,7 @@ final class Engine: @unchecked Sendable {
             bytes += key.count - 1 + value.count
         }
         guard !batch.isEmpty else { return }
+        if staleCopies { return try write(copyingStaleReferences(batch), sync: sync, streamed: streamed) }
         let sync = sync ?? (options.syncPolicy == .always)
         if let (w, offset) = streamed {
             try commitReferences(batch, sync: sync, writer: w, rollbackTo: offset)
@@ -670,6 +692,36 @@ final class Engine: @unchecked Sendable {
         counters.writeBatches.add(1, ordering: .relaxed)
         counters.userBytesWritten.add(bytes, ordering: .relaxed)
         counters.record(counters.putLatency, since: start)
+    }
+
+    /// `batch` with every copied reference whose blob file has left the version (or is
+    /// leaving it) replaced by the value's bytes, read from the file the batch still holds:
+    /// a value moved by a compaction between `storedValue` and this write is copied instead
+    /// of refused. A reference whose bytes cannot be read any more is refused.
+    private func copyingStaleReferences(_ batch: WriteBatch) throws -> WriteBatch {
+        var out = WriteBatch()
+        try withExtendedLifetime(batch) {
+            try batch.forEach { kind, key, value in
+                guard kind == .blobReference, let ref = BlobReference(decoding: value), ref.isCopy,
+                    lock.withLock({
+                        versions.current.blobs[ref.fileNumber] == nil || blobDeletesInFlight.contains(ref.fileNumber)
+                    })
+                else {
+                    out.append(kind, key, value)
+                    return
+                }
+                let bytes: [UInt8]
+                do {
+                    bytes = try blobStore.readAll(ref)
+                } catch {
+                    throw SliceError(
+                        .invalidArgument,
+                        "a stored value was put after its blob file \(ref.fileNumber) was deleted (\(error))")
+                }
+                bytes.withUnsafeBytes { out.append(.value, key, $0) }
+            }
+        }
+        return out
     }
 
     /// Writes the batch's large values to a blob file, then commits the batch with references
@@ -803,6 +855,7 @@ final class Engine: @unchecked Sendable {
             addBlobDeletions(&edit, base: versions.current, pending: blobFilesWithPendingCopies())
             return versions.current
         }
+        defer { lock.withLock { endBlobDeletions(edit) } }
         let next = try logEdit(edit, base: base)
         lock.withLock {
             versions.install(next, edit: edit)
