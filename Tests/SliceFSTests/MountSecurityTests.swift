@@ -130,7 +130,7 @@ import Testing
 
         #expect(!FileManager.default.fileExists(atPath: outside))
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: m.root)) == ["data", "mnt"])
-        let storeFile = try Regex(#"^(CURRENT|LOCK|MANIFEST-[0-9]+|[0-9]+\.(log|sst|blob)|mount\.log)$"#)
+        let storeFile = try Regex(#"^(CURRENT|LOCK|RESERVE|MANIFEST-[0-9]+|[0-9]+\.(log|sst|blob)|mount\.log)$"#)
         for name in try FileManager.default.contentsOfDirectory(atPath: m.data) {
             #expect(name.wholeMatch(of: storeFile) != nil, "unexpected file \(name) in the data directory")
         }

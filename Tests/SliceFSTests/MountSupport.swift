@@ -178,3 +178,35 @@ func stackDeadFuseMount(at mountpoint: String, source: String = "dead") throws {
     let rc = options.withCString { Glibc.mount(source, mountpoint, "fuse.slice", 0, $0) }
     guard rc == 0 else { throw TestFailure("mount(2) of a dead FUSE mount: \(String(cString: strerror(errno)))") }
 }
+
+/// A small tmpfs to fill up (full-disk tests), mounted at `ROOT/small` and lazily unmounted
+/// when this goes away.
+final class SmallDisk {
+    let path: String
+
+    init(under root: String, mib: Int) throws {
+        path = root + "/small"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let r = try sh("mount -t tmpfs -o size=\(mib)m tmpfs '\(path)'")
+        guard r.status == 0 else { throw TestFailure("tmpfs mount failed: \(r.err)") }
+    }
+
+    deinit { _ = try? sh("umount -l '\(path)'") }
+}
+
+/// Moves `m`'s mount onto a new store on a `SmallDisk` of `mib` MiB (after `filler` bytes of
+/// another file there), with 4 MiB memtables so flushes come often. Returns the disk (keep it
+/// alive until the store is unmounted) and the store's path.
+func mountOnSmallDisk(_ m: MountedStore, mib: Int, filler: Int = 0) throws -> (SmallDisk, String) {
+    try m.unmount()
+    let disk = try SmallDisk(under: m.root, mib: mib)
+    if filler > 0 {
+        guard try sh("head -c \(filler) /dev/zero > '\(disk.path)/filler'").status == 0 else {
+            throw TestFailure("could not write the filler")
+        }
+    }
+    let store = disk.path + "/store"
+    let r = try run(sliceExecutable, ["mount", store, m.mnt, "-o", "memtable_mb=4"])
+    guard r.status == 0 else { throw TestFailure("mount on the small disk failed: \(r.err)") }
+    return (disk, store)
+}

@@ -762,15 +762,9 @@ import Testing
     /// A full disk: ENOSPC, nothing acknowledged lost, writes work again once space is freed.
     @Test func diskFullGivesENOSPCAndRecovers() throws {
         let m = try MountedStore()
-        try m.unmount()
-        let small = m.root + "/small"
-        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
-        #expect(try sh("mount -t tmpfs -o size=40m tmpfs '\(small)'").status == 0)
-        defer { _ = try? sh("umount -l '\(small)'") }
-        #expect(try sh("head -c 8388608 /dev/zero > '\(small)/filler'").status == 0)
-        let store = small + "/store"
-        let r = try run(sliceExecutable, ["mount", store, m.mnt, "-o", "memtable_mb=4"])
-        #expect(r.status == 0, "\(r.err)")
+        let (disk, store) = try mountOnSmallDisk(m, mib: 40, filler: 8 << 20)
+        defer { withExtendedLifetime(disk) {} }  // unmounted after the store's mount
+        let small = disk.path
         defer { _ = try? run(sliceExecutable, ["umount", m.mnt]) }
         var saved: [String: [UInt8]] = [:]
         var sawENOSPC = false

@@ -14,11 +14,13 @@ import Testing
 /// garbage collection moved), plus a fixed allowance (`allowance`).
 @Suite struct SpaceReclaimTests {
     /// `slice mount`'s engine options: `SliceFileSystem.defaultBlobThreshold` (4 KiB) and
-    /// `defaultBlobFileSize` (64 MiB), everything else the engine's default.
+    /// `defaultBlobFileSize` (16 MiB, also its space reserve), everything else the engine's
+    /// default.
     static func mountOptions() -> Options {
         var o = Options()
         o.blobThreshold = 4 << 10
-        o.blobFileSize = 64 << 20
+        o.blobFileSize = 16 << 20
+        o.spaceReserve = 16 << 20
         return o
     }
 
@@ -43,11 +45,12 @@ import Testing
     /// - the file garbage collection moves survivors to, sealed once `blobFileSize / 32` of it
     ///   is garbage (`BlobStore.relocationSealMinimumBytes`);
     /// - the WAL of each memtable (allocated `AppendMapping.chunk` at a time);
-    /// - tables, MANIFEST and CURRENT: references and edits, a few hundred KiB here.
+    /// - tables, MANIFEST and CURRENT: references and edits, a few hundred KiB here;
+    /// - the space reserve (`Options.spaceReserve`, 8 MiB).
     static func allowance(_ o: Options, largestValue: Int) -> UInt64 {
         let generations = UInt64(o.maxImmutableMemtables + 1)
         return generations * UInt64(o.memtableGarbageTrigger + largestValue) + UInt64(o.blobFileSize / 32)
-            + generations * UInt64(AppendMapping.chunk) + (4 << 20)
+            + generations * UInt64(AppendMapping.chunk) + (4 << 20) + UInt64(o.spaceReserve)
     }
 
     /// A value that differs with `round` in its first and last bytes (so every overwrite
@@ -250,8 +253,8 @@ import Testing
             #expect(SpaceReclaimTests.diskUse(dir.path) >= UInt64(count * valueSize))
             for i in 0..<count { try db.delete(SpaceReclaimTests.key(i)) }
             // An idle flush, a compaction of the deletions and the sealing of the file they
-            // emptied: what is left is a WAL, a table or two and the MANIFEST.
-            let residue = UInt64(2 * AppendMapping.chunk + (1 << 20))
+            // emptied: what is left is a WAL, a table or two, the MANIFEST and the space reserve.
+            let residue = UInt64(2 * AppendMapping.chunk + (1 << 20) + options.spaceReserve)
             let gone = SpaceReclaimTests.eventually { SpaceReclaimTests.diskUse(dir.path) <= residue }
             let s = db.stats()
             #expect(gone, "\(SpaceReclaimTests.diskUse(dir.path) >> 10) KiB left; \(s.summary)")
@@ -346,5 +349,66 @@ import Testing
                     == model[k].map { SpaceReclaimTests.value(k, $0, size: valueSize) })
         }
         try reopened.close()
+    }
+}
+
+/// A key-value store that filled its disk: deletions still work (the space reserve), the
+/// store reopens on the full disk, and the space the deletions free takes writes again.
+@Suite(.serialized) struct FullDiskTests {
+    @Test func deletesAndReopenWorkOnAFullDisk() throws {
+        guard getuid() == 0 else { return }  // mounting a tmpfs needs root (CI runs as root)
+        let dir = TempDir("slice-fulldisk")
+        let small = dir.path + "/small"
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let mounted = Process()
+        mounted.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mounted.arguments = ["-t", "tmpfs", "-o", "size=40m", "tmpfs", small]
+        try mounted.run()
+        mounted.waitUntilExit()
+        #expect(mounted.terminationStatus == 0)
+        defer { _ = Glibc.umount2(small, Int32(MNT_DETACH)) }
+        var options = SpaceReclaimTests.mountOptions()
+        options.memtableSize = 2 << 20
+        options.blobFileSize = 4 << 20
+        options.spaceReserve = 4 << 20
+        let store = small + "/store"
+        var db: SliceDB? = try SliceDB(path: store, options: options)
+        #expect(db!.stats().spaceReserveShortfall == 0 && db!.spaceReserveShortfall == 0)
+        let value = [UInt8](repeating: 0x42, count: 256 << 10)
+        var stored = 0
+        var full = false
+        while !full && stored < 1000 {
+            do {
+                try db!.put(SpaceReclaimTests.key(stored), value)
+                stored += 1
+            } catch let e as SliceError where e.code == .noSpace {
+                full = true
+            }
+        }
+        #expect(full && stored > 10)
+        // Whatever is left, taken from outside.
+        let filler = small + "/filler"
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
+        if let h = FileHandle(forWritingAtPath: filler) {
+            let block = Data(count: 64 << 10)
+            while (try? h.write(contentsOf: block)) != nil {}
+            try? h.close()
+        }
+        for i in 0..<stored where i % 2 == 0 { try db!.delete(SpaceReclaimTests.key(i)) }
+        // The idle flush of the deletions needs a new WAL: the reserve gives the room.
+        #expect(SpaceReclaimTests.eventually { db!.stats().spaceReserveReleases > 0 })
+        try db!.close()
+        db = nil
+        db = try SliceDB(path: store, options: options)
+        for i in 0..<stored {
+            #expect(try db!.get(SpaceReclaimTests.key(i)) == (i % 2 == 0 ? nil : value), "key \(i)")
+        }
+        // The space the deletions freed comes back and takes new values (the filler stays).
+        let back = SpaceReclaimTests.eventually(seconds: 30) {
+            (try? db!.put(bytes("after"), value)) != nil
+        }
+        #expect(back, "\(db!.stats().summary)")
+        _ = try db!.check()
+        try db!.close()
     }
 }

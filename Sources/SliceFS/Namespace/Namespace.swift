@@ -542,6 +542,7 @@ final class Namespace: Sendable {
             guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
             let now = Timestamp.now
             var batch = WriteBatch()
+            batch.freesSpace = true  // an rm works on a full disk (the store's space reserve)
             let result = try removeName(n, now: now, into: &batch)
             touchDirectory(parent, now: now, into: &batch)
             try store.write(batch, sync: false)
@@ -560,6 +561,7 @@ final class Namespace: Sendable {
             guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
             let now = Timestamp.now
             var batch = WriteBatch()
+            batch.freesSpace = true
             if n.recorded {
                 batch.delete(n.key, keyspace: FSKeyspace.entries)
                 batch.delete(FSKeyspace.inodeKey(n.ino), keyspace: FSKeyspace.inodes)
@@ -577,9 +579,11 @@ final class Namespace: Sendable {
     func purge(_ ino: InodeNumber) throws {
         try inodeLocks.withLock(ino) {
             var batch = WriteBatch()
+            batch.freesSpace = true
             _ = try content.deleteChunks(ino, from: 0, in: &batch) { b in
                 try store.write(b, sync: false)
                 b = WriteBatch()
+                b.freesSpace = true
             }
             batch.delete(FileContent.headerKey(ino), keyspace: FSKeyspace.chunks)
             batch.delete(FSKeyspace.inodeKey(ino), keyspace: FSKeyspace.inodes)

@@ -23,11 +23,13 @@ final class DiskSpace: Sendable {
 
     deinit { if directory >= 0 { Glibc.close(directory) } }
 
-    /// Throws ENOSPC unless the disk has room for `buffered` bytes plus the reserve.
-    func check(buffered: Int) throws {
+    /// Throws ENOSPC unless the disk has room for `buffered` bytes plus the reserve, not
+    /// counting `kept` bytes (the part of the store's space reserve given up on a full disk,
+    /// which only deletions may use: `SliceDB.spaceReserveShortfall`).
+    func check(buffered: Int, kept: Int) throws {
         var st = statvfs()
         guard directory >= 0, fstatvfs(directory, &st) == 0 else { return }  // unknown: the commit finds out
         let free = Int(clamping: UInt64(st.f_bavail) &* UInt64(st.f_frsize))
-        if free < buffered + DiskSpace.reserve { throw FSError(ENOSPC) }
+        if free - kept < buffered + DiskSpace.reserve { throw FSError(ENOSPC) }
     }
 }

@@ -145,7 +145,8 @@ extension SliceFileSystem {
             let first = offset >> SliceFileSystem.shift
             let last = (offset + UInt64(count) - 1) >> SliceFileSystem.shift
             let content = namespace.content
-            try diskSpace.check(buffered: budget.bytes + count + 2 * FileContent.chunkSize)
+            try diskSpace.check(
+                buffered: budget.bytes + count + 2 * FileContent.chunkSize, kept: db.spaceReserveShortfall)
             while true {
                 let needsCommit = try f.state.withLock { s -> Bool in
                     let fresh = (first...last).filter { s.dirty[$0] == nil }.count

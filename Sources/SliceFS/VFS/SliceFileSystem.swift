@@ -44,9 +44,13 @@ public final class SliceFileSystem: LowLevelOperations {
     /// references, so renames, flushes and compactions never move file bytes.
     public static let defaultBlobThreshold = 4 << 10
 
-    /// The blob file size `slice mount` opens a store with: 64 MiB, a quarter of the engine's
-    /// default, so that garbage collection works on smaller units.
-    public static let defaultBlobFileSize = 64 << 20
+    /// The blob file size `slice mount` opens a store with, and its space reserve
+    /// (`Options.spaceReserve`): 16 MiB each. Why equal: on a full disk, garbage collection of
+    /// the file with the fewest live values needs at most one file of room, which the reserve
+    /// gives, so space that `rm` frees always comes back (before, 64 MiB files could need more
+    /// room than the disk had). Smaller than the engine's 256 MiB also so that garbage
+    /// collection works on smaller units.
+    public static let defaultBlobFileSize = 16 << 20
 
     public init(db: SliceDB, uid: UInt32 = getuid(), gid: UInt32 = getgid()) throws {
         self.db = db

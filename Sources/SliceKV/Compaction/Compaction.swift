@@ -26,7 +26,7 @@ final class CompactionJob: @unchecked Sendable {
 
     init(
         level: Int, outputLevel: Int, inputs: [[FileMetaData]], version: Version, smallestSnapshot: SequenceNumber,
-        snapshots: SnapshotList, allowTrivialMove: Bool
+        snapshots: SnapshotList, allowTrivialMove: Bool, collecting: Set<UInt64>
     ) {
         self.level = level
         self.outputLevel = outputLevel
@@ -35,7 +35,7 @@ final class CompactionJob: @unchecked Sendable {
         self.smallestSnapshot = smallestSnapshot
         self.snapshots = snapshots
         self.allowTrivialMove = allowTrivialMove
-        blobGCFiles = version.blobGarbageCollectionCandidates
+        blobGCFiles = collecting
         let all = inputs.flatMap { $0 }
         smallest = Array(all.map(\.smallestUserKey).min { compareSlices($0, $1) < 0 } ?? [])
         largest = Array(all.map(\.largestUserKey).max { compareSlices($0, $1) < 0 } ?? [])
@@ -110,16 +110,52 @@ extension Engine {
     /// for, and deletions move down a level or, at the bottom, are dropped (picked there only
     /// when no snapshot needs them). REQUIRES: lock held.
     private func pickReclaimCompaction(_ version: Version) -> CompactionJob? {
-        let due = version.blobGarbageCollectionCandidates
+        let short = garbageCollectionShortOfSpace
+        if short, let job = tombstoneJob(version) {
+            counters.tombstoneCompactions.add(1, ordering: .relaxed)
+            return job
+        }
+        let due = dueForCollection(version)
         if !due.isEmpty, let job = garbageCollectionJob(version, due: due) {
             counters.blobGCCompactions.add(1, ordering: .relaxed)
             return job
         }
-        if let job = tombstoneJob(version) {
+        if !short, let job = tombstoneJob(version) {
             counters.tombstoneCompactions.add(1, ordering: .relaxed)
             return job
         }
         return nil
+    }
+
+    /// The blob files to collect now: every candidate, or, after a collection failed for space,
+    /// only the one with the fewest live bytes (the least room to move). REQUIRES: lock held.
+    func dueForCollection(_ version: Version) -> Set<UInt64> {
+        let due = version.blobGarbageCollectionCandidates
+        guard garbageCollectionShortOfSpace, due.count > 1 else { return due }
+        func live(_ n: UInt64) -> UInt64 {
+            guard let a = version.blobs[n], let sealed = a.sealedBytes else { return .max }
+            let references = sealed + a.copiedBytes
+            return references - min(a.garbageBytes, references)
+        }
+        return due.min { live($0) < live($1) }.map { [$0] } ?? []
+    }
+
+    /// The blob files any compaction moves the live values of as it meets them: the files due
+    /// for collection, none while collections are short of space (a job that is not a
+    /// collection must not need room for them). REQUIRES: lock held.
+    func relocating(_ version: Version) -> Set<UInt64> {
+        garbageCollectionShortOfSpace ? [] : version.blobGarbageCollectionCandidates
+    }
+
+    /// Records how a garbage collection ended (see `garbageCollectionShortOfSpace`).
+    /// REQUIRES: lock held.
+    func noteCollection(_ job: CompactionJob, _ result: Result<[UInt64], Error>) {
+        guard !job.blobGCFiles.isEmpty else { return }
+        switch result {
+        case .success: garbageCollectionShortOfSpace = false
+        case .failure(let e as SliceError) where e.code == .noSpace: garbageCollectionShortOfSpace = true
+        case .failure: break
+        }
     }
 
     /// A job over tables referring to any of the `due` blob files: L0 into L1 when an L0 table
@@ -133,12 +169,12 @@ extension Engine {
             return files.keys.contains { due.contains($0) }
         }
         if version.levels[0].contains(where: refersToDue),
-            let job = makeJob(level: 0, version: version, allowTrivialMove: false)
+            let job = makeJob(level: 0, version: version, allowTrivialMove: false, collecting: due)
         {
             return job
         }
         for level in 1..<version.levels.count {
-            if let job = rewriteJob(level: level, version: version, where: refersToDue) { return job }
+            if let job = rewriteJob(level: level, version: version, collecting: due, where: refersToDue) { return job }
         }
         return nil
     }
@@ -180,7 +216,9 @@ extension Engine {
     /// `level` that `wanted` picks, at most `maxSSTablesPerJob` long, whose range no running
     /// job writes to. Adjacent: the outputs span the run's key range, which must not cover a
     /// file left in the level (files of a level must not overlap). REQUIRES: lock held, `level` > 0.
-    private func rewriteJob(level: Int, version: Version, where wanted: (FileMetaData) -> Bool) -> CompactionJob? {
+    private func rewriteJob(
+        level: Int, version: Version, collecting: Set<UInt64>? = nil, where wanted: (FileMetaData) -> Bool
+    ) -> CompactionJob? {
         let files = version.levels[level]
         var i = 0
         while i < files.count {
@@ -194,7 +232,8 @@ extension Engine {
             }
             let job = CompactionJob(
                 level: level, outputLevel: level, inputs: [Array(files[i..<j]), []], version: version,
-                smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: false)
+                smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: false,
+                collecting: collecting ?? relocating(version))
             if !runningCompactions.contains(where: { $0.overlaps(job) }) { return job }
             i = j
         }
@@ -203,13 +242,16 @@ extension Engine {
 
     // MARK: Picking by size
 
-    private func makeJob(level: Int, version: Version, allowTrivialMove: Bool = true) -> CompactionJob? {
+    private func makeJob(
+        level: Int, version: Version, allowTrivialMove: Bool = true, collecting: Set<UInt64>? = nil
+    ) -> CompactionJob? {
         if level == 0 {
             // The oldest L0 files, so that any L0 file left behind is newer than what moves down.
             let l0 = version.levels[0]
             guard l0.allSatisfy(isFree) else { return nil }
             let chosen = Array(l0.reversed().prefix(options.compaction.maxSSTablesPerJob))
-            return jobIfFree(level: 0, chosen, version: version, allowTrivialMove: allowTrivialMove)
+            return jobIfFree(
+                level: 0, chosen, version: version, allowTrivialMove: allowTrivialMove, collecting: collecting)
         }
         // Round-robin through the level, starting after the last compacted key.
         let files = version.levels[level]
@@ -221,16 +263,17 @@ extension Engine {
         for i in 0..<files.count {
             let f = files[(start + i) % files.count]
             guard isFree(f) else { continue }
-            if let job = jobIfFree(level: level, [f], version: version) { return job }
+            if let job = jobIfFree(level: level, [f], version: version, collecting: collecting) { return job }
         }
         return nil
     }
 
     /// A job for `chosen` at `level` plus overlapping files below, unless any of those are busy
     /// or its output range overlaps a running job's. REQUIRES: lock held.
-    private func jobIfFree(level: Int, _ chosen: [FileMetaData], version: Version, allowTrivialMove: Bool = true)
-        -> CompactionJob?
-    {
+    private func jobIfFree(
+        level: Int, _ chosen: [FileMetaData], version: Version, allowTrivialMove: Bool = true,
+        collecting: Set<UInt64>? = nil
+    ) -> CompactionJob? {
         guard !chosen.isEmpty else { return nil }
         let lo = chosen.map(\.smallestUserKey).min { compareSlices($0, $1) < 0 }!
         let hi = chosen.map(\.largestUserKey).max { compareSlices($0, $1) < 0 }!
@@ -238,7 +281,8 @@ extension Engine {
         guard below.allSatisfy({ !$0.beingCompacted.load(ordering: .relaxed) }) else { return nil }
         let job = CompactionJob(
             level: level, outputLevel: level + 1, inputs: [chosen, below], version: version,
-            smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: allowTrivialMove)
+            smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: allowTrivialMove,
+            collecting: collecting ?? relocating(version))
         guard !runningCompactions.contains(where: { $0.overlaps(job) }) else { return nil }
         return job
     }
@@ -264,15 +308,28 @@ extension Engine {
         lock.lock()
         defer { lock.unlock() }
         while !isShuttingDownLocked {
-            guard backgroundErrorLocked == nil, !manualCompactionActive, let job = pickCompaction() else {
+            guard backgroundErrorLocked == nil, !manualCompactionActive, monotonicNanos() >= compactionBackoffUntil,
+                let job = pickCompaction()
+            else {
                 lock.waitForWork(seconds: 1)
                 continue
             }
             lock.unlock()
             let result = Result { try run(job) }
+            // Compactions give space back: one that failed for it may use the reserve.
+            let outOfSpace: Bool
+            if case .failure(let e as SliceError) = result, e.code == .noSpace {
+                outOfSpace = true
+            } else {
+                outOfSpace = false
+            }
+            let retryNow = outOfSpace && releaseReserve()
+            if case .success = result { restoreReserve() }
             lock.lock()
-            if !finish(job, result) {
+            noteCollection(job, result)
+            if !finish(job, result) && !retryNow {
                 // Out of space or a passing I/O error: try again later, writes go on.
+                compactionBackoffUntil = monotonicNanos() + 1_000_000_000
                 lock.waitForWork(seconds: 1)
             }
         }
@@ -306,11 +363,13 @@ extension Engine {
         for _ in 0..<4 {
             let job: CompactionJob? = lock.withLock {
                 while true {
-                    guard backgroundErrorLocked == nil, !isShuttingDownLocked, !manualCompactionActive else {
+                    guard backgroundErrorLocked == nil, !isShuttingDownLocked, !manualCompactionActive,
+                        monotonicNanos() >= compactionBackoffUntil
+                    else {
                         return nil
                     }
                     let version = versions.current
-                    let due = version.blobGarbageCollectionCandidates
+                    let due = dueForCollection(version)
                     guard !due.isEmpty else { return nil }
                     if let job = garbageCollectionJob(version, due: due) {
                         register(job)
@@ -325,7 +384,14 @@ extension Engine {
             }
             guard let job else { return }
             let result = Result { try run(job) }
-            guard lock.withLock({ finish(job, result) }) else { return }
+            guard
+                lock.withLock({
+                    noteCollection(job, result)
+                    if finish(job, result) { return true }
+                    compactionBackoffUntil = monotonicNanos() + 1_000_000_000
+                    return false
+                })
+            else { return }
         }
     }
 
@@ -699,7 +765,8 @@ extension Engine {
                 guard !withTombstones.isEmpty else { return nil }
                 let job = CompactionJob(
                     level: deepest, outputLevel: deepest, inputs: [withTombstones, []], version: v,
-                    smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: false)
+                    smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: false,
+                    collecting: relocating(v))
                 register(job)
                 return job
             }

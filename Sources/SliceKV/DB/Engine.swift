@@ -62,6 +62,17 @@ final class Engine: @unchecked Sendable {
     var runningCompactions: [CompactionJob] = []
     var manualCompactionActive = false
     var pendingOutputs: Set<UInt64> = []
+    /// Disk space kept for getting out of a full disk (`Options.spaceReserve`).
+    let reserve: SpaceReserve
+    /// No compaction starts before this (monotonic ns): set for a second after one failed (for
+    /// space, or a passing I/O error), so that jobs that cannot succeed do not follow each
+    /// other without pause (each failure wakes the other background threads). Guarded by lock.
+    var compactionBackoffUntil: UInt64 = 0
+    /// Set when a garbage collection failed for space, cleared when one succeeds: until then
+    /// compactions of deletions go first (they can free whole files, which takes no room) and
+    /// collections take one file at a time (moving its survivors needs at most one blob file of
+    /// room; see `Options.spaceReserve`). Guarded by lock.
+    var garbageCollectionShortOfSpace = false
     /// Blob files that writes being validated and committed copy references into. Guarded by lock.
     private var pinnedCopies: [UInt64: Int] = [:]
     /// Blob files an edit being written to the MANIFEST deletes: decided under `lock`, but
@@ -103,6 +114,8 @@ final class Engine: @unchecked Sendable {
         }
         directoryLock = try DirectoryLock(
             path: FileNames.lock(path), layer: options.fileLayer, readOnly: options.readOnly)
+        reserve = SpaceReserve(
+            directory: path, bytes: options.readOnly ? 0 : options.spaceReserve, layer: options.fileLayer)
         blockCache = BlockCache(capacityBytes: options.blockCacheBytes)
         tableCache = TableCache(
             directory: path, capacity: options.maxOpenFiles, blockCache: blockCache, counters: counters,
@@ -117,8 +130,45 @@ final class Engine: @unchecked Sendable {
         mem = Memtable(logNumber: 0, expectedBytes: options.memtableSize)
         // Placeholder until recovery opens the real WAL; never written.
         wal = LogWriter(file: try PosixFileLayer.shared.open("/dev/null", flags: O_WRONLY, mode: 0))
+        // Recovery writes (a table for what the WALs hold, a MANIFEST, a new WAL): on a disk
+        // with less than two steps of the reserve free, steps of it are given up first.
+        while !options.readOnly, let free = reserve.freeBytes(), free < 2 * reserve.step, releaseReserve() {}
         try recover()
-        if !options.readOnly { startThreads() }
+        if !options.readOnly {
+            reserve.ensure()
+            startThreads()
+        }
+    }
+
+    /// Gives up the space reserve after a failure for space; returns whether that freed
+    /// anything (so the failed work is worth trying again). May be called with `lock` held
+    /// (the reserve has its own lock and takes no other).
+    @discardableResult
+    func releaseReserve() -> Bool {
+        guard reserve.release() else { return false }
+        counters.spaceReserveReleases.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// Refuses a write that does not free space when the space reserve has been given up in
+    /// part and the disk does not have that part free beyond this write: those bytes are kept
+    /// for deletions and the work that frees space (`SpaceReserve`). Writes of at most
+    /// `SpaceReserve.smallWrite` bytes are let through (a create, a chmod: ext4 too lets those
+    /// through on a full disk while it has room for them). Costs a `statvfs` only while part of
+    /// the reserve is given up.
+    func checkReserve(bytes: Int) throws {
+        let shortfall = reserve.shortfall
+        guard shortfall > 0, !reserve.ensure() else { return }
+        if let free = reserve.freeBytes(), free - shortfall < bytes + reserve.step {
+            throw SliceError(
+                .noSpace, "the disk is full: its last \(shortfall >> 10) KiB are kept for deletions", path: path)
+        }
+    }
+
+    /// Takes the space reserve again if it was given up and the disk has room (after work that
+    /// deleted files). Not called with `lock` held.
+    func restoreReserve() {
+        if !reserve.isWhole { reserve.ensure() }
     }
 
     /// Throws `.readOnly` when the store was opened read-only.
@@ -517,12 +567,13 @@ final class Engine: @unchecked Sendable {
                     lock.broadcastAll()
                 }
                 try? fileLayer.remove(FileNames.log(path, table.logNumber))
+                restoreReserve()
             } catch {
                 countedGarbage = false
                 let manifestFailure = versions.manifestFailure
                 // A table a failed MANIFEST write may have named stays (recovery decides).
                 if manifestFailure == nil { try? fileLayer.remove(FileNames.table(path, number)) }
-                lock.withLock {
+                let outOfSpace: Bool = lock.withLock {
                     pendingOutputs.remove(number)
                     if let e = error as? SliceError, e.code == .noSpace, manifestFailure == nil {
                         // Out of space: the memtable stays queued (its WAL is intact) and the flush
@@ -530,11 +581,14 @@ final class Engine: @unchecked Sendable {
                         flushRetryError = e
                         flushAttempts += 1
                         lock.broadcastAll()
-                        lock.waitForWork(seconds: 1)
-                    } else {
-                        setBackgroundError(manifestFailure ?? error)
+                        return true
                     }
+                    setBackgroundError(manifestFailure ?? error)
+                    return false
                 }
+                // At once if giving up the space reserve freed some (flushes are what give
+                // space back); otherwise in a second.
+                if outOfSpace && !releaseReserve() { lock.withLock { lock.waitForWork(seconds: 1) } }
             }
             // (Not under the manifest lock, which sealing takes.) Idle files asked to be sealed
             // at the switch are sealed here too.
@@ -578,9 +632,14 @@ final class Engine: @unchecked Sendable {
         do {
             try switchMemtable()
         } catch {
-            // Out of space for a new WAL leaves the old one in use: try again later. Anything
-            // else (a failed sync) stops the store, as it does for a write.
-            if (error as? SliceError)?.code != .noSpace { setBackgroundError(error) }
+            // Out of space for a new WAL leaves the old one in use: try again later (at once if
+            // the space reserve gave some: this flush is what hands space back). Anything else
+            // (a failed sync) stops the store, as it does for a write.
+            if (error as? SliceError)?.code != .noSpace {
+                setBackgroundError(error)
+            } else if releaseReserve() {
+                return true
+            }
             return false
         }
         counters.idleFlushes.add(1, ordering: .relaxed)
@@ -598,6 +657,7 @@ final class Engine: @unchecked Sendable {
     func delete(_ key: [UInt8], keyspace: Keyspace = .user) throws {
         var batch = WriteBatch()
         batch.delete(key, keyspace: keyspace)
+        batch.freesSpace = true
         try write(batch)
     }
 
@@ -679,13 +739,24 @@ final class Engine: @unchecked Sendable {
         }
         guard !batch.isEmpty else { return }
         if staleCopies { return try write(copyingStaleReferences(batch), sync: sync, streamed: streamed) }
+        if !batch.freesSpace && bytes > SpaceReserve.smallWrite { try checkReserve(bytes: bytes) }
         let sync = sync ?? (options.syncPolicy == .always)
-        if let (w, offset) = streamed {
-            try commitReferences(batch, sync: sync, writer: w, rollbackTo: offset)
-        } else if large > 0 {
-            try writeSeparatingLargeValues(batch, sync: sync)
-        } else {
-            try commit(Writer(batch: batch, sync: sync))
+        func apply() throws {
+            if let (w, offset) = streamed {
+                try commitReferences(batch, sync: sync, writer: w, rollbackTo: offset)
+            } else if large > 0 {
+                try writeSeparatingLargeValues(batch, sync: sync)
+            } else {
+                try commit(Writer(batch: batch, sync: sync))
+            }
+        }
+        do {
+            try apply()
+        } catch let e as SliceError where e.code == .noSpace && batch.freesSpace && streamed == nil {
+            // A deletion on a full disk: the reserve is what lets it (and the flush that frees
+            // the space) through. A failed write leaves nothing behind, so it is tried again.
+            guard releaseReserve() else { throw e }
+            try apply()
         }
         counters.puts.add(puts, ordering: .relaxed)
         counters.deletes.add(deletes, ordering: .relaxed)
@@ -1502,6 +1573,8 @@ final class Engine: @unchecked Sendable {
         stats.memtableBlobGarbageBytes = UInt64(hidden)
         stats.blobGarbageFlushes = v(c.blobGarbageFlushes)
         stats.idleFlushes = v(c.idleFlushes)
+        stats.spaceReserveReleases = v(c.spaceReserveReleases)
+        stats.spaceReserveShortfall = UInt64(reserve.shortfall)
         stats.blobGCCompactions = v(c.blobGCCompactions)
         stats.tombstoneCompactions = v(c.tombstoneCompactions)
         stats.walBytesDroppedByRecovery = v(c.walBytesDropped)

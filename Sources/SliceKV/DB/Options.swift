@@ -99,6 +99,10 @@ public struct Options: Sendable {
     /// back without waiting for more writes. 1 s: long enough that a burst of writes is not
     /// split into many small tables, short enough that an `rm` frees its space promptly.
     public var idleFlushSeconds = 1.0
+    /// Bytes kept allocated in a `RESERVE` file, given up when the disk is full so that
+    /// deletions, recovery and the flushes and compactions that free space can still run
+    /// (`SpaceReserve`); taken again once three times as much is free. 0: none.
+    public var spaceReserve = 8 << 20
     /// Background compaction settings.
     public var compaction = CompactionConfig()
 
@@ -149,6 +153,7 @@ public struct Options: Sendable {
         try check(memtableGarbageTrigger >= 1 << 16, "memtableGarbageTrigger must be at least 64 KiB")
         try check(l0BlobBytesTrigger >= 1 << 16, "l0BlobBytesTrigger must be at least 64 KiB")
         try check(idleFlushSeconds > 0, "idleFlushSeconds must be positive")
+        try check(spaceReserve >= 0, "spaceReserve must not be negative")
         try compaction.validate()
     }
 

@@ -112,6 +112,10 @@ public struct Statistics: Sendable, Codable {
     public var blobGarbageFlushes: UInt64 = 0
     /// Memtables flushed after `Options.idleFlushSeconds` without writes.
     public var idleFlushes: UInt64 = 0
+    /// Times the store gave up its space reserve (`Options.spaceReserve`) to get out of a full disk.
+    public var spaceReserveReleases: UInt64 = 0
+    /// Bytes of the space reserve given up and not taken back yet (0: it is whole).
+    public var spaceReserveShortfall: UInt64 = 0
     /// Compactions started to collect blob files that are mostly garbage.
     public var blobGCCompactions: UInt64 = 0
     /// Compactions started because a table was mostly deletions.
@@ -226,6 +230,12 @@ public struct Statistics: Sendable, Codable {
             "blob_garbage_flushes_total", "counter", "Memtables flushed early because they hid much blob data.",
             Double(blobGarbageFlushes))
         one("idle_flushes_total", "counter", "Memtables flushed after a quiet period.", Double(idleFlushes))
+        one(
+            "space_reserve_releases_total", "counter", "Times the space reserve was given up on a full disk.",
+            Double(spaceReserveReleases))
+        one(
+            "space_reserve_shortfall_bytes", "gauge", "Bytes of the space reserve given up (0: it is whole).",
+            Double(spaceReserveShortfall))
         one(
             "blob_gc_compactions_total", "counter", "Compactions started to collect mostly-garbage blob files.",
             Double(blobGCCompactions))

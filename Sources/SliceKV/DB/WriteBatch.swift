@@ -18,6 +18,9 @@ public struct WriteBatch: Sendable {
     private(set) var rep: [UInt8]
     /// Blob files that copied references in this batch point into, kept until it is written.
     private(set) var heldBlobFiles: [BlobFile] = []
+    /// Set on a batch that frees space (deletions; an `rm` through the mount): on a full disk
+    /// it may use the store's space reserve (`Options.spaceReserve`) rather than fail.
+    public var freesSpace = false
 
     public init() {
         // Room for a typical small put up front: the header alone would be outgrown by the
