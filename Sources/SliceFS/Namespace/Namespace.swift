@@ -128,9 +128,13 @@ final class Namespace: Sendable {
     private func fileAt(_ key: [UInt8], entry e: EntryRecord?) throws -> Node? {
         if let e, e.kind != .directory {
             guard let rec = try record(e.ino) else { throw Vanished() }
-            return Node(
-                ino: e.ino, kind: e.kind, key: key, record: rec,
-                content: e.kind == .file ? try contentOf(key, ino: e.ino) : .none, recorded: true)
+            guard e.kind == .file else {
+                return Node(ino: e.ino, kind: e.kind, key: key, record: rec, content: .none, recorded: true)
+            }
+            let (content, size) = try contentOf(key, ino: e.ino)
+            var n = Node(ino: e.ino, kind: e.kind, key: key, record: rec, content: content, recorded: true)
+            n.committedSize = size
+            return n
         }
         switch try store.contentEntry(key) {
         case nil: return nil
@@ -139,17 +143,20 @@ final class Namespace: Sendable {
             return Node(
                 ino: InodeNumbers.derived(key, directory: false), kind: .file, key: key, record: legacy.map(converted),
                 content: .plain(size: size), recorded: false, legacy: legacy != nil)
-        case .file(let ino):
+        case .file(let ino, let size):
             guard let rec = try record(ino) else { throw Vanished() }
-            return Node(ino: ino, kind: .file, key: key, record: rec, content: .chunks, recorded: false)
+            var n = Node(ino: ino, kind: .file, key: key, record: rec, content: .chunks, recorded: false)
+            n.committedSize = size
+            return n
         }
     }
 
-    private func contentOf(_ key: [UInt8], ino: InodeNumber) throws -> Node.Content {
+    /// The content of the file `ino` named at `key`, and its size when the lookup read it.
+    private func contentOf(_ key: [UInt8], ino: InodeNumber) throws -> (Node.Content, UInt64?) {
         switch try store.contentEntry(key) {
-        case .file: return .chunks
-        case .plain(let size): return .plain(size: size)
-        case nil: return .chunks
+        case .file(_, let size): return (.chunks, size)
+        case .plain(let size): return (.plain(size: size), nil)
+        case nil: return (.chunks, nil)
         }
     }
 
@@ -203,7 +210,7 @@ final class Namespace: Sendable {
         case .file:
             switch n.content {
             case .chunks:
-                size = try openSize ?? content.size(n.ino)
+                size = try openSize ?? n.committedSize ?? content.size(n.ino)
                 blocks = (rec.blocks + 4095) / 4096 * 8
             case .plain(let s):
                 size = openSize ?? s
@@ -410,9 +417,11 @@ final class Namespace: Sendable {
             touchDirectory(parent, now: now, into: &batch)
             try store.write(batch, sync: false)
             if kind == .directory { directoriesChanged(parent.ino) }
-            return Node(
+            var made = Node(
                 ino: ino, kind: kind, key: r.key, record: rec, content: kind == .file ? .chunks : .none,
                 recorded: true)
+            if kind == .file { made.committedSize = 0 }
+            return made
         }
     }
 

@@ -25,6 +25,9 @@ struct Node: Sendable {
     var recorded: Bool
     /// A record of the first layout (path-keyed, `FSKeyspace.legacy*`), to be moved on change.
     var legacy = false
+    /// The committed size of `.chunks` content when the lookup read it (it resolves the path's
+    /// entry, which reads the header): saves `stat` a second read of the header.
+    var committedSize: UInt64?
 
     var isDirectory: Bool { kind == .directory }
 }

@@ -4,8 +4,9 @@ import SliceKV
 enum ContentEntry: Equatable {
     /// Bytes put through the key-value API (or by the first layout): the value is the file.
     case plain(size: UInt64)
-    /// A file written through the mount: an indirect entry to the chunked value of `ino`.
-    case file(InodeNumber)
+    /// A file written through the mount: an indirect entry to the chunked value of `ino`, of
+    /// `size` bytes (read from its header while resolving the entry).
+    case file(InodeNumber, size: UInt64)
 }
 
 /// The narrow storage protocol SliceFS runs on: point reads, ranged reads, ordered scans,
@@ -61,7 +62,7 @@ final class SliceStore: FileStore {
             guard ref.keyspace == FSKeyspace.chunks, let ino = FSKeyspace.decodeInode(ref.prefix) else {
                 throw SliceError(.corruption, "indirect entry of a path points outside the file chunks")
             }
-            return .file(ino)
+            return .file(ino, size: stored.size)
         }
         return .plain(size: stored.size)
     }

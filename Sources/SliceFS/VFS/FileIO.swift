@@ -52,7 +52,7 @@ extension SliceFileSystem {
         let (path, r) = try child(parent, name)
         let n = try namespace.create(.file, at: r, in: try parentResolved(parent), mode: mode, caller: caller)
         inodes.invalidate(parent)
-        let entry = try reply(n, path: path, resolved: r)
+        let entry = try reply(n, path: path, resolved: r, made: true)
         let f = openFiles.acquire(n.ino, content: .chunks)
         f.state.withLock { if $0.size == nil { $0.size = 0 } }
         let writable = flags & O_ACCMODE != O_RDONLY

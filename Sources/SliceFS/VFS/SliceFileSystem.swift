@@ -155,7 +155,7 @@ public final class SliceFileSystem: LowLevelOperations {
         if size == nil, n.content == .chunks, let known = inodes.cached(n.ino) {
             size = known.size
             if size == nil {
-                let committed = try namespace.content.size(n.ino)
+                let committed = try n.committedSize ?? namespace.content.size(n.ino)
                 inodes.cache(n.ino, node: n, size: committed, generation: known.generation)
                 size = committed
             }
@@ -164,9 +164,15 @@ public final class SliceFileSystem: LowLevelOperations {
     }
 
     /// An entry reply for `n` found at `path`, counted as one lookup.
-    func reply(_ n: Node, path: [UInt8], resolved: PathMapping.Resolved) throws -> EntryReply {
+    /// `made`: `n` was just made by this request (create, mkdir, mknod, symlink), so no other
+    /// request can have changed it yet: it is cached, and the next requests on it (a WRITE, a
+    /// GETATTR) skip resolving it again.
+    func reply(_ n: Node, path: [UInt8], resolved: PathMapping.Resolved, made: Bool = false) throws -> EntryReply {
         let attrs = try attributes(n)
         inodes.remember(n.ino, path: path, resolved: resolved)
+        if made, let known = inodes.cached(n.ino), known.node == nil {
+            inodes.cache(n.ino, node: n, generation: known.generation)
+        }
         return EntryReply(
             ino: n.ino, attributes: attrs, attrTimeout: SliceFileSystem.timeout, entryTimeout: SliceFileSystem.timeout)
     }
@@ -260,7 +266,7 @@ public final class SliceFileSystem: LowLevelOperations {
         let n = try namespace.create(
             kind, at: r, in: try parentResolved(parent), mode: mode, rdev: rdev, target: target, caller: caller)
         inodes.invalidate(parent)
-        return try reply(n, path: path, resolved: r)
+        return try reply(n, path: path, resolved: r, made: true)
     }
 
     public func mknod(parent: InodeNumber, name: [UInt8], mode: mode_t, rdev: UInt64, caller: Caller) throws
