@@ -4,6 +4,9 @@
 #   passthrough_ll  libfuse's passthrough_ll example over a local directory (FUSE, 1 s timeouts),
 #                   compiled here from /usr/share/doc/libfuse3-dev/examples
 #   local           that local directory itself (no FUSE)
+#   null            `slice null-mount MNT`: a filesystem answering from the daemon's memory, no
+#                   store behind it (same FUSE bridge and timeouts as slice): the FUSE request
+#                   ceiling. Files live in RAM (at most 1 GiB each), so keep BIG_MB <= 1024.
 # Every target runs the same workloads in the same order; per-file loops run in one process
 # (Benchmarks/fs_ops.c, compiled here) so the numbers measure the filesystem, not fork/exec.
 # Prints a Markdown table (medians over ROUNDS, targets alternating within each round) and
@@ -76,15 +79,16 @@ for n in N DIR_ENTRIES BIG_MB FIO_SECONDS FIO_SIZE_MB ROUNDS FORGET_EVERY SETTLE
 done
 ((ROUNDS >= 1)) || fail "ROUNDS must be at least 1"
 for t in $TARGETS; do
-  case $t in slice | passthrough_ll | local) ;; *) fail "unknown target '$t' (slice, passthrough_ll, local)" ;; esac
+  case $t in slice | passthrough_ll | local | null) ;; *) fail "unknown target '$t' (slice, passthrough_ll, local, null)" ;; esac
 done
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 command -v gcc >/dev/null || fail "gcc is missing (apt-get install gcc)"
 command -v python3 >/dev/null || fail "python3 is missing"
-if has_target slice || has_target passthrough_ll; then
+if has_target slice || has_target passthrough_ll || has_target null; then
   command -v fusermount3 >/dev/null || fail "fusermount3 is missing (apt-get install fuse3)"
 fi
-if has_target slice; then
+if has_target null && ((BIG_MB > 1024)); then fail "the null target keeps files in memory, at most 1 GiB each: set BIG_MB <= 1024"; fi
+if has_target slice || has_target null; then
   [[ -x $SLICE_BIN ]] || fail "no Slice binary at $SLICE_BIN (build it: swift build -c release, or set SLICE_BIN)"
 fi
 if has_target passthrough_ll; then
@@ -115,6 +119,8 @@ SLICE_PID=""
 SLICE_MNT=""
 PT_PID=""
 PT_MNT=""
+NULL_PID=""
+NULL_MNT=""
 
 is_mounted() { findmnt -rn --mountpoint "$1" >/dev/null 2>&1; }
 
@@ -145,8 +151,14 @@ cleanup() {
   if [[ -n $PT_PID ]] && kill -0 "$PT_PID" 2>/dev/null; then
     wait_exit "$PT_PID" 30 || { say "cleanup: killing passthrough_ll $PT_PID"; kill "$PT_PID" 2>/dev/null || true; }
   fi
+  if [[ -n $NULL_MNT ]] && is_mounted "$NULL_MNT"; then
+    fusermount3 -u "$NULL_MNT" 2>/dev/null || fusermount3 -u -z "$NULL_MNT" 2>/dev/null || true
+  fi
+  if [[ -n $NULL_PID ]] && kill -0 "$NULL_PID" 2>/dev/null; then
+    wait_exit "$NULL_PID" 30 || kill "$NULL_PID" 2>/dev/null || true
+  fi
   if [[ $KEEP_WORK != 1 ]]; then
-    rm -rf "$WORK/slice-data" "$WORK/slice-mnt" "$WORK/pt-src" "$WORK/pt-mnt" "$WORK/local" 2>/dev/null || true
+    rm -rf "$WORK/slice-data" "$WORK/slice-mnt" "$WORK/pt-src" "$WORK/pt-mnt" "$WORK/null-mnt" "$WORK/local" 2>/dev/null || true
   fi
   exit "$rc"
 }
@@ -155,7 +167,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Leftovers of an interrupted run.
-for m in "$WORK/slice-mnt" "$WORK/pt-mnt"; do
+for m in "$WORK/slice-mnt" "$WORK/pt-mnt" "$WORK/null-mnt"; do
   if is_mounted "$m"; then
     say "unmounting a leftover mount at $m"
     fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
@@ -179,7 +191,7 @@ if has_target passthrough_ll; then
   # shellcheck disable=SC2046
   gcc -O2 -Wall -o "$BIN/passthrough_ll" "$BIN/examples/passthrough_ll.c" $(pkg-config --cflags --libs fuse3)
 fi
-if has_target slice; then
+if has_target slice || has_target null; then
   # A copy, so that a rebuild during the run changes nothing; retried while the binary is
   # being replaced.
   for attempt in 1 2 3; do
@@ -295,6 +307,22 @@ mount_target() {
       MNT=$PT_MNT
       say "passthrough_ll mounted at $MNT over $WORK/pt-src (pid $PT_PID, -o timeout=1)"
       ;;
+    null)
+      rm -rf "$WORK/null-mnt"
+      mkdir -p "$WORK/null-mnt"
+      NULL_MNT=$WORK/null-mnt
+      "$BIN/slice" null-mount "$NULL_MNT" >"$WORK/null.log" 2>&1 &
+      NULL_PID=$!
+      local j
+      for ((j = 0; j < 100; j++)); do
+        is_mounted "$NULL_MNT" && break
+        kill -0 "$NULL_PID" 2>/dev/null || fail "slice null-mount exited: $(cat "$WORK/null.log")"
+        sleep 0.1
+      done
+      is_mounted "$NULL_MNT" || fail "slice null-mount did not mount within 10 s"
+      MNT=$NULL_MNT
+      say "null mounted at $MNT (pid $NULL_PID, in memory)"
+      ;;
     local)
       rm -rf "$WORK/local"
       mkdir -p "$WORK/local"
@@ -324,6 +352,14 @@ unmount_target() {
       wait_exit "$PT_PID" 60 || { say "warning: passthrough_ll still running; killing it"; kill "$PT_PID" || true; }
       wait "$PT_PID" 2>/dev/null || true
       PT_PID=""
+      ;;
+    null)
+      hwm=$(vmhwm_mib "$NULL_PID")
+      record "$round" "$t" rss "$hwm" "" ""
+      fusermount3 -u "$NULL_MNT" || say "warning: fusermount3 -u failed"
+      wait_exit "$NULL_PID" 60 || { say "warning: slice null-mount still running; killing it"; kill "$NULL_PID" || true; }
+      wait "$NULL_PID" 2>/dev/null || true
+      NULL_PID=""
       ;;
     local) record "$round" "$t" rss "" "" "n/a" ;;
   esac
@@ -391,7 +427,7 @@ run_target() {
     rm -f "$MNT/fio.dat"
   fi
   unmount_target "$r" "$t"
-  [[ $t == slice ]] || LAST_DELETE=$(date +%s)
+  [[ $t == slice || $t == null ]] || LAST_DELETE=$(date +%s)
 }
 
 START=$(date '+%Y-%m-%d %H:%M:%S %Z')
@@ -477,15 +513,19 @@ def primary(t, w, kind):
     return m[1] if kind == "mb" else m[0]
 
 ratio = "slice" in targets and "passthrough_ll" in targets
-head = "| workload | " + " | ".join(targets) + (" | slice ÷ passthrough_ll |" if ratio else " |")
+ceiling = "slice" in targets and "null" in targets
+head = "| workload | " + " | ".join(targets) + (" | slice ÷ passthrough_ll" if ratio else "") + (" | slice ÷ null" if ceiling else "") + " |"
 print(head)
-print("|---" * (1 + len(targets) + (1 if ratio else 0)) + "|")
+print("|---" * (1 + len(targets) + ratio + ceiling) + "|")
 for key, label, kind in rows:
     cells = [cell(t, key, kind) for t in targets]
     line = f"| {label} | " + " | ".join(cells)
     if ratio:
         a, b = primary("slice", key, kind), primary("passthrough_ll", key, kind)
         line += " | " + (f"{a / b:.2f}×" if a is not None and b else "–")
+    if ceiling:
+        a, b = primary("slice", key, kind), primary("null", key, kind)
+        line += " | " + (f"{a / b:.2f}" if a is not None and b else "–")
     print(line + " |")
 PY
 )
@@ -498,6 +538,10 @@ PY
   echo "Medians over $ROUNDS round(s); targets alternate within each round. Ratio column: Slice's"
   echo "throughput divided by passthrough_ll's (ops/s, MB/s for the sequential rows, IOPS for fio):"
   echo "above 1 Slice is faster. For the RSS row it is the memory ratio (above 1 Slice uses more)."
+  if has_target null; then
+    echo "slice ÷ null: Slice's throughput as a fraction of the FUSE request ceiling (\`slice null-mount\`, the"
+    echo "same bridge answering from memory with no store; its RSS holds every file's bytes)."
+  fi
   echo "MB = 10^6 bytes. \"cold\": after \`sync; echo 3 > /proc/sys/vm/drop_caches\` (kernel caches only;"
   echo "Slice's own memtables and block cache stay warm). \"warm\" stat: right after creating the files"
   echo "(FUSE attribute/entry timeouts are 1 s for both FUSE targets, so most are revalidated)."

@@ -59,6 +59,10 @@ public final class SliceDB: Sendable {
         try ValueWriter(engine: engine, key: key, keyspace: keyspace)
     }
 
+    /// A writer that stages large values in a blob file ahead of the batch that publishes
+    /// them (see `StagedValueWriter`).
+    public func stagedValueWriter() -> StagedValueWriter { StagedValueWriter(engine: engine) }
+
     /// Stores everything readable from `fd` (to end of file) as `key`'s value, streaming it;
     /// returns the value's size.
     @discardableResult

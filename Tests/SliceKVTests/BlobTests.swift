@@ -115,6 +115,65 @@ import Testing
         #expect(BlobTests.same(try db.get(bytes("fromfd")), BlobTests.pattern(9, 1_500_000)))
     }
 
+    @Test func stagedValuesAreInvisibleUntilTheirBatchAndAbortLeavesNothing() throws {
+        let dir = TempDir("slice-blob")
+        var options = Options()
+        options.blobThreshold = 4096
+        let db = try SliceDB(path: dir.path, options: options)
+        let w = db.stagedValueWriter()
+        var batch = WriteBatch()
+        for i in 0..<40 {
+            let v = BlobTests.pattern(i, 65_536)
+            let staged = try v.withUnsafeBytes { try w.stage($0) }
+            #expect(staged.count == 65_536)
+            batch.put(bytes("chunk\(i)"), staged, keyspace: Keyspace(rawValue: 5))
+        }
+        #expect(w.stagedBytes == 40 * 65_536)
+        #expect(try db.get(bytes("chunk0"), keyspace: Keyspace(rawValue: 5)) == nil)
+        // Only the writer that staged them can publish them.
+        #expect(throws: SliceError.self) { try db.write(batch) }
+        // The same batch also carries an ordinary large value and a small one.
+        batch.put(bytes("large"), BlobTests.pattern(99, 100_000))
+        batch.put(bytes("small"), bytes("tiny"))
+        try w.commit(batch)
+        #expect(w.stagedBytes == 0)
+        for i in 0..<40 {
+            #expect(
+                BlobTests.same(
+                    try db.get(bytes("chunk\(i)"), keyspace: Keyspace(rawValue: 5)), BlobTests.pattern(i, 65_536)))
+        }
+        #expect(BlobTests.same(try db.get(bytes("large")), BlobTests.pattern(99, 100_000)))
+        #expect(try db.get(bytes("small")) == bytes("tiny"))
+        #expect(db.stats().blobValuesWritten == 41)
+
+        // Staged and then abandoned: nothing visible, the blob file cut back.
+        let sizeBefore = BlobTests.blobBytesOnDisk(dir.path)
+        var dropped = WriteBatch()
+        for i in 0..<30 {
+            let staged = try BlobTests.pattern(i, 65_536).withUnsafeBytes { try w.stage($0) }
+            dropped.put(bytes("gone\(i)"), staged)
+        }
+        w.abort()
+        #expect(throws: SliceError.self) { try w.commit(dropped) }
+        #expect(try db.get(bytes("gone0")) == nil)
+        #expect(
+            BlobTests.blobBytesOnDisk(dir.path) == sizeBefore, "abandoned staged values are cut off their blob file")
+        // A value below the threshold cannot be staged.
+        #expect(throws: SliceError.self) { try bytes("tiny").withUnsafeBytes { try w.stage($0) } }
+        // The writer stages again after a commit, and everything survives a reopen.
+        let again = try BlobTests.pattern(7, 70_000).withUnsafeBytes { try w.stage($0) }
+        var last = WriteBatch()
+        last.put(bytes("again"), again)
+        try w.commit(last, sync: true)
+        try db.close()
+        let reopened = try SliceDB(path: dir.path, options: options)
+        #expect(BlobTests.same(try reopened.get(bytes("again")), BlobTests.pattern(7, 70_000)))
+        #expect(
+            BlobTests.same(
+                try reopened.get(bytes("chunk39"), keyspace: Keyspace(rawValue: 5)), BlobTests.pattern(39, 65_536)))
+        _ = try reopened.check()  // throws on damage
+    }
+
     @Test func asyncStreamingPut() async throws {
         let dir = TempDir("slice-blob")
         let tree = try await LSMTree(path: dir.path)

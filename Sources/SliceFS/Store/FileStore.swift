@@ -28,6 +28,12 @@ protocol FileStore: AnyObject, Sendable {
     /// copying its bytes (rename).
     func storedValue(_ key: [UInt8]) throws -> StoredValue?
     func write(_ batch: WriteBatch, sync: Bool) throws
+    /// The smallest value a `StagedValueWriter` takes; nil when this store cannot stage
+    /// values ahead of their batch (then every write buffers).
+    var stagingThreshold: Int? { get }
+    /// A writer that stages large values ahead of the batch that publishes them (a file's
+    /// chunks as a stream arrives); its `commit` stands for `write` (sync off by default).
+    func stagedValueWriter() -> StagedValueWriter
     func sync() throws
     /// Calls `body` with each key in `[start, end)` (end nil: to the keyspace's end) in order,
     /// and its value when `values`, until it returns false.
@@ -70,6 +76,10 @@ final class SliceStore: FileStore {
     func storedValue(_ key: [UInt8]) throws -> StoredValue? { try db.storedValue(key) }
 
     func write(_ batch: WriteBatch, sync: Bool) throws { try db.write(batch, sync: sync ? true : nil) }
+
+    var stagingThreshold: Int? { db.options.blobThreshold }
+
+    func stagedValueWriter() -> StagedValueWriter { db.stagedValueWriter() }
 
     func sync() throws { try db.sync() }
 

@@ -25,6 +25,9 @@ import Synchronization
 /// Locking: `state`; taken after the inode's stripe when both are needed.
 final class OpenFile: Sendable {
     static let dirtyLimit = 64 * FileContent.chunkSize
+    /// Bytes staged in a blob file before a commit publishes them (a commit per 16 MiB of a
+    /// stream: one batch of 256 chunk references).
+    static let stagedLimit: UInt64 = 16 << 20
 
     struct State {
         var content: Node.Content
@@ -32,8 +35,18 @@ final class OpenFile: Sendable {
         var opens = 0
         /// The size with uncommitted writes; nil until known (read from the store on demand).
         var size: UInt64?
+        /// The size in the store (at the last commit), valid once `size` is known. No chunk
+        /// at or past it is stored (a truncate deletes them), so a write there reads nothing.
+        var storedSize: UInt64 = 0
         /// Whole-chunk buffers of written chunks, by chunk index.
         var dirty: [UInt64: [UInt8]] = [:]
+        /// Chunks overwritten whole and already written to a blob file, by chunk index: they
+        /// are published by the next commit (`stager`'s), and never also in `dirty`.
+        var staged: [UInt64: StagedValue] = [:]
+        /// Holds the blob file of `staged` (and a `StagingSlots` slot) until the commit.
+        var stager: StagedValueWriter?
+        /// A staging that failed took the staged chunks with it: the next commit reports it.
+        var stagingError: (any Error)?
         /// The stored length of each dirty chunk before it was written (for `blocks`).
         var storedBefore: [UInt64: Int] = [:]
         /// The size changed since the last commit (the header must be written).
@@ -44,6 +57,19 @@ final class OpenFile: Sendable {
         var plainKey: [UInt8]?
 
         var dirtyBytes: Int { dirty.count * FileContent.chunkSize }
+        var stagedBytes: UInt64 { UInt64(staged.count) << UInt64(FileContent.chunkShift) }
+
+        /// The size, read from the store by `load` the first time.
+        mutating func knownSize(_ load: () throws -> UInt64) rethrows -> UInt64 {
+            if let size { return size }
+            let stored = try load()
+            size = stored
+            storedSize = stored
+            return stored
+        }
+
+        /// Whether chunk `index` may hold stored bytes (it starts before the stored size).
+        func mayBeStored(_ index: UInt64) -> Bool { index << UInt64(FileContent.chunkShift) < storedSize }
     }
 
     let ino: InodeNumber
@@ -84,6 +110,25 @@ final class OpenFileTable: Sendable {
     }
 
     var all: [OpenFile] { files.withLock { Array($0.values) } }
+}
+
+/// Open files that may stream whole chunks straight to a blob file at once (each holds a blob
+/// file and about 3 MiB of its buffers until its next commit); the others buffer.
+final class StagingSlots: Sendable {
+    static let limit = 4
+    private let used = Atomic<Int>(0)
+
+    func take() -> Bool {
+        var n = used.load(ordering: .relaxed)
+        while n < StagingSlots.limit {
+            let (done, now) = used.compareExchange(expected: n, desired: n + 1, ordering: .acquiringAndReleasing)
+            if done { return true }
+            n = now
+        }
+        return false
+    }
+
+    func give() { used.subtract(1, ordering: .acquiringAndReleasing) }
 }
 
 /// Bytes buffered in dirty chunks across all open files, bounded so that many files written

@@ -24,6 +24,7 @@ public final class SliceFileSystem: LowLevelOperations {
     let openFiles = OpenFileTable()
     let handles = HandleTable()
     let budget = DirtyBudget()
+    let stagingSlots = StagingSlots()
     let diskSpace: DiskSpace
     let controlResults = ControlResults()
     public let notifier: KernelNotifier? = KernelNotifier()

@@ -677,6 +677,12 @@ final class Engine: @unchecked Sendable {
         /// Copies whose blob file is gone or going (a compaction relocated the value since it
         /// was read): the batch holds the file, so its bytes are still there to copy.
         var staleCopies = false
+        // A streamed writer not handed to `commitReferences` (the batch was refused, or empty)
+        // is given back with its records cut off, never leaked.
+        var handedOver = false
+        defer {
+            if let (w, offset) = streamed, !handedOver { abandonBlobWriter(w, rollbackTo: offset) }
+        }
         defer {
             if !pinned.isEmpty {
                 lock.withLock {
@@ -738,11 +744,16 @@ final class Engine: @unchecked Sendable {
             bytes += key.count - 1 + value.count
         }
         guard !batch.isEmpty else { return }
-        if staleCopies { return try write(copyingStaleReferences(batch), sync: sync, streamed: streamed) }
+        if staleCopies {
+            let copied = try copyingStaleReferences(batch)
+            handedOver = true
+            return try write(copied, sync: sync, streamed: streamed)
+        }
         if !batch.freesSpace && bytes > SpaceReserve.smallWrite { try checkReserve(bytes: bytes) }
         let sync = sync ?? (options.syncPolicy == .always)
         func apply() throws {
             if let (w, offset) = streamed {
+                handedOver = true
                 try commitReferences(batch, sync: sync, writer: w, rollbackTo: offset)
             } else if large > 0 {
                 try writeSeparatingLargeValues(batch, sync: sync)
@@ -811,7 +822,7 @@ final class Engine: @unchecked Sendable {
                 if kind == .value && value.count >= options.blobThreshold {
                     w.begin()
                     try w.append(value)
-                    let ref = try w.finish()
+                    let ref = w.endRecord()
                     counters.blobBytesWritten.add(Int(ref.diskBytes), ordering: .relaxed)
                     counters.blobValuesWritten.add(1, ordering: .relaxed)
                     out.putBlobReference(key, ref)
@@ -819,6 +830,7 @@ final class Engine: @unchecked Sendable {
                     out.append(kind, key, value)
                 }
             }
+            try w.writeOut()
             if sync { try w.sync() }
         } catch {
             abandonBlobWriter(w, rollbackTo: start)

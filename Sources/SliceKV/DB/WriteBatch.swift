@@ -17,7 +17,7 @@ public struct WriteBatch: Sendable {
 
     private(set) var rep: [UInt8]
     /// Blob files that copied references in this batch point into, kept until it is written.
-    private(set) var heldBlobFiles: [BlobFile] = []
+    var heldBlobFiles: [BlobFile] = []
     /// Set on a batch that frees space (deletions; an `rm` through the mount): on a full disk
     /// it may use the store's space reserve (`Options.spaceReserve`) rather than fail.
     public var freesSpace = false
@@ -83,6 +83,14 @@ public struct WriteBatch: Sendable {
         case .indirect(let reference, _):
             putIndirect(key, keyspace: keyspace, to: reference)
         }
+    }
+
+    /// Puts a value staged in a blob file by `writer` (`StagedValueWriter.stage`). Only that
+    /// writer's `commit` can write the batch; any other write refuses it.
+    public mutating func put(_ key: [UInt8], _ value: StagedValue, keyspace: Keyspace = .user) {
+        var engineKey = [keyspace.rawValue]
+        engineKey.append(contentsOf: key)
+        engineKey.withUnsafeBytes { putBlobReference($0, value.reference) }
     }
 
     /// Puts an entry whose value is the chunked value `reference` names (see `ChunkedValue`):
