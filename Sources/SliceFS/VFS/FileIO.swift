@@ -313,25 +313,40 @@ extension SliceFileSystem {
                     batch.put(FileContent.chunkKey(f.ino, index), value, keyspace: FSKeyspace.chunks)
                     blocks += Int64(value.count) - Int64(s.storedBefore[index] ?? 0)
                 }
-                for (index, chunk) in s.dirty {
-                    let base = index << SliceFileSystem.shift
-                    let key = FileContent.chunkKey(f.ino, index)
-                    let before = Int64(s.storedBefore[index] ?? 0)
-                    if base >= size {
-                        batch.delete(key, keyspace: FSKeyspace.chunks)
-                        blocks -= before
-                        continue
-                    }
-                    let length = Int(min(UInt64(FileContent.chunkSize), size - base))
-                    batch.put(
-                        key, length == chunk.count ? chunk : Array(chunk[0..<length]), keyspace: FSKeyspace.chunks)
-                    blocks += Int64(length) - before
-                }
-                if s.sizeChanged { FileContent.setSize(f.ino, size, in: &batch) }
+                // Buffered chunks big enough for a blob file are staged as well: one copy into
+                // the blob file's buffer, where putting them in the batch copied them twice
+                // (batch, blob file) and grew a batch of megabytes (a commit after random writes).
+                let threshold = ns.store.stagingThreshold ?? Int.max
+                var stager = s.stager
                 do {
-                    try finishContentChange(f.ino, &rec, blocks: blocks, modified: s.modified, batch, stager: s.stager)
+                    for (index, chunk) in s.dirty {
+                        let base = index << SliceFileSystem.shift
+                        let key = FileContent.chunkKey(f.ino, index)
+                        let before = Int64(s.storedBefore[index] ?? 0)
+                        if base >= size {
+                            batch.delete(key, keyspace: FSKeyspace.chunks)
+                            blocks -= before
+                            continue
+                        }
+                        let length = Int(min(UInt64(FileContent.chunkSize), size - base))
+                        if length >= threshold {
+                            if stager == nil { stager = ns.store.stagedValueWriter() }
+                            let staged = try chunk.withUnsafeBytes {
+                                try stager!.stage(UnsafeRawBufferPointer(rebasing: $0[0..<length]))
+                            }
+                            batch.put(key, staged, keyspace: FSKeyspace.chunks)
+                        } else {
+                            batch.put(
+                                key, length == chunk.count ? chunk : Array(chunk[0..<length]),
+                                keyspace: FSKeyspace.chunks)
+                        }
+                        blocks += Int64(length) - before
+                    }
+                    if s.sizeChanged { FileContent.setSize(f.ino, size, in: &batch) }
+                    try finishContentChange(f.ino, &rec, blocks: blocks, modified: s.modified, batch, stager: stager)
                 } catch {
                     // A failed staged commit took its staged chunks; buffers stay for a retry.
+                    stager?.abort()
                     if s.stager != nil {
                         s.staged = [:]
                         endStaging(&s)

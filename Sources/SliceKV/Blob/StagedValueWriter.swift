@@ -42,6 +42,7 @@ public final class StagedValueWriter: Sendable {
         }
         return try state.withLock { s in
             if s.writer == nil {
+                try engine.freezeIfGarbageFreezePending()
                 let w = try engine.acquireBlobWriter()
                 s.writer = w
                 s.start = w.end

@@ -64,6 +64,7 @@ public final class ValueWriter: Sendable {
                 return
             }
             if s.writer == nil {
+                try engine.freezeIfGarbageFreezePending()
                 let w = try engine.acquireBlobWriter()
                 s.writer = w
                 s.start = w.end

@@ -809,11 +809,7 @@ final class Engine: @unchecked Sendable {
     /// Writes the batch's large values to a blob file, then commits the batch with references
     /// in their place.
     private func writeSeparatingLargeValues(_ batch: WriteBatch, sync: Bool) throws {
-        if garbageFreezePending.load(ordering: .relaxed) {
-            // Freeze first (waiting for room if need be), so this value goes to the next
-            // memtable's file, not the one sealed for the memtable that hides the old values.
-            try commit(Writer(batch: WriteBatch(), sync: false, freeze: true))
-        }
+        try freezeIfGarbageFreezePending()
         let w = try acquireBlobWriter()
         let start = w.end
         var out = WriteBatch()
@@ -837,6 +833,15 @@ final class Engine: @unchecked Sendable {
             throw error
         }
         try commitReferences(out, sync: sync, writer: w, rollbackTo: start)
+    }
+
+    /// Before a new value goes to a blob file: a freeze that `freezeIfHidingGarbage` could not
+    /// make is made now (waiting for room if need be), so the value goes to the next
+    /// memtable's file, not the one sealed for the memtable that hides the old values.
+    func freezeIfGarbageFreezePending() throws {
+        if garbageFreezePending.load(ordering: .relaxed) {
+            try commit(Writer(batch: WriteBatch(), sync: false, freeze: true))
+        }
     }
 
     func acquireBlobWriter(forRelocation: Bool = false) throws -> BlobFileWriter {
