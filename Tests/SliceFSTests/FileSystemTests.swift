@@ -81,6 +81,40 @@ import Testing
         }
     }
 
+    /// Repeated lookups are answered from `LookupCache` while nothing is written, and every
+    /// change (create, write, chmod, unlink, rename, mkdir) is seen by the next lookup.
+    @Test func lookupsAfterChangesNeverAnswerFromBefore() throws {
+        let f = try Fixture()
+        let root = InodeNumbers.root
+        #expect(try f.lookup(root, "a").ino == 0)
+        #expect(try f.lookup(root, "a").ino == 0)
+        let a = try f.file(root, "a", [1, 2, 3])
+        #expect(try f.lookup(root, "a").ino == a)
+        #expect(try f.lookup(root, "a").attributes?.size == 3)
+        _ = try f.file(root, "b", Array(repeating: 7, count: 5000))
+        let b = try f.lookup(root, "b")
+        #expect(b.attributes?.size == 5000)
+        // A write through an open handle: the next lookup sees the new size.
+        let o = try f.fs.open(b.ino, flags: O_WRONLY, caller: f.me)
+        _ = try [UInt8](repeating: 9, count: 100).withUnsafeBytes {
+            try f.fs.write(b.ino, fh: o.fh, offset: 10_000, data: $0, caller: f.me)
+        }
+        f.fs.release(b.ino, fh: o.fh)
+        #expect(try f.lookup(root, "b").attributes?.size == 10_100)
+        var chmod = AttributeChanges()
+        chmod.mode = 0o600
+        _ = try f.fs.setattr(a, chmod, fh: nil, caller: f.me)
+        #expect(try f.lookup(root, "a").attributes.map { $0.mode & 0o777 } == 0o600)
+        try f.fs.rename(parent: root, name: f.n("a"), newParent: root, newName: f.n("c"), flags: 0, caller: f.me)
+        #expect(try f.lookup(root, "a").ino == 0)
+        #expect(try f.lookup(root, "c").ino == a)
+        try f.fs.unlink(parent: root, name: f.n("c"), caller: f.me)
+        #expect(try f.lookup(root, "c").ino == 0)
+        let d = try f.fs.mkdir(parent: root, name: f.n("c"), mode: 0o755, caller: f.me)
+        #expect(try f.lookup(root, "c").ino == d.ino)
+        #expect(try f.lookup(root, "c").attributes.map { $0.mode & S_IFMT } == S_IFDIR)
+    }
+
     @Test func filesAreTheirKeysThroughTheAPI() throws {
         let f = try Fixture()
         let d = try f.fs.mkdir(parent: 1, name: f.n("docs"), mode: 0o755, caller: f.me).ino

@@ -1,4 +1,5 @@
 import SliceKV
+import Synchronization
 
 /// How a path's content is held in the `.user` keyspace.
 enum ContentEntry: Equatable {
@@ -32,8 +33,14 @@ protocol FileStore: AnyObject, Sendable {
     /// values ahead of their batch (then every write buffers).
     var stagingThreshold: Int? { get }
     /// A writer that stages large values ahead of the batch that publishes them (a file's
-    /// chunks as a stream arrives); its `commit` stands for `write` (sync off by default).
+    /// chunks as a stream arrives); publish them with `write(_:staged:)`.
     func stagedValueWriter() -> StagedValueWriter
+    /// Writes `batch`, which may put values `stager` staged (see `StagedValueWriter.commit`).
+    func write(_ batch: WriteBatch, staged stager: StagedValueWriter) throws
+    /// Counts writes, bumped after each one returns (failed ones too). Equal before and after
+    /// reading something, it says no write of this store landed in between, so what was read
+    /// is still true (`LookupCache`).
+    var changeCount: UInt64 { get }
     func sync() throws
     /// Calls `body` with each key in `[start, end)` (end nil: to the keyspace's end) in order,
     /// and its value when `values`, until it returns false.
@@ -47,6 +54,9 @@ protocol FileStore: AnyObject, Sendable {
 /// `FileStore` over an embedded SliceKV store.
 final class SliceStore: FileStore {
     let db: SliceDB
+    private let changes = Atomic<UInt64>(0)
+
+    var changeCount: UInt64 { changes.load(ordering: .acquiring) }
 
     init(db: SliceDB) { self.db = db }
 
@@ -75,7 +85,15 @@ final class SliceStore: FileStore {
 
     func storedValue(_ key: [UInt8]) throws -> StoredValue? { try db.storedValue(key) }
 
-    func write(_ batch: WriteBatch, sync: Bool) throws { try db.write(batch, sync: sync ? true : nil) }
+    func write(_ batch: WriteBatch, sync: Bool) throws {
+        defer { changes.add(1, ordering: .releasing) }
+        try db.write(batch, sync: sync ? true : nil)
+    }
+
+    func write(_ batch: WriteBatch, staged stager: StagedValueWriter) throws {
+        defer { changes.add(1, ordering: .releasing) }
+        try stager.commit(batch, sync: false)
+    }
 
     var stagingThreshold: Int? { db.options.blobThreshold }
 

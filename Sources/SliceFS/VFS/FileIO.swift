@@ -384,7 +384,7 @@ extension SliceFileSystem {
         rec.blocks = UInt64(max(0, blocks))
         batch.put(FSKeyspace.inodeKey(ino), rec.encode(), keyspace: FSKeyspace.inodes)
         if let stager {
-            try stager.commit(batch, sync: false)
+            try namespace.store.write(batch, staged: stager)
         } else {
             try namespace.store.write(batch, sync: false)
         }

@@ -25,6 +25,7 @@ public final class SliceFileSystem: LowLevelOperations {
     let handles = HandleTable()
     let budget = DirtyBudget()
     let stagingSlots = StagingSlots()
+    let lookups = LookupCache()
     let diskSpace: DiskSpace
     let controlResults = ControlResults()
     public let notifier: KernelNotifier? = KernelNotifier()
@@ -188,7 +189,15 @@ public final class SliceFileSystem: LowLevelOperations {
         if SliceFileSystem.isControlName(parent, name) { return controlEntry(ControlFile.Kind(name: name)!) }
         let (path, r) = try child(parent, name)
         return try retrying {
-            guard let n = try namespace.node(r) else { return .negative(timeout: SliceFileSystem.timeout) }
+            let generation = namespace.store.changeCount
+            let found: Node?
+            if let known = lookups.node(at: path, generation: generation) {
+                found = known
+            } else {
+                found = try namespace.node(r)
+                lookups.keep(found, at: path, generation: generation)
+            }
+            guard let n = found else { return .negative(timeout: SliceFileSystem.timeout) }
             return try reply(n, path: path, resolved: r)
         }
     }

@@ -1,0 +1,40 @@
+import Synchronization
+
+/// What LOOKUP found by path, kept while the store has not been written since: the kernel
+/// asks again for every name whose entry timed out or that it forgot (a `stat` storm, `find`,
+/// `make` checking its targets), and with nothing changed in between the answer is the same.
+///
+/// Validity: every entry carries the store's `changeCount` read before its resolution began;
+/// it answers only while the count is unchanged. Any write through the mount (the only writer
+/// of its store) bumps the count after it lands, so a resolution that raced a write is never
+/// kept as current. The cache empties itself when the count moves on, so it holds one
+/// generation of answers, at most `capacity` of them. Absent names are kept too.
+final class LookupCache: Sendable {
+    static let capacity = 1 << 16
+
+    private struct State {
+        var generation: UInt64 = .max
+        var nodes: [[UInt8]: Node?] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// The node at `path` (`.some(nil)` for an absent name) if it was found at `generation`.
+    func node(at path: [UInt8], generation: UInt64) -> Node?? {
+        state.withLock { s in s.generation == generation ? s.nodes[path] : nil }
+    }
+
+    /// Keeps what a resolution begun at `generation` found at `path`.
+    func keep(_ node: Node?, at path: [UInt8], generation: UInt64) {
+        state.withLock { s in
+            if s.generation != generation {
+                // Older answers are stale; an answer older than the ones kept is not kept.
+                guard s.generation == .max || generation > s.generation else { return }
+                s.nodes.removeAll(keepingCapacity: true)
+                s.generation = generation
+            }
+            if s.nodes.count >= LookupCache.capacity { s.nodes.removeAll(keepingCapacity: true) }
+            s.nodes[path] = node
+        }
+    }
+}
