@@ -7,6 +7,8 @@
 #                   creates, cold read, rename, unlink, unlink of the empty files
 #   MOPTS="-o blob_kb=4" passes mount options; BIN=path/to/slice measures another build
 #   (A/Bs). Needs Benchmarks/fs_bench.sh run once (it compiles .bench-fs/bin/fs_ops) and root.
+#   Each line also gives the FUSE requests per operation, by kind (the daemon's own counts,
+#   `fuseRequests` in .stats.json): the kernel round trips behind each call.
 #   bash Benchmarks/fs_daemon_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,11 +28,22 @@ PID=$(pgrep -n -f -- "mount $D/data $D/mnt --ready-fd")
 M=$D/mnt
 mkdir "$M/one" "$M/spread" "$M/big"
 ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+# The daemon's FUSE request counts by kind (`fuseRequests` in .stats.json).
+requests() { cat "$M/.stats.json" > "$D/requests.$1"; }
+# Requests per operation between two snapshots (reading .stats.json itself adds a few).
+per_op() {
+  python3 - "$D/requests.a" "$D/requests.b" "$1" <<'PY'
+import json, sys
+a, b = (json.load(open(p)).get("fuseRequests", {}) for p in sys.argv[1:3])
+n = int(sys.argv[3])
+print(" ".join(f"{k}={(b[k] - a.get(k, 0)) / n:.2f}" for k in sorted(b) if (b[k] - a.get(k, 0)) / n >= 0.01))
+PY
+}
 run() {
   local name=$1 n=$2; shift 2
   local a b r
-  a=$(ticks); r=$("$F" -F 4000 "$@" | grep RESULT); b=$(ticks)
-  echo "$name $(echo "$r" | grep -o 'ops_s=[0-9.]*') daemon_us_per_op=$(((b - a) * 10000 / n))"
+  requests a; a=$(ticks); r=$("$F" -F 4000 "$@" | grep RESULT); b=$(ticks); requests b
+  echo "$name $(echo "$r" | grep -o 'ops_s=[0-9.]*') daemon_us_per_op=$(((b - a) * 10000 / n)) requests_per_op: $(per_op "$n")"
 }
 if [[ $MODE == isolated ]]; then
   run create "$N" create "$M/one" "$N" 4096

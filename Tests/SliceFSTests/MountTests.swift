@@ -243,6 +243,13 @@ import Testing
         #expect(stats.contains("slice_level_files{level=\"0\"}"))
         let json = try JSONSerialization.jsonObject(with: Data(readFile(m.path(".stats.json")) ?? [])) as? [String: Any]
         #expect(json?["puts"] as? Int ?? 0 >= 1)
+        // The kernel's requests, by kind: the file above took a CREATE and a WRITE at least.
+        #expect(stats.contains("# TYPE slice_fuse_requests_total counter"))
+        #expect(stats.contains("slice_fuse_requests_total{op=\"create\"} 1"))
+        let requests = json?["fuseRequests"] as? [String: Int]
+        #expect(
+            requests?["create"] == 1 && requests?["write"] ?? 0 >= 1 && requests?["lookup"] ?? 0 >= 1,
+            "\(String(describing: requests))")
         for name in [".flush", ".compact", ".sync"] {
             let r = try sh("echo go > '\(m.path(name))' && cat '\(m.path(name))'")
             #expect(r.status == 0, "\(name): \(r.err)")

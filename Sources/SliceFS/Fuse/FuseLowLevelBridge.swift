@@ -10,7 +10,8 @@ import CFuse
 // Foundation: the kernel round trip (15-20 us of daemon CPU) is the cost to stay near.
 //
 //   kernel ──► libfuse worker ──► llLookup(req, parent, name)
-//                                   │ operations(req)  (the session's userdata: a BridgeContext)
+//                                   │ operations(req, .lookup)  (the session's userdata: a
+//                                   │                            BridgeContext; counts it)
 //                                   ▼
 //                                 fs.lookup(parent:name:caller:)  ──► EntryReply / throws
 //                                   │
@@ -27,16 +28,21 @@ final class BridgeContext: Sendable {
     /// The `max_read=` mount option, which libfuse 3.14 also wants in `init`'s
     /// `conn->max_read` (else it fails INIT with EPROTO); 0: none given.
     let maxRead: UInt32
+    let counts: FuseRequestCounts?
 
     init(_ fs: any LowLevelOperations, maxRead: UInt32) {
         self.fs = fs
         self.maxRead = maxRead
+        counts = fs.requestCounts
     }
 }
 
 @inline(__always)
-private func operations(_ req: fuse_req_t?) -> any LowLevelOperations {
-    Unmanaged<BridgeContext>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue().fs
+/// The filesystem serving `req`, with the request counted as one of `kind`.
+private func operations(_ req: fuse_req_t?, _ kind: FuseRequestCounts.Kind) -> any LowLevelOperations {
+    let context = Unmanaged<BridgeContext>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+    context.counts?.add(kind)
+    return context.fs
 }
 
 @inline(__always)
@@ -118,7 +124,7 @@ private func llDestroy(_ userdata: UnsafeMutableRawPointer?) {}
 // MARK: - Names and inodes
 
 private func llLookup(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
-    let fs = operations(req)
+    let fs = operations(req, .lookup)
     do {
         replyEntry(req, fs, try fs.lookup(parent: InodeNumber(parent), name: bytes(name), caller: caller(req)))
     } catch {
@@ -127,12 +133,12 @@ private func llLookup(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePo
 }
 
 private func llForget(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ nlookup: UInt64) {
-    operations(req).forget(InodeNumber(ino), lookups: nlookup)
+    operations(req, .forget).forget(InodeNumber(ino), lookups: nlookup)
     fuse_reply_none(req)
 }
 
 private func llForgetMulti(_ req: fuse_req_t?, _ count: Int, _ forgets: UnsafeMutablePointer<fuse_forget_data>?) {
-    let fs = operations(req)
+    let fs = operations(req, .batchForget)
     if let forgets {
         for f in UnsafeBufferPointer(start: forgets, count: count) { fs.forget(InodeNumber(f.ino), lookups: f.nlookup) }
     }
@@ -141,7 +147,7 @@ private func llForgetMulti(_ req: fuse_req_t?, _ count: Int, _ forgets: UnsafeMu
 
 private func llGetattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
     do {
-        let (attributes, timeout) = try operations(req).getattr(
+        let (attributes, timeout) = try operations(req, .getattr).getattr(
             InodeNumber(ino), fh: fi?.pointee.fh, caller: caller(req))
         var st = stat()
         attributes.fill(&st)
@@ -176,7 +182,7 @@ private func llSetattr(
     // The kernel's FATTR_KILL_SUIDGID arrives as libfuse's KILL_SUID bit (same value).
     if toSet & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID) != 0 { changes.killSetID = true }
     do {
-        let (attributes, timeout) = try operations(req).setattr(
+        let (attributes, timeout) = try operations(req, .setattr).setattr(
             InodeNumber(ino), changes, fh: fi?.pointee.fh, caller: caller(req))
         var out = stat()
         attributes.fill(&out)
@@ -188,7 +194,7 @@ private func llSetattr(
 
 private func llReadlink(_ req: fuse_req_t?, _ ino: fuse_ino_t) {
     do {
-        var target = try operations(req).readlink(InodeNumber(ino), caller: caller(req))
+        var target = try operations(req, .readlink).readlink(InodeNumber(ino), caller: caller(req))
         target.append(0)
         _ = target.withUnsafeBytes { fuse_reply_readlink(req, $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
     } catch {
@@ -199,7 +205,7 @@ private func llReadlink(_ req: fuse_req_t?, _ ino: fuse_ino_t) {
 private func llMknod(
     _ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t, _ rdev: dev_t
 ) {
-    let fs = operations(req)
+    let fs = operations(req, .mknod)
     do {
         let e = try fs.mknod(
             parent: InodeNumber(parent), name: bytes(name), mode: mode, rdev: UInt64(rdev), caller: caller(req))
@@ -210,7 +216,7 @@ private func llMknod(
 }
 
 private func llMkdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t) {
-    let fs = operations(req)
+    let fs = operations(req, .mkdir)
     do {
         replyEntry(
             req, fs, try fs.mkdir(parent: InodeNumber(parent), name: bytes(name), mode: mode, caller: caller(req)))
@@ -221,7 +227,7 @@ private func llMkdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePoi
 
 private func llUnlink(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
     do {
-        try operations(req).unlink(parent: InodeNumber(parent), name: bytes(name), caller: caller(req))
+        try operations(req, .unlink).unlink(parent: InodeNumber(parent), name: bytes(name), caller: caller(req))
         fuse_reply_err(req, 0)
     } catch {
         replyError(req, error)
@@ -230,7 +236,7 @@ private func llUnlink(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePo
 
 private func llRmdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
     do {
-        try operations(req).rmdir(parent: InodeNumber(parent), name: bytes(name), caller: caller(req))
+        try operations(req, .rmdir).rmdir(parent: InodeNumber(parent), name: bytes(name), caller: caller(req))
         fuse_reply_err(req, 0)
     } catch {
         replyError(req, error)
@@ -240,7 +246,7 @@ private func llRmdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePoi
 private func llSymlink(
     _ req: fuse_req_t?, _ target: UnsafePointer<CChar>?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?
 ) {
-    let fs = operations(req)
+    let fs = operations(req, .symlink)
     do {
         let e = try fs.symlink(
             target: bytes(target), parent: InodeNumber(parent), name: bytes(name), caller: caller(req))
@@ -255,7 +261,7 @@ private func llRename(
     _ newName: UnsafePointer<CChar>?, _ flags: UInt32
 ) {
     do {
-        try operations(req).rename(
+        try operations(req, .rename).rename(
             parent: InodeNumber(parent), name: bytes(name), newParent: InodeNumber(newParent), newName: bytes(newName),
             flags: flags, caller: caller(req))
         fuse_reply_err(req, 0)
@@ -265,7 +271,7 @@ private func llRename(
 }
 
 private func llLink(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>?) {
-    let fs = operations(req)
+    let fs = operations(req, .link)
     do {
         let e = try fs.link(
             InodeNumber(ino), newParent: InodeNumber(newParent), newName: bytes(newName), caller: caller(req))
@@ -278,7 +284,7 @@ private func llLink(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ newParent: fuse_ino
 // MARK: - Files
 
 private func llOpen(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-    let fs = operations(req)
+    let fs = operations(req, .open)
     do {
         let reply = try fs.open(InodeNumber(ino), flags: fi!.pointee.flags, caller: caller(req))
         setOpenFlags(fi!, reply)
@@ -293,7 +299,7 @@ private func llCreate(
     _ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t,
     _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) {
-    let fs = operations(req)
+    let fs = operations(req, .create)
     do {
         let (e, reply) = try fs.create(
             parent: InodeNumber(parent), name: bytes(name), mode: mode, flags: fi!.pointee.flags, caller: caller(req))
@@ -315,7 +321,7 @@ private func llRead(
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
     defer { buffer.deallocate() }
     do {
-        let n = try operations(req).read(InodeNumber(ino), fh: fi!.pointee.fh, offset: offset(off), into: buffer)
+        let n = try operations(req, .read).read(InodeNumber(ino), fh: fi!.pointee.fh, offset: offset(off), into: buffer)
         fuse_reply_buf(req, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), min(max(n, 0), size))
     } catch {
         replyError(req, error)
@@ -327,7 +333,7 @@ private func llWrite(
     _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) {
     do {
-        let n = try operations(req).write(
+        let n = try operations(req, .write).write(
             InodeNumber(ino), fh: fi!.pointee.fh, offset: offset(off),
             data: UnsafeRawBufferPointer(start: buf, count: size), caller: caller(req))
         fuse_reply_write(req, n)
@@ -338,7 +344,7 @@ private func llWrite(
 
 private func llFlush(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
     do {
-        try operations(req).flush(InodeNumber(ino), fh: fi!.pointee.fh, caller: caller(req))
+        try operations(req, .flush).flush(InodeNumber(ino), fh: fi!.pointee.fh, caller: caller(req))
         fuse_reply_err(req, 0)
     } catch {
         replyError(req, error)
@@ -346,7 +352,7 @@ private func llFlush(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutableP
 }
 
 private func llRelease(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-    operations(req).release(InodeNumber(ino), fh: fi!.pointee.fh)
+    operations(req, .release).release(InodeNumber(ino), fh: fi!.pointee.fh)
     fuse_reply_err(req, 0)
 }
 
@@ -354,7 +360,7 @@ private func llFsync(
     _ req: fuse_req_t?, _ ino: fuse_ino_t, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) {
     do {
-        try operations(req).fsync(InodeNumber(ino), fh: fi!.pointee.fh, dataOnly: datasync != 0)
+        try operations(req, .fsync).fsync(InodeNumber(ino), fh: fi!.pointee.fh, dataOnly: datasync != 0)
         fuse_reply_err(req, 0)
     } catch {
         replyError(req, error)
@@ -366,7 +372,7 @@ private func llFallocate(
     _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) {
     do {
-        try operations(req).fallocate(
+        try operations(req, .fallocate).fallocate(
             InodeNumber(ino), fh: fi!.pointee.fh, mode: mode, offset: offset(off), length: offset(length))
         fuse_reply_err(req, 0)
     } catch {
@@ -378,7 +384,8 @@ private func llLseek(
     _ req: fuse_req_t?, _ ino: fuse_ino_t, _ off: off_t, _ whence: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) {
     do {
-        let at = try operations(req).lseek(InodeNumber(ino), fh: fi!.pointee.fh, offset: offset(off), whence: whence)
+        let at = try operations(req, .lseek).lseek(
+            InodeNumber(ino), fh: fi!.pointee.fh, offset: offset(off), whence: whence)
         fuse_reply_lseek(req, off_t(clamping: at))
     } catch {
         replyError(req, error)
@@ -388,7 +395,7 @@ private func llLseek(
 // MARK: - Directories
 
 private func llOpendir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-    let fs = operations(req)
+    let fs = operations(req, .opendir)
     do {
         let reply = try fs.opendir(InodeNumber(ino), caller: caller(req))
         setOpenFlags(fi!, reply)
@@ -416,7 +423,7 @@ private func replyDirectory(
     _ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int, _ off: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?,
     plus: Bool
 ) {
-    let fs = operations(req)
+    let fs = operations(req, plus ? .readdirplus : .readdir)
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 16)
     defer { buffer.deallocate() }
     let base = buffer.assumingMemoryBound(to: CChar.self)
@@ -467,7 +474,7 @@ private func replyDirectory(
 }
 
 private func llReleasedir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-    operations(req).releasedir(InodeNumber(ino), fh: fi!.pointee.fh)
+    operations(req, .releasedir).releasedir(InodeNumber(ino), fh: fi!.pointee.fh)
     fuse_reply_err(req, 0)
 }
 
@@ -475,7 +482,7 @@ private func llFsyncdir(
     _ req: fuse_req_t?, _ ino: fuse_ino_t, _ datasync: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?
 ) {
     do {
-        try operations(req).fsyncdir(InodeNumber(ino), fh: fi!.pointee.fh, dataOnly: datasync != 0)
+        try operations(req, .fsyncdir).fsyncdir(InodeNumber(ino), fh: fi!.pointee.fh, dataOnly: datasync != 0)
         fuse_reply_err(req, 0)
     } catch {
         replyError(req, error)
@@ -487,7 +494,7 @@ private func llFsyncdir(
 private func llStatfs(_ req: fuse_req_t?, _ ino: fuse_ino_t) {
     do {
         var st = statvfs()
-        try operations(req).statfs(InodeNumber(ino), &st)
+        try operations(req, .statfs).statfs(InodeNumber(ino), &st)
         fuse_reply_statfs(req, &st)
     } catch {
         replyError(req, error)
@@ -499,7 +506,7 @@ private func llSetxattr(
     _ flags: Int32
 ) {
     do {
-        try operations(req).setxattr(
+        try operations(req, .setxattr).setxattr(
             InodeNumber(ino), name: bytes(name), value: UnsafeRawBufferPointer(start: value, count: size), flags: flags,
             caller: caller(req))
         fuse_reply_err(req, 0)
@@ -521,7 +528,9 @@ private func replyXattr(_ req: fuse_req_t?, _ value: [UInt8], _ size: Int) {
 
 private func llGetxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ size: Int) {
     do {
-        replyXattr(req, try operations(req).getxattr(InodeNumber(ino), name: bytes(name), caller: caller(req)), size)
+        replyXattr(
+            req, try operations(req, .getxattr).getxattr(InodeNumber(ino), name: bytes(name), caller: caller(req)), size
+        )
     } catch {
         replyError(req, error)
     }
@@ -529,7 +538,7 @@ private func llGetxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePoi
 
 private func llListxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int) {
     do {
-        replyXattr(req, try operations(req).listxattr(InodeNumber(ino), caller: caller(req)), size)
+        replyXattr(req, try operations(req, .listxattr).listxattr(InodeNumber(ino), caller: caller(req)), size)
     } catch {
         replyError(req, error)
     }
@@ -537,7 +546,7 @@ private func llListxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int) {
 
 private func llRemovexattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
     do {
-        try operations(req).removexattr(InodeNumber(ino), name: bytes(name), caller: caller(req))
+        try operations(req, .removexattr).removexattr(InodeNumber(ino), name: bytes(name), caller: caller(req))
         fuse_reply_err(req, 0)
     } catch {
         replyError(req, error)
@@ -546,7 +555,7 @@ private func llRemovexattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: Unsafe
 
 private func llAccess(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ mask: Int32) {
     do {
-        try operations(req).access(InodeNumber(ino), mask: mask, caller: caller(req))
+        try operations(req, .access).access(InodeNumber(ino), mask: mask, caller: caller(req))
         fuse_reply_err(req, 0)
     } catch {
         replyError(req, error)

@@ -220,6 +220,8 @@ public protocol LowLevelOperations: AnyObject, Sendable {
     /// Where the session puts itself so the filesystem can tell the kernel of changes (nil:
     /// the filesystem never does).
     var notifier: KernelNotifier? { get }
+    /// Where the bridge counts the requests it receives, by kind (nil: not counted).
+    var requestCounts: FuseRequestCounts? { get }
     /// Called once the session is mounted, before the first request.
     func mounted()
     /// Called once when the session ends (unmount or signal): write back what is open.
@@ -304,4 +306,5 @@ extension FSError {
 
 extension LowLevelOperations {
     public var notifier: KernelNotifier? { nil }
+    public var requestCounts: FuseRequestCounts? { nil }
 }

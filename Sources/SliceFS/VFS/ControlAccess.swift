@@ -48,11 +48,20 @@ extension SliceFileSystem {
         if !mayOpenControl(kind, uid: caller.uid, writing: writing) { throw FSError(EACCES) }
         let content: [UInt8]
         switch kind {
-        case .stats: content = Array(db.stats().prometheusText.utf8)
-        case .statsJSON: content = Array((db.stats().jsonText + "\n").utf8)
+        case .stats: content = Array((db.stats().prometheusText + (requestCounts?.prometheusText ?? "")).utf8)
+        case .statsJSON: content = Array((statsJSON() + "\n").utf8)
         default: content = Array(controlResults.get(kind).utf8)
         }
         return OpenReply(fh: handles.add(.control(ControlFile(kind: kind, content: content))), directIO: true)
+    }
+
+    /// The store's statistics object with the mount's request counts added as
+    /// `"fuseRequests": {"lookup": N, ...}` (kinds seen at least once).
+    private func statsJSON() -> String {
+        let store = db.stats().jsonText
+        guard let counts = requestCounts, let close = store.lastIndex(of: "}") else { return store }
+        let head = store[..<close].trimmingCharacters(in: .whitespacesAndNewlines)
+        return head + (head.hasSuffix("{") ? "" : ",") + "\"fuseRequests\":" + counts.jsonObject + "}"
     }
 
     func readControl(_ c: ControlFile, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {

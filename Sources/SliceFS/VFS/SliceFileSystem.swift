@@ -29,6 +29,7 @@ public final class SliceFileSystem: LowLevelOperations {
     let diskSpace: DiskSpace
     let controlResults = ControlResults()
     public let notifier: KernelNotifier? = KernelNotifier()
+    public let requestCounts: FuseRequestCounts? = FuseRequestCounts()
     /// Inodes that lost their last name and wait for `purgeIfUnused` (their orphan markers are
     /// in the store, so a crash frees them at the next mount).
     let orphans = Locked<Set<InodeNumber>>([])
