@@ -477,6 +477,42 @@ import Testing
         #expect(succeeded.filter { $0 > 0 }.count >= 14, "\(succeeded)")
     }
 
+    /// A file closed again soon after its last commit is committed by the write-back a
+    /// moment later; meanwhile every reader sees its bytes, size and mtime, and fsync and
+    /// `.sync` make it durable at once (a killed daemon keeps it).
+    @Test func heldClosesAreVisibleAtOnceAndDurableOnSync() throws {
+        let m = try MountedStore()
+        #expect(try sh("printf one > '\(m.path("f"))'").status == 0)
+        for i in 0..<3 {
+            let before = try sh("stat -c %Y.%y '\(m.path("f"))'").out
+            usleep(20_000)
+            #expect(try sh("printf ' more\(i)' >> '\(m.path("f"))'").status == 0)
+            // Held, not committed: seen through a new open, with its new size and mtime.
+            #expect(readFile(m.path("f")).map { String(decoding: $0, as: UTF8.self) }?.hasSuffix(" more\(i)") == true)
+            #expect(try sh("stat -c %Y.%y '\(m.path("f"))'").out != before, "mtime after append \(i)")
+        }
+        let expected = "one more0 more1 more2"
+        #expect(try sh("stat -c %s '\(m.path("f"))'").out == "\(expected.count)\n")
+        // .sync commits what is held; then the daemon dies without a chance to write anything.
+        #expect(try sh("echo go > '\(m.path(".sync"))'").status == 0)
+        #expect(try sh("printf ' lost?' >> '\(m.path("f"))'").status == 0)  // may be lost: held
+        let fd = open(m.path("g"), O_WRONLY | O_CREAT, 0o644)
+        #expect(fd >= 0)
+        #expect(write(fd, "kept", 4) == 4)
+        #expect(close(fd) == 0)
+        let fd2 = open(m.path("g"), O_WRONLY | O_APPEND)
+        #expect(write(fd2, " too", 4) == 4)
+        #expect(fsync(fd2) == 0)  // held, then fsync: committed and synced
+        #expect(close(fd2) == 0)
+        let pid = try #require(m.daemonPID())
+        kill(pid, SIGKILL)
+        for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+        try m.mount()
+        let f = String(decoding: readFile(m.path("f")) ?? [], as: UTF8.self)
+        #expect(f == expected || f == expected + " lost?", "\(f)")
+        #expect(readFile(m.path("g")) == Array("kept too".utf8))
+    }
+
     @Test func parallelProcessesNeverLoseWrites() throws {
         let m = try MountedStore()
         // 8 writers: each creates, appends to, renames and rereads its own files, and appends a

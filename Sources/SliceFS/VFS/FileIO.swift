@@ -77,7 +77,7 @@ extension SliceFileSystem {
 
     public func flush(_ ino: InodeNumber, fh: UInt64, caller: Caller) throws {
         guard case .file(let f, _, _) = handles.handle(fh) else { return }
-        try commit(f)
+        _ = try commitOrHold(f)
     }
 
     public func release(_ ino: InodeNumber, fh: UInt64) {
@@ -86,8 +86,23 @@ extension SliceFileSystem {
     }
 
     private func release(_ f: OpenFile) {
-        do { try commit(f) } catch { SliceFileSystem.log("write-back of inode \(f.ino) at close failed: \(error)") }
-        guard openFiles.release(f) else { return }
+        do { _ = try commitOrHold(f) } catch {
+            SliceFileSystem.log("write-back of inode \(f.ino) at close failed: \(error)")
+        }
+        switch openFiles.release(f) {
+        case .notLast: return
+        case .removed: gone(f)
+        case .keptUnclean:
+            // Held by the write-back (which commits, then retires it), or written by another
+            // handle since this one's commit, or a commit failed: the write-back takes it.
+            if writeBack.hold(f, commit: { [weak self] in self?.writeBackHeld($0) }) { return }
+            writeBackHeld(f)
+        }
+    }
+
+    /// A file left the open-file table: its buffers go (empty unless its writes could not
+    /// be committed), and an unlinked one is freed.
+    private func gone(_ f: OpenFile) {
         budget.add(
             -f.state.withLock { s in
                 defer {
@@ -104,6 +119,34 @@ extension SliceFileSystem {
     public func fsync(_ ino: InodeNumber, fh: UInt64, dataOnly: Bool) throws {
         if case .file(let f, _, _) = handles.handle(fh) { try commit(f) }
         try db.sync()
+    }
+
+    /// Commits `f`, or leaves it to the write-back (`WriteBack`) when it was committed less
+    /// than a window ago and holds little; true when held.
+    private func commitOrHold(_ f: OpenFile) throws -> Bool {
+        let small = f.state.withLock { s in
+            (!s.dirty.isEmpty || s.sizeChanged || s.modified) && s.dirtyBytes <= WriteBack.maxDirtyBytes
+                && s.staged.isEmpty && s.stager == nil && s.stagingError == nil
+        }
+        if small && db.options.syncPolicy != .always && !budget.isExceeded && writeBack.isHot(f.ino)
+            && writeBack.hold(f, commit: { [weak self] in self?.writeBackHeld($0) })
+        {
+            return true
+        }
+        try commit(f)
+        return false
+    }
+
+    /// The write-back's commit of a held file; once it is clean and closed it leaves the table.
+    /// Writes that cannot be committed are dropped once no handle is open (as a failed close
+    /// drops them), so a failing file does not stay forever.
+    func writeBackHeld(_ f: OpenFile) {
+        var failed = false
+        do { try commit(f) } catch {
+            failed = true
+            SliceFileSystem.log("write-back of inode \(f.ino) failed: \(error) (its unwritten bytes are dropped)")
+        }
+        if openFiles.retire(f) || (failed && openFiles.discard(f)) { gone(f) }
     }
 
     // MARK: Reads and writes
@@ -220,6 +263,7 @@ extension SliceFileSystem {
                         s.sizeChanged = true
                     }
                     s.modified = true
+                    s.modifiedAt = .now
                     return false
                 }
                 if !needsCommit { break }
@@ -343,7 +387,9 @@ extension SliceFileSystem {
                         blocks += Int64(length) - before
                     }
                     if s.sizeChanged { FileContent.setSize(f.ino, size, in: &batch) }
-                    try finishContentChange(f.ino, &rec, blocks: blocks, modified: s.modified, batch, stager: stager)
+                    try finishContentChange(
+                        f.ino, &rec, blocks: blocks, modified: s.modified ? s.modifiedAt ?? .now : nil, batch,
+                        stager: stager)
                 } catch {
                     // A failed staged commit took its staged chunks; buffers stay for a retry.
                     stager?.abort()
@@ -363,23 +409,25 @@ extension SliceFileSystem {
                 s.storedBefore = [:]
                 s.sizeChanged = false
                 s.modified = false
+                s.modifiedAt = nil
+                writeBack.committed(f.ino)
                 s.storedSize = size
             }
         }
     }
 
     /// Ends a change to a file's content: its record gets the new block count (and, when
-    /// `modified`, mtime and ctime of now) in the same batch, which is written; the cached node
+    /// `modified` is given, that mtime and ctime) in the same batch, which is written; the cached node
     /// goes. REQUIRES: the inode's stripe.
     private func finishContentChange(
-        _ ino: InodeNumber, _ rec: inout InodeRecord, blocks: Int64, modified: Bool, _ batch: WriteBatch,
+        _ ino: InodeNumber, _ rec: inout InodeRecord, blocks: Int64, modified: Timestamp?, _ batch: WriteBatch,
         stager: StagedValueWriter? = nil
     ) throws {
         var batch = batch
-        if modified {
-            let now = Timestamp.now
-            rec.mtime = now
-            rec.ctime = now
+        if let modified {
+            // The time of the last write (a write-back commits later); ctime never goes back.
+            rec.mtime = modified
+            rec.ctime = max(rec.ctime, modified)
         }
         rec.blocks = UInt64(max(0, blocks))
         batch.put(FSKeyspace.inodeKey(ino), rec.encode(), keyspace: FSKeyspace.inodes)
@@ -424,7 +472,7 @@ extension SliceFileSystem {
                 }
             }
             FileContent.setSize(n.ino, size, in: &batch)
-            try finishContentChange(n.ino, &rec, blocks: blocks, modified: true, batch)
+            try finishContentChange(n.ino, &rec, blocks: blocks, modified: .now, batch)
             f?.state.withLock { s in
                 s.size = size
                 s.storedSize = size
@@ -496,7 +544,7 @@ extension SliceFileSystem {
                     batch = WriteBatch()
                 }
             }
-            try finishContentChange(n.ino, &rec, blocks: blocks, modified: true, batch)
+            try finishContentChange(n.ino, &rec, blocks: blocks, modified: .now, batch)
         }
     }
 

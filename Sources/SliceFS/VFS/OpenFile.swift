@@ -53,10 +53,14 @@ final class OpenFile: Sendable {
         var sizeChanged = false
         /// Written since the last commit (mtime and ctime to set).
         var modified = false
+        /// When the last uncommitted write came: the mtime a stat shows and the commit sets.
+        var modifiedAt: Timestamp?
         /// The key of an API-written file read in place (`content` is `.plain`).
         var plainKey: [UInt8]?
 
         var dirtyBytes: Int { dirty.count * FileContent.chunkSize }
+        /// Nothing to commit.
+        var isClean: Bool { dirty.isEmpty && staged.isEmpty && !sizeChanged && !modified }
         var stagedBytes: UInt64 { UInt64(staged.count) << UInt64(FileContent.chunkShift) }
 
         /// The size, read from the store by `load` the first time.
@@ -85,6 +89,16 @@ final class OpenFile: Sendable {
 final class OpenFileTable: Sendable {
     private let files = Locked<[InodeNumber: OpenFile]>([:])
 
+    /// Removes `f` if no handle is open on it and it has nothing left to commit (a file the
+    /// write-back held past its last close); true when removed.
+    func retire(_ f: OpenFile) -> Bool {
+        files.withLock { table in
+            guard table[f.ino] === f, f.state.withLock({ $0.opens == 0 && $0.isClean }) else { return false }
+            table[f.ino] = nil
+            return true
+        }
+    }
+
     /// The open file of `ino`, made on first open; counts one more open.
     func acquire(_ ino: InodeNumber, content: Node.Content) -> OpenFile {
         files.withLock { table in
@@ -97,15 +111,38 @@ final class OpenFileTable: Sendable {
 
     func file(_ ino: InodeNumber) -> OpenFile? { files.withLock { $0[ino] } }
 
-    /// Counts one close; true (and the entry removed) when it was the last.
-    func release(_ f: OpenFile) -> Bool {
+    enum Release {
+        /// Other handles are open.
+        case notLast
+        /// The last close of a clean file: the entry is gone.
+        case removed
+        /// The last close, with writes not committed yet (the write-back holds them, or a
+        /// commit failed, or another handle wrote after this one committed): the entry stays.
+        case keptUnclean
+    }
+
+    /// Counts one close. The decision to remove is made here, under the table's lock and the
+    /// file's, so writes another handle made after this one's commit are never dropped.
+    func release(_ f: OpenFile) -> Release {
         files.withLock { table in
-            let last = f.state.withLock { s -> Bool in
+            let (last, clean) = f.state.withLock { s -> (Bool, Bool) in
                 s.opens -= 1
-                return s.opens == 0
+                return (s.opens == 0, s.isClean)
             }
-            if last { table[f.ino] = nil }
-            return last
+            guard last else { return .notLast }
+            guard clean else { return .keptUnclean }
+            table[f.ino] = nil
+            return .removed
+        }
+    }
+
+    /// Removes `f` whatever it holds, if no handle is open on it (its writes could not be
+    /// committed); true when removed.
+    func discard(_ f: OpenFile) -> Bool {
+        files.withLock { table in
+            guard table[f.ino] === f, f.state.withLock({ $0.opens == 0 }) else { return false }
+            table[f.ino] = nil
+            return true
         }
     }
 

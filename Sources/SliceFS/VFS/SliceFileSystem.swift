@@ -26,6 +26,7 @@ public final class SliceFileSystem: LowLevelOperations {
     let budget = DirtyBudget()
     let stagingSlots = StagingSlots()
     let lookups = LookupCache()
+    let writeBack = WriteBack()
     let diskSpace: DiskSpace
     let controlResults = ControlResults()
     public let notifier: KernelNotifier? = KernelNotifier()
@@ -86,12 +87,18 @@ public final class SliceFileSystem: LowLevelOperations {
         }
     }
 
-    public func unmounting() { flushAll() }
+    public func unmounting() {
+        writeBack.stop()
+        flushAll()
+    }
 
-    /// Writes back every open file (unmount, SIGTERM).
+    /// Writes back every open file, and the files the write-back holds (unmount, SIGTERM,
+    /// `.sync`, `.flush`).
     public func flushAll() {
+        _ = writeBack.takeAll()
         for f in openFiles.all {
             do { try commit(f) } catch { SliceFileSystem.log("write-back of inode \(f.ino) failed: \(error)") }
+            if openFiles.retire(f) { purgeIfUnused(f.ino) }  // clean: no buffers to drop
         }
     }
 
@@ -149,12 +156,9 @@ public final class SliceFileSystem: LowLevelOperations {
     }
 
     /// The size of an open file's uncommitted content, if it has any.
-    func openSize(_ ino: InodeNumber) -> UInt64? {
-        openFiles.file(ino)?.state.withLock { $0.size }
-    }
-
     func attributes(_ n: Node) throws -> Attributes {
-        var size = openSize(n.ino)
+        let open = openFiles.file(n.ino)?.state.withLock { ($0.size, $0.modifiedAt) }
+        var size = open?.0
         if size == nil, n.content == .chunks, let known = inodes.cached(n.ino) {
             size = known.size
             if size == nil {
@@ -163,7 +167,13 @@ public final class SliceFileSystem: LowLevelOperations {
                 size = committed
             }
         }
-        return try namespace.attributes(n, openSize: size)
+        var attrs = try namespace.attributes(n, openSize: size)
+        if let written = open?.1 {
+            // Written, not committed yet: the write's time, as the commit will record it.
+            attrs.mtime = written
+            attrs.ctime = max(attrs.ctime, written)
+        }
+        return attrs
     }
 
     /// An entry reply for `n` found at `path`, counted as one lookup.
