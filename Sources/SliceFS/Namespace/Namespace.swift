@@ -767,7 +767,10 @@ final class Namespace: Sendable {
                 return try renameOntoOwnValue(from, src: src, in: srcParentResolved, to: dst, flags: flags)
             }
             if dst.key.count > Options.maxKeySize { throw FSError(ENAMETOOLONG) }
-            guard let srcParent = try node(srcParentResolved), let dstParent = try node(dstParentResolved) else {
+            // Within one directory (the common rename) its node is resolved once.
+            guard let srcParent = try node(srcParentResolved),
+                let dstParent = dstParentResolved == srcParentResolved ? srcParent : try node(dstParentResolved)
+            else {
                 throw FSError(ENOENT)
             }
             guard dstParent.isDirectory else { throw FSError(ENOTDIR) }

@@ -1,4 +1,4 @@
-import Synchronization
+import SliceKV
 
 /// What LOOKUP found by path, kept while the store has not been written since: the kernel
 /// asks again for every name whose entry timed out or that it forgot (a `stat` storm, `find`,
@@ -17,7 +17,7 @@ final class LookupCache: Sendable {
         var nodes: [[UInt8]: Node?] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// The node at `path` (`.some(nil)` for an absent name) if it was found at `generation`.
     func node(at path: [UInt8], generation: UInt64) -> Node?? {

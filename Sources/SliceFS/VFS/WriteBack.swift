@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SliceKV
 
 /// Files closed again soon after their last commit, whose commit is put off for a moment so
 /// that a burst of closes costs one: a log appended to by `echo line >> log` 2,000 times, a
@@ -14,7 +14,8 @@ import Synchronization
 /// cache's write-back: a crash may lose up to one `window` of such closes (never what an
 /// fsync acknowledged), and a commit error is logged instead of returned by `close`.
 ///
-/// Locking: `state` alone; commits run with no lock of this type held.
+/// Locking: `state` alone (a pthread mutex, `Locked`, so ThreadSanitizer sees it); commits
+/// run with no lock of this type held.
 final class WriteBack: Sendable {
     static let window = 1.0
     static let maxFiles = 256
@@ -28,7 +29,7 @@ final class WriteBack: Sendable {
         var stopping = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     static func monotonicNanos() -> UInt64 {
         var ts = timespec()
