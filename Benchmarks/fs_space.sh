@@ -4,7 +4,8 @@
 #   rewrite   a 256 KiB file rewritten (open O_TRUNC, write, close: what `cp` does) 2,000 times
 #   append    2,000 lines appended to a log, one open/write/close each
 #   random    100,000 writes of 4 KiB at random offsets of a 2 MiB file, fsync every 1,000
-# For each: bytes the user wrote, bytes the daemon wrote to disk (/proc/PID/io write_bytes),
+# For each: bytes the user wrote, bytes the daemon wrote to disk (/proc/PID/io write_bytes, up
+# to 5 s after the workload, background work included),
 # their ratio (write amplification), the live size at the end, the peak size of the data
 # directory (sampled every 0.1 s) and its size 5 s after the workload (space given back).
 #   bash Benchmarks/fs_space.sh                      # release build, prints a Markdown table
@@ -38,10 +39,11 @@ run() {
   done) >"$WORK/$name.samples" &
   local sampler=$!
   python3 -c "$code" "$mnt"
-  local w1
-  w1=$(awk '/^write_bytes/ {print $2}' "/proc/$pid/io")
+  # Bytes written are read 5 s after the workload, so they include what it left to the
+  # background: files the write-back held, flushes, compactions and blob garbage collection.
   sleep 5
-  local after
+  local w1 after
+  w1=$(awk '/^write_bytes/ {print $2}' "/proc/$pid/io")
   after=$(disk_bytes "$data")
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true

@@ -6,11 +6,11 @@ import SliceKV
 /// file rewritten in a loop. Without it each close rewrites the file's last chunk (up to
 /// 64 KiB per appended line).
 ///
-/// A file is held back (`hold`) at FLUSH or RELEASE when it was committed less than `window`
-/// ago, buffers little (`maxDirtyBytes`) and there is room (`maxFiles`); a thread commits
-/// every held file once per `window`. Until then the file stays in `OpenFileTable` (reads,
-/// stats, reopens and hard links see its bytes, size and mtime as written), and `fsync`,
-/// `.sync`, `.flush`, a truncate and unmount commit it at once. The cost, as with a page
+/// A file is held back (`hold`) at FLUSH or RELEASE when it was committed within the last
+/// one or two `window`s, buffers little (`maxDirtyBytes`) and there is room (`maxFiles`); a
+/// thread commits every held file once per `window`. Until then the file stays in
+/// `OpenFileTable` (reads, stats, reopens and hard links see its bytes, size and mtime as
+/// written), and `fsync`, `.sync`, `.flush`, a truncate and unmount commit it at once. The cost, as with a page
 /// cache's write-back: a crash may lose up to one `window` of such closes (never what an
 /// fsync acknowledged), and a commit error is logged instead of returned by `close`.
 ///
@@ -23,10 +23,22 @@ final class WriteBack: Sendable {
 
     private struct State {
         var held: [InodeNumber: OpenFile] = [:]
-        /// When each inode was last committed (monotonic nanoseconds), for `isHot`.
-        var commits: [InodeNumber: UInt64] = [:]
+        /// Inodes committed since `rotated` and in the window before it: `isHot` asks both,
+        /// and every `window` the older map is dropped, so the maps hold at most two
+        /// windows' commits and no commit scans them.
+        var recent: Set<InodeNumber> = []
+        var older: Set<InodeNumber> = []
+        var rotated: UInt64 = 0
         var running = false
         var stopping = false
+
+        mutating func rotate(_ now: UInt64) {
+            guard now &- rotated >= WriteBack.windowNanos else { return }
+            // Two windows or more since: nothing recent is left either.
+            older = now &- rotated >= 2 * WriteBack.windowNanos ? [] : recent
+            recent = []
+            rotated = now
+        }
     }
 
     private let state = Locked(State())
@@ -43,17 +55,18 @@ final class WriteBack: Sendable {
     func committed(_ ino: InodeNumber) {
         let now = WriteBack.monotonicNanos()
         state.withLock { s in
-            if s.commits.count >= 4 * WriteBack.maxFiles {
-                s.commits = s.commits.filter { now &- $0.value < WriteBack.windowNanos }
-            }
-            s.commits[ino] = now
+            s.rotate(now)
+            s.recent.insert(ino)
         }
     }
 
-    /// Whether `ino` was committed within the last `window`.
+    /// Whether `ino` was committed lately: within one window at least, two at most.
     func isHot(_ ino: InodeNumber) -> Bool {
         let now = WriteBack.monotonicNanos()
-        return state.withLock { s in s.commits[ino].map { now &- $0 < WriteBack.windowNanos } ?? false }
+        return state.withLock { s in
+            s.rotate(now)
+            return s.recent.contains(ino) || s.older.contains(ino)
+        }
     }
 
     /// Holds `f` back for the thread; false when full or stopping (then commit now).
