@@ -270,7 +270,18 @@ PY
 vmhwm_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true; }
 
 
-# mount_target TARGET -> sets MNT (and SLICE_PID / PT_PID)
+# wait_mounted NAME MOUNTPOINT PID LOG: waits up to 10 s for a foreground FUSE daemon's mount.
+wait_mounted() {
+  local name=$1 mnt=$2 pid=$3 log=$4 i
+  for ((i = 0; i < 100; i++)); do
+    is_mounted "$mnt" && return 0
+    kill -0 "$pid" 2>/dev/null || fail "$name exited: $(cat "$log")"
+    sleep 0.1
+  done
+  fail "$name did not mount within 10 s"
+}
+
+# mount_target TARGET -> sets MNT (and SLICE_PID / PT_PID / NULL_PID)
 mount_target() {
   local t=$1 attempt
   case $t in
@@ -297,13 +308,7 @@ mount_target() {
       PT_MNT=$WORK/pt-mnt
       "$BIN/passthrough_ll" -f -o "source=$WORK/pt-src,timeout=1" "$PT_MNT" >"$WORK/passthrough_ll.log" 2>&1 &
       PT_PID=$!
-      local i
-      for ((i = 0; i < 100; i++)); do
-        is_mounted "$PT_MNT" && break
-        kill -0 "$PT_PID" 2>/dev/null || fail "passthrough_ll exited: $(cat "$WORK/passthrough_ll.log")"
-        sleep 0.1
-      done
-      is_mounted "$PT_MNT" || fail "passthrough_ll did not mount within 10 s"
+      wait_mounted passthrough_ll "$PT_MNT" "$PT_PID" "$WORK/passthrough_ll.log"
       MNT=$PT_MNT
       say "passthrough_ll mounted at $MNT over $WORK/pt-src (pid $PT_PID, -o timeout=1)"
       ;;
@@ -313,13 +318,7 @@ mount_target() {
       NULL_MNT=$WORK/null-mnt
       "$BIN/slice" null-mount "$NULL_MNT" >"$WORK/null.log" 2>&1 &
       NULL_PID=$!
-      local j
-      for ((j = 0; j < 100; j++)); do
-        is_mounted "$NULL_MNT" && break
-        kill -0 "$NULL_PID" 2>/dev/null || fail "slice null-mount exited: $(cat "$WORK/null.log")"
-        sleep 0.1
-      done
-      is_mounted "$NULL_MNT" || fail "slice null-mount did not mount within 10 s"
+      wait_mounted "slice null-mount" "$NULL_MNT" "$NULL_PID" "$WORK/null.log"
       MNT=$NULL_MNT
       say "null mounted at $MNT (pid $NULL_PID, in memory)"
       ;;

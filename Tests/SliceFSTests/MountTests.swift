@@ -404,11 +404,6 @@ import Testing
                 case 10: return link(root + "/" + n, root + "/" + n2)
                 case 11: return symlink("target-\(step)", root + "/" + n)
                 case 12: return mknod(root + "/" + n, S_IFSOCK | 0o600, 0)
-                case 13:
-                    let fd = open(root + "/" + n, O_WRONLY | O_CREAT | O_NONBLOCK, 0o644)
-                    if fd < 0 { return -1 }
-                    defer { close(fd) }
-                    return data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, far) } < 0 ? -1 : 0
                 case 14:
                     // Unlinked while open: the descriptor still reads, writes and stats its file.
                     let fd = open(root + "/" + n, O_RDWR | O_CREAT | O_NONBLOCK, 0o644)
@@ -435,11 +430,13 @@ import Testing
                     bytes[Int(offset) % Int(st.st_size)] ^= 0x5a
                     defer { munmap(p, Int(st.st_size)) }
                     return msync(p, Int(st.st_size), MS_SYNC)
-                case 0:
+                case 0, 13:
+                    // 13: sparse, far past the end.
                     let fd = open(root + "/" + n, O_WRONLY | O_CREAT | O_NONBLOCK, 0o644)
                     if fd < 0 { return -1 }
                     defer { close(fd) }
-                    return data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, offset) } < 0 ? -1 : 0
+                    let at = op == 13 ? far : offset
+                    return data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, at) } < 0 ? -1 : 0
                 case 1:
                     let fd = open(root + "/" + n, O_WRONLY | O_APPEND | O_NONBLOCK)
                     if fd < 0 { return -1 }

@@ -30,10 +30,12 @@ final class LookupCache: Sendable {
             if s.generation != generation {
                 // Older answers are stale; an answer older than the ones kept is not kept.
                 guard s.generation == .max || generation > s.generation else { return }
-                s.nodes.removeAll(keepingCapacity: true)
+                // Not keeping the capacity: between writes (a create loop) this runs on every
+                // lookup, and clearing a table grown by a stat storm costs its whole size.
+                s.nodes = [:]
                 s.generation = generation
             }
-            if s.nodes.count >= LookupCache.capacity { s.nodes.removeAll(keepingCapacity: true) }
+            if s.nodes.count >= LookupCache.capacity { s.nodes = [:] }
             s.nodes[path] = node
         }
     }
