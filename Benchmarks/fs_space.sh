@@ -2,7 +2,8 @@
 # Disk use and write amplification of the workloads that rewrite, append and write at random,
 # through a real mount, without any `.compact`:
 #   rewrite   a 256 KiB file rewritten (open O_TRUNC, write, close: what `cp` does) 2,000 times
-#   append    2,000 lines appended to a log, one open/write/close each
+#   append    2,000 lines appended to a log, one open/write/close each (and again with
+#             `-o writeback`, which commits a burst of closes once)
 #   random    100,000 writes of 4 KiB at random offsets of a 2 MiB file, fsync every 1,000
 # For each: bytes the user wrote, bytes the daemon wrote to disk (/proc/PID/io write_bytes, up
 # to 5 s after the workload, background work included),
@@ -26,7 +27,8 @@ disk_bytes() { du -sB1 "$1" 2>/dev/null | cut -f1; }
 run() {
   local name=$1 live=$2 user=$3 code=$4
   local data=$WORK/$name-data mnt=$WORK/mnt
-  "$SLICE_BIN" mount "$data" "$mnt"
+  # shellcheck disable=SC2086
+  "$SLICE_BIN" mount "$data" "$mnt" ${MOUNT_OPTS:-}
   local pid
   pid=$(pgrep -n -f -- "mount $data $mnt --ready-fd")
   local w0
@@ -67,6 +69,13 @@ for r in range(2000):
         f.write(bytes([r % 251]) * (256 << 10))
 '
 run append 117000 117000 '
+import os, sys
+p = os.path.join(sys.argv[1], "app.log")
+for i in range(2000):
+    with open(p, "ab") as f:
+        f.write(f"{i}: the quick brown fox jumps over the lazy dog {i * 7919}\n".encode())
+'
+MOUNT_OPTS="-o writeback" run append-writeback 117000 117000 '
 import os, sys
 p = os.path.join(sys.argv[1], "app.log")
 for i in range(2000):

@@ -14,7 +14,7 @@ struct Mount: ParsableCommand {
             By default the command returns once the mount is ready and the store keeps being \
             served in the background (log: DATA_DIR/mount.log); --foreground serves in this \
             process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
-            Slice's own sync=none|always, wal_recovery=MODE (see slice check --help), ro (the store is opened read-only too), cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4); anything else goes to FUSE \
+            Slice's own sync=none|always, wal_recovery=MODE (see slice check --help), ro (the store is opened read-only too), cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4), writeback (a file closed again within a second of its last commit is committed a second later: bursts of appends cost one commit, and a killed daemon may lose that second of closes); anything else goes to FUSE \
             (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
             nofail, _netdev, x-...) are ignored. Mounts left at the mount point by killed \
             daemons (found in the mount table, however many are stacked) are unmounted first; \
@@ -33,6 +33,7 @@ struct Mount: ParsableCommand {
             let mnt = absolute(mountpoint)
             var fuseOptions = ["fsname=slice:\(dir)", "subtype=slice"]
             var options = Options()
+            var writeBack = false
             options.blobThreshold = SliceFileSystem.defaultBlobThreshold
             options.blobFileSize = SliceFileSystem.defaultBlobFileSize
             options.spaceReserve = SliceFileSystem.defaultBlobFileSize
@@ -69,6 +70,8 @@ struct Mount: ParsableCommand {
                     // Read-only all the way down: the store writes nothing either.
                     options.readOnly = true
                     fuseOptions.append(opt)
+                case "writeback":
+                    writeBack = true
                 case "blob_kb":
                     guard parts.count == 2, let n = Int(parts[1]), n >= 1 else {
                         throw CLIError("-o blob_kb takes a number")
@@ -96,14 +99,16 @@ struct Mount: ParsableCommand {
             guard stat(mnt, &st) == 0 else { throw CLIError("mount point \(mnt): \(String(cString: strerror(errno)))") }
             guard st.st_mode & S_IFMT == S_IFDIR else { throw CLIError("mount point \(mnt) is not a directory") }
             if foreground || readyFD != nil {
-                try serve(dir: dir, mountpoint: mnt, options: options, fuseOptions: fuseOptions)
+                try serve(dir: dir, mountpoint: mnt, options: options, fuseOptions: fuseOptions, writeBack: writeBack)
             } else {
                 try daemonize(dir: dir)
             }
         }
     }
 
-    private func serve(dir: String, mountpoint: String, options: Options, fuseOptions: [String]) throws {
+    private func serve(
+        dir: String, mountpoint: String, options: Options, fuseOptions: [String], writeBack: Bool
+    ) throws {
         func report(_ line: String) {
             guard let fd = readyFD else { return }
             _ = line.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
@@ -121,7 +126,7 @@ struct Mount: ParsableCommand {
         }
         for note in db.recoveryNotes { Terminal.error("recovery: \(note)") }
         do {
-            let fs = try SliceFileSystem(db: db)
+            let fs = try SliceFileSystem(db: db, writeBack: writeBack)
             try FuseSession.serve(fs, at: mountpoint, options: fuseOptions) {
                 report("ok\n")
                 Terminal.error("mounted \(dir) at \(mountpoint)")

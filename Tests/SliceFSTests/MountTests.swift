@@ -474,11 +474,11 @@ import Testing
         #expect(succeeded.filter { $0 > 0 }.count >= 14, "\(succeeded)")
     }
 
-    /// A file closed again soon after its last commit is committed by the write-back a
-    /// moment later; meanwhile every reader sees its bytes, size and mtime, and fsync and
+    /// With `-o writeback`, a file closed again soon after its last commit is committed by
+    /// the write-back a moment later; meanwhile every reader sees its bytes, size and mtime, and fsync and
     /// `.sync` make it durable at once (a killed daemon keeps it).
     @Test func heldClosesAreVisibleAtOnceAndDurableOnSync() throws {
-        let m = try MountedStore()
+        let m = try MountedStore(options: ["writeback"])
         #expect(try sh("printf one > '\(m.path("f"))'").status == 0)
         for i in 0..<3 {
             let before = try sh("stat -c %Y.%y '\(m.path("f"))'").out

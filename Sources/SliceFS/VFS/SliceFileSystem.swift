@@ -26,7 +26,7 @@ public final class SliceFileSystem: LowLevelOperations {
     let budget = DirtyBudget()
     let stagingSlots = StagingSlots()
     let lookups = LookupCache()
-    let writeBack = WriteBack()
+    let writeBack: WriteBack
     let diskSpace: DiskSpace
     let controlResults = ControlResults()
     public let notifier: KernelNotifier? = KernelNotifier()
@@ -56,8 +56,11 @@ public final class SliceFileSystem: LowLevelOperations {
     /// collection works on smaller units.
     public static let defaultBlobFileSize = 16 << 20
 
-    public init(db: SliceDB, uid: UInt32 = getuid(), gid: UInt32 = getgid()) throws {
+    /// `writeBack`: hold files closed again soon after their last commit (`WriteBack`, the
+    /// `writeback` mount option); off, every close commits.
+    public init(db: SliceDB, uid: UInt32 = getuid(), gid: UInt32 = getgid(), writeBack: Bool = false) throws {
         self.db = db
+        self.writeBack = WriteBack(enabled: writeBack)
         defaultUid = uid
         defaultGid = gid
         namespace = try Namespace(store: SliceStore(db: db), uid: uid, gid: gid)

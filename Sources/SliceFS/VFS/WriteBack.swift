@@ -1,7 +1,8 @@
 import Foundation
 import SliceKV
 
-/// Files closed again soon after their last commit, whose commit is put off for a moment so
+/// With the `writeback` mount option (off by default, as JuiceFS's `--writeback`): files
+/// closed again soon after their last commit, whose commit is put off for a moment so
 /// that a burst of closes costs one: a log appended to by `echo line >> log` 2,000 times, a
 /// file rewritten in a loop. Without it each close rewrites the file's last chunk (up to
 /// 64 KiB per appended line).
@@ -18,6 +19,10 @@ import SliceKV
 /// run with no lock of this type held.
 final class WriteBack: Sendable {
     static let window = 1.0
+    /// Off (the default mount): `hold` refuses, every close commits.
+    let enabled: Bool
+
+    init(enabled: Bool) { self.enabled = enabled }
     static let maxFiles = 256
     static let maxDirtyBytes = 4 * FileContent.chunkSize
 
@@ -53,6 +58,7 @@ final class WriteBack: Sendable {
 
     /// Notes a commit of `ino` now.
     func committed(_ ino: InodeNumber) {
+        guard enabled else { return }
         let now = WriteBack.monotonicNanos()
         state.withLock { s in
             s.rotate(now)
@@ -62,6 +68,7 @@ final class WriteBack: Sendable {
 
     /// Whether `ino` was committed lately: within one window at least, two at most.
     func isHot(_ ino: InodeNumber) -> Bool {
+        guard enabled else { return false }
         let now = WriteBack.monotonicNanos()
         return state.withLock { s in
             s.rotate(now)
@@ -72,6 +79,7 @@ final class WriteBack: Sendable {
     /// Holds `f` back for the thread; false when full or stopping (then commit now).
     /// `commit` is what the thread calls for each held file, on its own thread.
     func hold(_ f: OpenFile, commit: @escaping @Sendable (OpenFile) -> Void) -> Bool {
+        guard enabled else { return false }
         let start = state.withLock { s -> Bool? in
             if s.stopping || (s.held[f.ino] == nil && s.held.count >= WriteBack.maxFiles) { return nil }
             s.held[f.ino] = f
