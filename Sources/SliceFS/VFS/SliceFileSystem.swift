@@ -184,7 +184,13 @@ public final class SliceFileSystem: LowLevelOperations {
     /// request can have changed it yet: it is cached, and the next requests on it (a WRITE, a
     /// GETATTR) skip resolving it again.
     func reply(_ n: Node, path: [UInt8], resolved: PathMapping.Resolved, made: Bool = false) throws -> EntryReply {
-        let attrs = try attributes(n)
+        reply(n, attributes: try attributes(n), path: path, resolved: resolved, made: made)
+    }
+
+    /// The same, with the attributes already worked out.
+    func reply(
+        _ n: Node, attributes attrs: Attributes, path: [UInt8], resolved: PathMapping.Resolved, made: Bool = false
+    ) -> EntryReply {
         inodes.remember(n.ino, path: path, resolved: resolved)
         if made, let known = inodes.cached(n.ino), known.node == nil {
             inodes.cache(n.ino, node: n, generation: known.generation)
@@ -202,18 +208,36 @@ public final class SliceFileSystem: LowLevelOperations {
     public func lookup(parent: InodeNumber, name: [UInt8], caller: Caller) throws -> EntryReply {
         if SliceFileSystem.isControlName(parent, name) { return controlEntry(ControlFile.Kind(name: name)!) }
         let (path, r) = try child(parent, name)
-        return try retrying {
-            let generation = namespace.store.changeCount
-            let found: Node?
-            if let known = lookups.node(at: path, generation: generation) {
-                found = known
-            } else {
-                found = try namespace.node(r)
-                lookups.keep(found, at: path, generation: generation)
+        let (found, attrs) = try retrying {
+            try unchanged { generation, first -> (Node?, Attributes?) in
+                let found: Node?
+                if first, let known = lookups.node(at: path, generation: generation) {
+                    found = known
+                } else {
+                    found = try namespace.node(r)
+                    lookups.keep(found, at: path, generation: generation)
+                }
+                return (found, try found.map { try attributes($0) })
             }
-            guard let n = found else { return .negative(timeout: SliceFileSystem.timeout) }
-            return try reply(n, path: path, resolved: r)
         }
+        guard let n = found, let attrs else { return .negative(timeout: SliceFileSystem.timeout) }
+        return reply(n, attributes: attrs, path: path, resolved: r)
+    }
+
+    /// Runs `body` again (at most three more times, not from caches) when a write landed while
+    /// it ran. Why: an answer read from the store (or a cache) before a commit and completed
+    /// after the committing file left the open-file table would give the kernel a size from
+    /// before the commit, and the kernel, whose request went out after the write, would
+    /// believe it (an O_APPEND by another process then overwrites the last append).
+    func unchanged<R>(_ body: (_ generation: UInt64, _ first: Bool) throws -> R) rethrows -> R {
+        var first = true
+        for _ in 0..<3 {
+            let generation = namespace.store.changeCount
+            let result = try body(generation, first)
+            if namespace.store.changeCount == generation { return result }
+            first = false
+        }
+        return try body(namespace.store.changeCount, false)
     }
 
     public func forget(_ ino: InodeNumber, lookups: UInt64) {
@@ -222,7 +246,7 @@ public final class SliceFileSystem: LowLevelOperations {
 
     public func getattr(_ ino: InodeNumber, fh: UInt64?, caller: Caller) throws -> (Attributes, timeout: Double) {
         if let kind = ControlFile.Kind(ino: ino) { return (controlAttributes(kind), 0) }
-        return (try retrying { try attributes(try node(ino)) }, SliceFileSystem.timeout)
+        return (try retrying { try unchanged { _, _ in try attributes(try node(ino)) } }, SliceFileSystem.timeout)
     }
 
     public func setattr(_ ino: InodeNumber, _ changes: AttributeChanges, fh: UInt64?, caller: Caller) throws -> (
