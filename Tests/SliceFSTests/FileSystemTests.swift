@@ -115,6 +115,20 @@ import Testing
         #expect(try f.lookup(root, "c").attributes.map { $0.mode & S_IFMT } == S_IFDIR)
     }
 
+    /// A file being written counts the blocks its commit will store (`du` while `cp` runs).
+    @Test func blocksOfAFileBeingWritten() throws {
+        let f = try Fixture()
+        let (e, o) = try f.fs.create(
+            parent: InodeNumbers.root, name: f.n("w"), mode: 0o644, flags: O_RDWR, caller: f.me)
+        let data = [UInt8](repeating: 7, count: (1 << 20) + 1000)
+        _ = try data.withUnsafeBytes { try f.fs.write(e.ino, fh: o.fh, offset: 0, data: $0, caller: f.me) }
+        let open = try f.attributes(e.ino)
+        #expect(open.size == UInt64(data.count))
+        #expect(open.blocks >= UInt64(data.count) / 512, "\(open.blocks) blocks while open")
+        f.fs.release(e.ino, fh: o.fh)
+        #expect(try f.attributes(e.ino).blocks == open.blocks)
+    }
+
     @Test func filesAreTheirKeysThroughTheAPI() throws {
         let f = try Fixture()
         let d = try f.fs.mkdir(parent: 1, name: f.n("docs"), mode: 0o755, caller: f.me).ino

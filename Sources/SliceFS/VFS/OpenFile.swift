@@ -59,6 +59,21 @@ final class OpenFile: Sendable {
         var plainKey: [UInt8]?
 
         var dirtyBytes: Int { dirty.count * FileContent.chunkSize }
+        /// Bytes the next commit adds to the file's stored length (its record's `blocks`), as
+        /// `commit` counts them: buffered chunks up to the size, staged chunks, minus what each
+        /// replaces.
+        var pendingStoredBytes: Int64 {
+            guard let size else { return 0 }
+            var n: Int64 = 0
+            for index in dirty.keys {
+                let base = index << UInt64(FileContent.chunkShift)
+                let length = base < size ? min(UInt64(FileContent.chunkSize), size - base) : 0
+                n += Int64(length) - Int64(storedBefore[index] ?? 0)
+            }
+            for (index, value) in staged { n += Int64(value.count) - Int64(storedBefore[index] ?? 0) }
+            return n
+        }
+
         /// Nothing to commit.
         var isClean: Bool { dirty.isEmpty && staged.isEmpty && !sizeChanged && !modified }
         var stagedBytes: UInt64 { UInt64(staged.count) << UInt64(FileContent.chunkShift) }

@@ -160,7 +160,7 @@ public final class SliceFileSystem: LowLevelOperations {
 
     /// The size of an open file's uncommitted content, if it has any.
     func attributes(_ n: Node) throws -> Attributes {
-        let open = openFiles.file(n.ino)?.state.withLock { ($0.size, $0.modifiedAt) }
+        let open = openFiles.file(n.ino)?.state.withLock { ($0.size, $0.modifiedAt, $0.pendingStoredBytes) }
         var size = open?.0
         if size == nil, n.content == .chunks, let known = inodes.cached(n.ino) {
             size = known.size
@@ -175,6 +175,11 @@ public final class SliceFileSystem: LowLevelOperations {
             // Written, not committed yet: the write's time, as the commit will record it.
             attrs.mtime = written
             attrs.ctime = max(attrs.ctime, written)
+        }
+        if let pending = open?.2, pending != 0, n.content == .chunks, let rec = n.record {
+            // And the blocks the commit will add (`du` of a file being written, and of one just
+            // closed: the kernel keeps this answer for the attribute timeout).
+            attrs.blocks = (UInt64(max(0, Int64(rec.blocks) + pending)) + 4095) / 4096 * 8
         }
         return attrs
     }
