@@ -370,8 +370,8 @@ import Testing
 
     /// The same random operations on the mount and on a local directory: same results, same
     /// errnos, same listings after every step.
-    @Test(arguments: [[], ["writeback"]]) func randomOperationsMatchALocalDirectory(options: [String]) throws {
-        let m = try MountedStore(options: options)
+    @Test func randomOperationsMatchALocalDirectory() throws {
+        let m = try MountedStore()
         let local = m.root + "/local"
         try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
         var rng = SeededRandom(seed: 77)

@@ -125,7 +125,7 @@ extension SliceFileSystem {
     /// than a window ago and holds little; true when held.
     private func commitOrHold(_ f: OpenFile) throws -> Bool {
         let small = f.state.withLock { s in
-            (!s.dirty.isEmpty || s.sizeChanged || s.modified) && s.dirtyBytes <= WriteBack.maxDirtyBytes
+            (!s.dirty.isEmpty || s.sizeChanged || s.modifiedAt != nil) && s.dirtyBytes <= WriteBack.maxDirtyBytes
                 && s.staged.isEmpty && s.stager == nil && s.stagingError == nil
         }
         if small && db.options.syncPolicy != .always && !budget.isExceeded && writeBack.isHot(f.ino)
@@ -262,7 +262,6 @@ extension SliceFileSystem {
                         s.size = newEnd
                         s.sizeChanged = true
                     }
-                    s.modified = true
                     s.modifiedAt = .now
                     return false
                 }
@@ -347,7 +346,8 @@ extension SliceFileSystem {
                     s.stagingError = nil
                     throw e
                 }
-                guard !s.dirty.isEmpty || !s.staged.isEmpty || s.sizeChanged || s.modified, let size = s.size else {
+                guard !s.dirty.isEmpty || !s.staged.isEmpty || s.sizeChanged || s.modifiedAt != nil, let size = s.size
+                else {
                     return
                 }
                 guard var rec = try ns.record(f.ino) else { throw FSError(EIO) }
@@ -388,27 +388,21 @@ extension SliceFileSystem {
                     }
                     if s.sizeChanged { FileContent.setSize(f.ino, size, in: &batch) }
                     try finishContentChange(
-                        f.ino, &rec, blocks: blocks, modified: s.modified ? s.modifiedAt ?? .now : nil, batch,
+                        f.ino, &rec, blocks: blocks, modified: s.modifiedAt, batch,
                         stager: stager)
                 } catch {
                     // A failed staged commit took its staged chunks; buffers stay for a retry.
                     stager?.abort()
-                    if s.stager != nil {
-                        s.staged = [:]
-                        endStaging(&s)
-                    }
+                    s.staged = [:]
+                    endStaging(&s)
                     throw error
                 }
                 s.staged = [:]
-                if s.stager != nil {
-                    s.stager = nil
-                    stagingSlots.give()
-                }
+                endStaging(&s)  // committed: its abort does nothing
                 budget.add(-s.dirtyBytes)
                 s.dirty = [:]
                 s.storedBefore = [:]
                 s.sizeChanged = false
-                s.modified = false
                 s.modifiedAt = nil
                 writeBack.committed(f.ino)
                 s.storedSize = size

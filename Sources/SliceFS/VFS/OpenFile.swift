@@ -51,9 +51,8 @@ final class OpenFile: Sendable {
         var storedBefore: [UInt64: Int] = [:]
         /// The size changed since the last commit (the header must be written).
         var sizeChanged = false
-        /// Written since the last commit (mtime and ctime to set).
-        var modified = false
-        /// When the last uncommitted write came: the mtime a stat shows and the commit sets.
+        /// When the last write since the last commit came (nil: none): the mtime a stat shows
+        /// and the commit sets.
         var modifiedAt: Timestamp?
         /// The key of an API-written file read in place (`content` is `.plain`).
         var plainKey: [UInt8]?
@@ -75,7 +74,7 @@ final class OpenFile: Sendable {
         }
 
         /// Nothing to commit.
-        var isClean: Bool { dirty.isEmpty && staged.isEmpty && !sizeChanged && !modified }
+        var isClean: Bool { dirty.isEmpty && staged.isEmpty && !sizeChanged && modifiedAt == nil }
         var stagedBytes: UInt64 { UInt64(staged.count) << UInt64(FileContent.chunkShift) }
 
         /// The size, read from the store by `load` the first time.

@@ -88,6 +88,7 @@ public final class StagedValueWriter: Sendable {
         try engine.write(out, sync: sync, streamed: (w, start))
         engine.counters.blobBytesWritten.add(Int(clamping: w.end - start), ordering: .relaxed)
         engine.counters.blobValuesWritten.add(values + separatedValues, ordering: .relaxed)
+        engine.counters.blobValuesStaged.add(values, ordering: .relaxed)
         engine.counters.userBytesWritten.add(Int(clamping: bytes), ordering: .relaxed)
     }
 

@@ -1583,6 +1583,7 @@ final class Engine: @unchecked Sendable {
         stats.blobBytesWritten = v(c.blobBytesWritten)
         stats.blobBytesRead = v(c.blobBytesRead)
         stats.blobValuesWritten = v(c.blobValuesWritten)
+        stats.blobValuesStaged = v(c.blobValuesStaged)
         stats.blobFilesDeleted = v(c.blobFilesDeleted)
         stats.blobBytesRelocated = v(c.blobBytesRelocated)
         stats.blobBytesReclaimed = v(c.blobBytesReclaimed)

@@ -36,6 +36,7 @@ final class EngineCounters: Sendable {
     let blobBytesWritten = Atomic<Int>(0)
     let blobBytesRead = Atomic<Int>(0)
     let blobValuesWritten = Atomic<Int>(0)
+    let blobValuesStaged = Atomic<Int>(0)
     let blobBytesRelocated = Atomic<Int>(0)
     /// Bytes of blob files deleted (all their values garbage): space given back.
     let blobBytesReclaimed = Atomic<Int>(0)

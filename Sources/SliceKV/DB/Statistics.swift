@@ -98,6 +98,8 @@ public struct Statistics: Sendable, Codable {
     public var blobBytesWritten: UInt64 = 0
     public var blobBytesRead: UInt64 = 0
     public var blobValuesWritten: UInt64 = 0
+    /// Of those, values staged ahead of their batch (`StagedValueWriter`: a mount's streams).
+    public var blobValuesStaged: UInt64 = 0
     public var blobFilesDeleted: UInt64 = 0
     /// Bytes of live values that compaction moved out of mostly-garbage blob files.
     public var blobBytesRelocated: UInt64 = 0
@@ -243,6 +245,9 @@ public struct Statistics: Sendable, Codable {
             "tombstone_compactions_total", "counter", "Compactions started because a table was mostly deletions.",
             Double(tombstoneCompactions))
         one("blob_values_written_total", "counter", "Values stored in blob files.", Double(blobValuesWritten))
+        one(
+            "blob_values_staged_total", "counter", "Values staged in blob files ahead of their batch.",
+            Double(blobValuesStaged))
         one(
             "blob_files_deleted_total", "counter", "Blob files deleted once all their values were garbage.",
             Double(blobFilesDeleted))
