@@ -115,6 +115,66 @@ import Testing
         #expect(try f.lookup(root, "c").attributes.map { $0.mode & S_IFMT } == S_IFDIR)
     }
 
+    /// Nodes kept after the kernel forgets them (`InodeTable.retained`) and the parents kept
+    /// by a change (`LookupCache`) answer only while nothing changed them: every step forgets
+    /// every inode (as `drop_caches` makes the kernel do) before looking again.
+    @Test func nodesKeptPastForgetNeverAnswerFromBefore() throws {
+        let f = try Fixture()
+        let root = InodeNumbers.root
+        func forgetAll(_ inos: InodeNumber...) { for ino in inos { f.fs.forget(ino, lookups: 1 << 20) } }
+        let a = try f.file(root, "a", [1, 2, 3])
+        forgetAll(a)
+        #expect(try f.lookup(root, "a").attributes?.size == 3)
+        let o = try f.fs.open(a, flags: O_WRONLY, caller: f.me)
+        _ = try [UInt8](repeating: 9, count: 100).withUnsafeBytes {
+            try f.fs.write(a, fh: o.fh, offset: 70_000, data: $0, caller: f.me)
+        }
+        f.fs.release(a, fh: o.fh)
+        forgetAll(a)
+        #expect(try f.lookup(root, "a").attributes?.size == 70_100)
+        var chmod = AttributeChanges()
+        chmod.mode = 0o600
+        _ = try f.fs.setattr(a, chmod, fh: nil, caller: f.me)
+        forgetAll(a)
+        #expect(try f.lookup(root, "a").attributes.map { $0.mode & 0o777 } == 0o600)
+        var shrink = AttributeChanges()
+        shrink.size = 10
+        _ = try f.fs.setattr(a, shrink, fh: nil, caller: f.me)
+        forgetAll(a)
+        #expect(try f.lookup(root, "a").attributes?.size == 10)
+        // A second name of the same inode is resolved in full (its node was kept at "a").
+        _ = try f.fs.link(a, newParent: root, newName: f.n("b"), caller: f.me)
+        forgetAll(a)
+        #expect(try f.lookup(root, "b").attributes?.nlink == 2)
+        forgetAll(a)
+        try f.fs.rename(parent: root, name: f.n("a"), newParent: root, newName: f.n("c"), flags: 0, caller: f.me)
+        forgetAll(a)
+        #expect(try f.lookup(root, "a").ino == 0)
+        #expect(try f.lookup(root, "c").ino == a)
+        #expect(try f.lookup(root, "c").attributes?.nlink == 2)
+        try f.fs.unlink(parent: root, name: f.n("b"), caller: f.me)
+        forgetAll(a)
+        #expect(try f.lookup(root, "c").attributes?.nlink == 1)
+        try f.fs.unlink(parent: root, name: f.n("c"), caller: f.me)
+        forgetAll(a)
+        #expect(try f.lookup(root, "c").ino == 0)
+        // A directory renamed: what was kept below it is not answered under the old name.
+        let d = try f.fs.mkdir(parent: root, name: f.n("d"), mode: 0o755, caller: f.me).ino
+        let x = try f.file(d, "x", [5])
+        forgetAll(x)
+        try f.fs.rename(parent: root, name: f.n("d"), newParent: root, newName: f.n("e"), flags: 0, caller: f.me)
+        #expect(try f.lookup(root, "d").ino == 0)
+        let e = try f.lookup(root, "e").ino
+        #expect(try f.lookup(e, "x").attributes?.size == 1)
+        // Changes in one directory, one after another (the parent kept after each change).
+        for i in 0..<20 { _ = try f.file(e, "f\(i)", [UInt8(i)]) }
+        for i in stride(from: 0, to: 20, by: 2) {
+            try f.fs.unlink(parent: e, name: f.n("f\(i)"), caller: f.me)
+        }
+        #expect(try f.names(e).count == 11)
+        #expect(try f.attributes(e).mtime >= f.attributes(x).mtime)
+    }
+
     /// A file being written counts the blocks its commit will store (`du` while `cp` runs).
     @Test func blocksOfAFileBeingWritten() throws {
         let f = try Fixture()

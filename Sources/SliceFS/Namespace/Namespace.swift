@@ -42,6 +42,8 @@ final class Namespace: Sendable {
     /// Whether the store holds records of the first layout (checked once: the mount is the
     /// only writer, and it never writes them), so lookups skip those keyspaces when it does not.
     let hasLegacyRecords: Bool
+    /// Resolutions kept while nothing is written (`knownNode`).
+    let lookups = LookupCache()
 
     init(store: any FileStore, uid: UInt32, gid: UInt32) throws {
         self.store = store
@@ -160,13 +162,23 @@ final class Namespace: Sendable {
         }
     }
 
-    /// What a resolved path names, or nil.
-    func node(_ r: PathMapping.Resolved) throws -> Node? {
+    /// What a resolved path names, or nil. `current`: a node of an inode the caller knows to be
+    /// current (its cache is dropped by every change to it): when the name's entry record
+    /// points at a non-directory whose current node was found at this very key, that node is
+    /// the answer, one read instead of four.
+    func node(_ r: PathMapping.Resolved, current: (InodeNumber) -> Node? = { _ in nil }) throws -> Node? {
         if r.isRoot { return try root() }
         if r.key.isEmpty || r.isPieceDirectory {
             return try hasChildren(r.childPrefix) ? implicitDirectory(r) : nil
         }
         let e = try entry(r.key)
+        if let e, e.kind != .directory, !r.isSelfEntry, let n = current(e.ino), n.key == r.key, n.kind == e.kind,
+            n.recorded
+        {
+            // Keys below a file can only come from the API, which cannot write while the
+            // mount runs: a file found here before is not a directory now.
+            return n
+        }
         if r.isSelfEntry {
             // The value of a key that is also a directory.
             guard try e?.kind == .directory || hasChildren(r.childPrefix) else { return nil }
@@ -192,6 +204,29 @@ final class Namespace: Sendable {
                 kind: rec.kind, key: r.key, record: rec, content: .none, recorded: false, legacy: true)
         }
         return try hasChildren(r.childPrefix) ? implicitDirectory(r) : nil
+    }
+
+    /// `node(r)`, answered from `lookups` when nothing was written since it was resolved: a
+    /// change request (unlink, rename, create) names what the kernel's LOOKUP just resolved.
+    func knownNode(_ r: PathMapping.Resolved) throws -> Node? {
+        let generation = store.changeCount
+        if let known = lookups.node(at: r, generation: generation) { return known }
+        let found = try node(r)
+        lookups.keep(found, at: r, generation: generation)
+        return found
+    }
+
+    /// Writes a change made under metaLock. When it was the only write meanwhile, the
+    /// directories it touched are kept as they are now (the next change in the same directory,
+    /// an `rm *` or `mv` loop, finds its parent without reading it). REQUIRES: metaLock.
+    private func write(_ batch: WriteBatch, touched: [(Node, PathMapping.Resolved)]) throws {
+        let before = store.changeCount
+        try store.write(batch, sync: false)
+        let after = store.changeCount
+        // Directory records change only under metaLock, so even a content commit counted in
+        // between would not make them stale; this keeps the rule simple all the same.
+        guard after == before &+ 1 else { return }
+        for (dir, r) in touched { lookups.keep(dir, at: r, generation: after) }
     }
 
     /// Attributes of a node without a record.
@@ -356,17 +391,24 @@ final class Namespace: Sendable {
     /// Sets a directory's mtime and ctime to `now` (an entry in it was added, removed or
     /// renamed), recording it if it had no record. A piece directory (inside a long name) has
     /// no record of its own. REQUIRES: metaLock.
-    func touchDirectory(_ dir: Node, now: Timestamp, into batch: inout WriteBatch) {
-        if dir.ino != InodeNumbers.root && dir.key.isEmpty { return }
+    /// Returns the directory as it is after the batch.
+    @discardableResult
+    func touchDirectory(_ dir: Node, now: Timestamp, into batch: inout WriteBatch) -> Node {
+        if dir.ino != InodeNumbers.root && dir.key.isEmpty { return dir }
         if dir.ino >= InodeNumbers.derivedBit && !dir.recorded && !dir.legacy,
             dir.ino != InodeNumbers.derived(dir.key + [0x2f], directory: true)
         {
-            return  // a piece directory
+            return dir  // a piece directory
         }
         var rec = dir.record ?? defaultRecord(.directory)
         rec.mtime = now
         rec.ctime = now
         putRecord(dir, rec, into: &batch)
+        var after = dir
+        after.record = rec
+        after.recorded = true
+        after.legacy = false
+        return after
     }
 
     /// The mode and group a new node gets: the parent's set-group-ID bit passes its group on
@@ -387,7 +429,7 @@ final class Namespace: Sendable {
     private func checkCreatable(_ r: PathMapping.Resolved) throws {
         if r.isRoot || r.isSelfEntry || r.key.isEmpty { throw FSError(EEXIST) }
         if r.isPieceDirectory { throw FSError(try hasChildren(r.childPrefix) ? EEXIST : EINVAL) }
-        if try node(r) != nil { throw FSError(EEXIST) }
+        if try knownNode(r) != nil { throw FSError(EEXIST) }
         if r.key.count > Options.maxKeySize { throw FSError(ENAMETOOLONG) }
     }
 
@@ -398,7 +440,7 @@ final class Namespace: Sendable {
         mode: mode_t, rdev: UInt64 = 0, target: [UInt8] = [], caller: Caller
     ) throws -> Node {
         try metaLock.withLock { _ in
-            guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
+            guard let parent = try knownNode(parentResolved) else { throw FSError(ENOENT) }
             guard parent.isDirectory else { throw FSError(ENOTDIR) }
             try checkCreatable(r)
             let now = Timestamp.now
@@ -414,8 +456,8 @@ final class Namespace: Sendable {
                 batch.putIndirect(
                     r.key, to: IndirectReference(keyspace: FSKeyspace.chunks, prefix: FSKeyspace.chunkPrefix(ino)))
             }
-            touchDirectory(parent, now: now, into: &batch)
-            try store.write(batch, sync: false)
+            let parentAfter = touchDirectory(parent, now: now, into: &batch)
+            try write(batch, touched: [(parentAfter, parentResolved)])
             if kind == .directory { directoriesChanged(parent.ino) }
             var made = Node(
                 ino: ino, kind: kind, key: r.key, record: rec, content: kind == .file ? .chunks : .none,
@@ -431,9 +473,9 @@ final class Namespace: Sendable {
         throws -> Node
     {
         try metaLock.withLock { _ in
-            guard var n = try node(target) else { throw FSError(ENOENT) }
+            guard var n = try knownNode(target) else { throw FSError(ENOENT) }
             guard !n.isDirectory else { throw FSError(EPERM) }
-            guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
+            guard let parent = try knownNode(parentResolved) else { throw FSError(ENOENT) }
             guard parent.isDirectory else { throw FSError(ENOTDIR) }
             try checkCreatable(r)
             if case .plain = n.content { n = try adopt(n) }
@@ -451,8 +493,8 @@ final class Namespace: Sendable {
                         r.key, to: IndirectReference(keyspace: FSKeyspace.chunks, prefix: FSKeyspace.chunkPrefix(n.ino))
                     )
                 }
-                touchDirectory(parent, now: now, into: &batch)
-                try store.write(batch, sync: false)
+                let parentAfter = touchDirectory(parent, now: now, into: &batch)
+                try write(batch, touched: [(parentAfter, parentResolved)])
                 n.record = rec
                 n.recorded = true
                 return n
@@ -546,15 +588,15 @@ final class Namespace: Sendable {
 
     func unlink(_ r: PathMapping.Resolved, in parentResolved: PathMapping.Resolved) throws -> Unlinked {
         try metaLock.withLock { _ in
-            guard let n = try node(r) else { throw FSError(ENOENT) }
+            guard let n = try knownNode(r) else { throw FSError(ENOENT) }
             if n.isDirectory { throw FSError(EISDIR) }
-            guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
+            guard let parent = try knownNode(parentResolved) else { throw FSError(ENOENT) }
             let now = Timestamp.now
             var batch = WriteBatch()
             batch.freesSpace = true  // an rm works on a full disk (the store's space reserve)
             let result = try removeName(n, now: now, into: &batch)
-            touchDirectory(parent, now: now, into: &batch)
-            try store.write(batch, sync: false)
+            let parentAfter = touchDirectory(parent, now: now, into: &batch)
+            try write(batch, touched: [(parentAfter, parentResolved)])
             return result
         }
     }
@@ -562,12 +604,12 @@ final class Namespace: Sendable {
     func rmdir(_ r: PathMapping.Resolved, in parentResolved: PathMapping.Resolved) throws -> InodeNumber {
         try metaLock.withLock { _ in
             if r.isRoot { throw FSError(EBUSY) }
-            guard let n = try node(r) else { throw FSError(ENOENT) }
+            guard let n = try knownNode(r) else { throw FSError(ENOENT) }
             guard n.isDirectory else { throw FSError(ENOTDIR) }
             if try hasChildren(r.childPrefix) || (!r.isPieceDirectory && store.contentEntry(r.key) != nil) {
                 throw FSError(ENOTEMPTY)
             }
-            guard let parent = try node(parentResolved) else { throw FSError(ENOENT) }
+            guard let parent = try knownNode(parentResolved) else { throw FSError(ENOENT) }
             let now = Timestamp.now
             var batch = WriteBatch()
             batch.freesSpace = true
@@ -576,28 +618,29 @@ final class Namespace: Sendable {
                 batch.delete(FSKeyspace.inodeKey(n.ino), keyspace: FSKeyspace.inodes)
             }
             if n.legacy { batch.delete(n.key, keyspace: FSKeyspace.legacyNodes) }
-            touchDirectory(parent, now: now, into: &batch)
-            try store.write(batch, sync: false)
+            let parentAfter = touchDirectory(parent, now: now, into: &batch)
+            try write(batch, touched: [(parentAfter, parentResolved)])
             directoriesChanged(parent.ino)
             return n.ino
         }
     }
 
     /// Frees an inode that lost its last name: its chunks, header and record, then the orphan
-    /// marker (last, so a crash in between leaves it for the next mount).
+    /// marker (last, so a crash in between leaves it for the next mount). REQUIRES: no name,
+    /// handle or kernel lookup reaches it (so its writes are `writeUnreachable`).
     func purge(_ ino: InodeNumber) throws {
         try inodeLocks.withLock(ino) {
             var batch = WriteBatch()
             batch.freesSpace = true
             _ = try content.deleteChunks(ino, from: 0, in: &batch) { b in
-                try store.write(b, sync: false)
+                try store.writeUnreachable(b)
                 b = WriteBatch()
                 b.freesSpace = true
             }
             batch.delete(FileContent.headerKey(ino), keyspace: FSKeyspace.chunks)
             batch.delete(FSKeyspace.inodeKey(ino), keyspace: FSKeyspace.inodes)
             batch.delete(FSKeyspace.orphanKey(ino), keyspace: FSKeyspace.meta)
-            try store.write(batch, sync: false)
+            try store.writeUnreachable(batch)
         }
     }
 
@@ -620,7 +663,7 @@ final class Namespace: Sendable {
         throws -> Node
     {
         try metaLock.withLock { _ in
-            guard var n = try r.flatMap({ try node($0) }) ?? nodeByNumber(ino) else { throw FSError(ENOENT) }
+            guard var n = try r.flatMap({ try knownNode($0) }) ?? nodeByNumber(ino) else { throw FSError(ENOENT) }
             return try inodeLocks.withLock(n.ino) {
                 var rec =
                     try (n.recorded || n.content == .chunks ? record(n.ino) : nil) ?? n.record
@@ -658,10 +701,10 @@ final class Namespace: Sendable {
     ) throws -> Renamed? {
         if from.isDirectory { throw FSError(ENOTDIR) }
         guard from.kind == .file, flags & slice_rename_exchange == 0 else { throw FSError(EINVAL) }
-        let to = try node(dst)
+        let to = try knownNode(dst)
         if to != nil && flags & slice_rename_noreplace != 0 { throw FSError(EEXIST) }
         if to?.ino == from.ino { return nil }
-        guard let srcParent = try node(srcParentResolved) else { throw FSError(ENOENT) }
+        guard let srcParent = try knownNode(srcParentResolved) else { throw FSError(ENOENT) }
         let now = Timestamp.now
         var batch = WriteBatch()
         var lost: Unlinked?
@@ -683,8 +726,8 @@ final class Namespace: Sendable {
                 }
             }
         }
-        touchDirectory(srcParent, now: now, into: &batch)
-        try store.write(batch, sync: false)
+        let parentAfter = touchDirectory(srcParent, now: now, into: &batch)
+        try write(batch, touched: [(parentAfter, srcParentResolved)])
         var moved = from
         moved.key = dst.key
         moved.recorded = false
@@ -758,7 +801,7 @@ final class Namespace: Sendable {
         in dstParentResolved: PathMapping.Resolved, flags: UInt32
     ) throws -> Renamed? {
         try metaLock.withLock { _ in
-            guard let from = try node(src) else { throw FSError(ENOENT) }
+            guard let from = try knownNode(src) else { throw FSError(ENOENT) }
             if src.isRoot || dst.isRoot { throw FSError(EBUSY) }
             if src.isSelfEntry || src.isPieceDirectory || dst.isPieceDirectory || src.key.isEmpty || dst.key.isEmpty {
                 throw FSError(EINVAL)
@@ -768,13 +811,13 @@ final class Namespace: Sendable {
             }
             if dst.key.count > Options.maxKeySize { throw FSError(ENAMETOOLONG) }
             // Within one directory (the common rename) its node is resolved once.
-            guard let srcParent = try node(srcParentResolved),
-                let dstParent = dstParentResolved == srcParentResolved ? srcParent : try node(dstParentResolved)
+            guard let srcParent = try knownNode(srcParentResolved),
+                let dstParent = dstParentResolved == srcParentResolved ? srcParent : try knownNode(dstParentResolved)
             else {
                 throw FSError(ENOENT)
             }
             guard dstParent.isDirectory else { throw FSError(ENOTDIR) }
-            let to = try node(dst)
+            let to = try knownNode(dst)
             if src.key == dst.key { return nil }
             if from.isDirectory, dst.key.starts(with: src.key + [0x2f]) { throw FSError(EINVAL) }
             if let to, to.isDirectory, src.key.starts(with: dst.key + [0x2f]) {
@@ -825,9 +868,11 @@ final class Namespace: Sendable {
                     putRecord(recordNode, rec, into: &batch)
                 }
             }
-            touchDirectory(srcParent, now: now, into: &batch)
-            if dstParent.ino != srcParent.ino { touchDirectory(dstParent, now: now, into: &batch) }
-            try store.write(batch, sync: false)
+            var touched = [(touchDirectory(srcParent, now: now, into: &batch), srcParentResolved)]
+            if dstParent.ino != srcParent.ino {
+                touched.append((touchDirectory(dstParent, now: now, into: &batch), dstParentResolved))
+            }
+            try write(batch, touched: touched)
             if from.isDirectory || to?.isDirectory == true { directoriesChanged(srcParent.ino, dstParent.ino) }
             return Renamed(moved: moved, target: to, lost: lost)
         }

@@ -29,6 +29,10 @@ protocol FileStore: AnyObject, Sendable {
     /// copying its bytes (rename).
     func storedValue(_ key: [UInt8]) throws -> StoredValue?
     func write(_ batch: WriteBatch, sync: Bool) throws
+    /// Writes a batch that changes only what no name and no open handle reaches any more (the
+    /// chunks and record of an inode being freed), without counting it in `changeCount`: the
+    /// answers kept meanwhile stay true, and an `rm` loop keeps its cached parent.
+    func writeUnreachable(_ batch: WriteBatch) throws
     /// The smallest value a `StagedValueWriter` takes; nil when this store cannot stage
     /// values ahead of their batch (then every write buffers).
     var stagingThreshold: Int? { get }
@@ -89,6 +93,8 @@ final class SliceStore: FileStore {
         defer { changes.add(1, ordering: .releasing) }
         try db.write(batch, sync: sync ? true : nil)
     }
+
+    func writeUnreachable(_ batch: WriteBatch) throws { try db.write(batch, sync: nil) }
 
     func write(_ batch: WriteBatch, staged stager: StagedValueWriter) throws {
         defer { changes.add(1, ordering: .releasing) }

@@ -388,8 +388,7 @@ extension SliceFileSystem {
                     }
                     if s.sizeChanged { FileContent.setSize(f.ino, size, in: &batch) }
                     try finishContentChange(
-                        f.ino, &rec, blocks: blocks, modified: s.modifiedAt, batch,
-                        stager: stager)
+                        f.ino, &rec, blocks: blocks, modified: s.modifiedAt, size: size, batch, stager: stager)
                 } catch {
                     // A failed staged commit took its staged chunks; buffers stay for a retry.
                     stager?.abort()
@@ -411,11 +410,11 @@ extension SliceFileSystem {
     }
 
     /// Ends a change to a file's content: its record gets the new block count (and, when
-    /// `modified` is given, that mtime and ctime) in the same batch, which is written; the cached node
-    /// goes. REQUIRES: the inode's stripe.
+    /// `modified` is given, that mtime and ctime) in the same batch, which is written; the cached
+    /// node gets the record and the committed `size` (nil: unknown). REQUIRES: the inode's stripe.
     private func finishContentChange(
-        _ ino: InodeNumber, _ rec: inout InodeRecord, blocks: Int64, modified: Timestamp?, _ batch: WriteBatch,
-        stager: StagedValueWriter? = nil
+        _ ino: InodeNumber, _ rec: inout InodeRecord, blocks: Int64, modified: Timestamp?, size: UInt64?,
+        _ batch: WriteBatch, stager: StagedValueWriter? = nil
     ) throws {
         var batch = batch
         if let modified {
@@ -430,7 +429,7 @@ extension SliceFileSystem {
         } else {
             try namespace.store.write(batch, sync: false)
         }
-        inodes.invalidate(ino)
+        inodes.contentChanged(ino, record: rec, size: size)
     }
 
     // MARK: Size changes
@@ -466,7 +465,7 @@ extension SliceFileSystem {
                 }
             }
             FileContent.setSize(n.ino, size, in: &batch)
-            try finishContentChange(n.ino, &rec, blocks: blocks, modified: .now, batch)
+            try finishContentChange(n.ino, &rec, blocks: blocks, modified: .now, size: size, batch)
             f?.state.withLock { s in
                 s.size = size
                 s.storedSize = size
@@ -538,7 +537,7 @@ extension SliceFileSystem {
                     batch = WriteBatch()
                 }
             }
-            try finishContentChange(n.ino, &rec, blocks: blocks, modified: .now, batch)
+            try finishContentChange(n.ino, &rec, blocks: blocks, modified: .now, size: size, batch)
         }
     }
 

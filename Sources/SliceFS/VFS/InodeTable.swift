@@ -8,7 +8,13 @@ import SliceKV
 /// a number never leads to a stale path; a hard-linked file keeps one of its names (its record
 /// is found by number whatever the name). The root is always present.
 ///
-/// Thread-safety: one lock, held for map operations only.
+/// Nodes outlive the kernel's lookups: when the kernel forgets an inode (its dentry and inode
+/// caches are bounded, and `drop_caches` empties them), a current cached node is kept in
+/// `retained`, so the next LOOKUP of that name reads one entry record instead of resolving it
+/// again. Every change that drops a cached node drops a retained one too.
+///
+/// Thread-safety: `entries`' lock, held for map operations only; `retained`'s lock is taken
+/// only inside it (so a node moves from one to the other atomically).
 final class InodeTable: Sendable {
     struct Entry {
         /// Canonical path bytes ("/a/b"); "/" for the root.
@@ -24,6 +30,10 @@ final class InodeTable: Sendable {
     }
 
     private let entries = Locked<[InodeNumber: Entry]>([:])
+    /// Current nodes of inodes the kernel forgot, with their committed sizes. At most
+    /// `retainedCapacity` (a few hundred bytes each: 32k nodes are about 10 MiB); emptied when full.
+    private let retained = Locked<[InodeNumber: Node]>([:])
+    static let retainedCapacity = 1 << 15
 
     static let rootPath: [UInt8] = [0x2f]
 
@@ -45,7 +55,12 @@ final class InodeTable: Sendable {
                 e.resolved = resolved
                 table[ino] = e
             } else {
-                table[ino] = Entry(path: path, resolved: resolved, lookups: 1)
+                var e = Entry(path: path, resolved: resolved, lookups: 1)
+                if let n = retained.withLock({ $0.removeValue(forKey: ino) }), n.key == resolved.key {
+                    e.node = n
+                    e.size = n.committedSize
+                }
+                table[ino] = e
             }
         }
     }
@@ -61,6 +76,13 @@ final class InodeTable: Sendable {
             e.lookups = e.lookups > count ? e.lookups - count : 0
             if e.lookups == 0 {
                 table[ino] = nil
+                if var n = e.node {
+                    n.committedSize = e.size ?? n.committedSize
+                    retained.withLock { r in
+                        if r.count >= InodeTable.retainedCapacity { r.removeAll() }
+                        r[ino] = n
+                    }
+                }
                 return true
             }
             table[ino] = e
@@ -74,6 +96,7 @@ final class InodeTable: Sendable {
     /// Moves the paths of every entry at or below `from` to the same place below `to`.
     func renamed(from: [UInt8], to: [UInt8]) {
         entries.withLock { table in
+            retained.withLock { $0.removeAll() }  // keys below `from` changed
             for (ino, e) in table
             where e.path == from || (e.path.count > from.count && e.path.starts(with: from + [0x2f])) {
                 let path = to + e.path[from.count...]
@@ -88,6 +111,7 @@ extension InodeTable {
     /// A non-directory moved: only its own entry changes (no scan of the table).
     func moved(_ ino: InodeNumber, to path: [UInt8], resolved: PathMapping.Resolved) {
         entries.withLock { table in
+            retained.withLock { _ = $0.removeValue(forKey: ino) }
             guard var e = table[ino] else { return }
             e.path = path
             e.resolved = resolved
@@ -103,6 +127,7 @@ extension InodeTable {
     /// Two names swapped places (`RENAME_EXCHANGE`): entries at or below each move below the other.
     func exchanged(_ a: [UInt8], _ b: [UInt8]) {
         entries.withLock { table in
+            retained.withLock { $0.removeAll() }
             func under(_ path: [UInt8], _ base: [UInt8]) -> Bool {
                 path == base || (path.count > base.count && path.starts(with: base + [0x2f]))
             }
@@ -128,6 +153,20 @@ extension InodeTable {
         entries.withLock { table in table[ino].map { ($0.node, $0.size, $0.generation) } }
     }
 
+    /// The current node of `ino`, cached or retained, if either is known.
+    func currentNode(_ ino: InodeNumber) -> Node? {
+        entries.withLock { table in
+            if let e = table[ino] { return e.node.map { n in withSize(n, e.size) } }
+            return retained.withLock { $0[ino] }
+        }
+    }
+
+    private func withSize(_ n: Node, _ size: UInt64?) -> Node {
+        var n = n
+        n.committedSize = size ?? n.committedSize
+        return n
+    }
+
     /// Keeps a resolution of `ino` made when the entry was at `generation` (dropped if a
     /// change came since).
     func cache(_ ino: InodeNumber, node: Node, size: UInt64? = nil, generation: UInt64) {
@@ -139,9 +178,38 @@ extension InodeTable {
         }
     }
 
+    /// A content change to the regular file `ino` landed (a commit or a truncate, written under
+    /// the inode's stripe, which every change to its record takes): its cached node gets the
+    /// record and committed size that change wrote instead of being dropped, so the next LOOKUP
+    /// or GETATTR of a file just written reads nothing. Resolutions begun before it are not
+    /// cached (the generation moves on). `size` nil: unknown, read again when asked.
+    func contentChanged(_ ino: InodeNumber, record: InodeRecord, size: UInt64?) {
+        entries.withLock { table in
+            retained.withLock { r in
+                guard var n = r[ino] else { return }
+                n.record = record
+                n.committedSize = size
+                r[ino] = size == nil ? nil : n
+            }
+            guard var e = table[ino] else { return }
+            e.generation += 1
+            if var n = e.node, n.content == .chunks {
+                n.record = record
+                n.committedSize = size
+                e.node = n
+                e.size = size
+            } else {
+                e.node = nil
+                e.size = nil
+            }
+            table[ino] = e
+        }
+    }
+
     /// Forgets what is cached of these inodes (after a change to them).
     func invalidate(_ inos: InodeNumber...) {
         entries.withLock { table in
+            retained.withLock { r in for ino in inos { r[ino] = nil } }
             for ino in inos {
                 guard var e = table[ino] else { continue }
                 e.node = nil
@@ -155,6 +223,7 @@ extension InodeTable {
     /// Forgets every cached node (a directory moved: the keys below it changed).
     func invalidateAll() {
         entries.withLock { table in
+            retained.withLock { $0.removeAll() }
             for (ino, var e) in table {
                 e.node = nil
                 e.size = nil

@@ -25,7 +25,6 @@ public final class SliceFileSystem: LowLevelOperations {
     let handles = HandleTable()
     let budget = DirtyBudget()
     let stagingSlots = StagingSlots()
-    let lookups = LookupCache()
     let writeBack: WriteBack
     let diskSpace: DiskSpace
     let controlResults = ControlResults()
@@ -216,11 +215,11 @@ public final class SliceFileSystem: LowLevelOperations {
         let (found, attrs) = try retrying {
             try unchanged { generation, first -> (Node?, Attributes?) in
                 let found: Node?
-                if first, let known = lookups.node(at: path, generation: generation) {
+                if first, let known = namespace.lookups.node(at: r, generation: generation) {
                     found = known
                 } else {
-                    found = try namespace.node(r)
-                    lookups.keep(found, at: path, generation: generation)
+                    found = try namespace.node(r) { ino in first ? inodes.currentNode(ino) : nil }
+                    namespace.lookups.keep(found, at: r, generation: generation)
                 }
                 return (found, try found.map { try attributes($0) })
             }
