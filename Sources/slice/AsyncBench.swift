@@ -14,8 +14,13 @@ extension Bench {
         let total = readsNames.contains(name) ? (reads ?? num) : num
         let tasks = threads
         let num = self.num
-        let value = benchValue()
         let keySize = self.keySize
+        let valueSize = self.valueSize
+        let batchSize = name.hasPrefix("fill") ? self.batchSize : 1
+        let pool = BenchWorkload.valuePool()
+        let span = UInt64(BenchWorkload.poolSize - valueSize + 1)
+        let order =
+            name == "fillrandom" || name == "deleterandom" ? BenchWorkload.permutation(name, count: num) : nil
         let outcome = Locked<Result?>(nil)
         let failure = Locked<Error?>(nil)
         let done = DispatchSemaphore(value: 0)
@@ -27,39 +32,61 @@ extension Bench {
                 ) { group in
                     for t in 0..<tasks {
                         group.addTask {
-                            var rng = UInt64(0x2545_F491_4F6C_DD1D) &+ UInt64(t) &* 0x9E37_79B9
+                            // The same sequences as the synchronous runs (`BenchWorkload`).
+                            let seed = BenchWorkload.seed(name, thread: t)
+                            var draws = Draws(keys: seed, values: seed ^ BenchWorkload.valueSalt)
                             var hist = Bench.histogram()
                             var bytes = 0
                             var found = 0
                             var k: [UInt8] = []
+                            let mine = BenchWorkload.part(total, thread: t, of: tasks)
+                            func value() -> ArraySlice<UInt8> {
+                                let offset = Int(BenchWorkload.splitmix(&draws.values) % span)
+                                return pool[offset..<(offset + valueSize)]
+                            }
                             let t0 = DispatchTime.now().uptimeNanoseconds
-                            for i in 0..<total {
-                                rng ^= rng << 13
-                                rng ^= rng >> 7
-                                rng ^= rng << 17
-                                let random = Int(rng % UInt64(num))
-                                let index =
-                                    name == "fillseq" || name == "deleteseq"
-                                    ? i : name == "readhot" ? random % max(1, num / 100) : random
-                                Bench.dbBenchKey(index, keySize: keySize, into: &k)
-                                if name == "readmissing" { k.append(UInt8(ascii: ".")) }
+                            var i = mine.lowerBound
+                            while i < mine.upperBound {
+                                let next = min(i + batchSize, mine.upperBound)
                                 let s = DispatchTime.now().uptimeNanoseconds
-                                if name.hasPrefix("delete") {
+                                if name.hasPrefix("fill") {
+                                    if next - i == 1 {
+                                        Bench.dbBenchKey(order?[i] ?? i, keySize: keySize, into: &k)
+                                        try await tree.put(k, Array(value()))
+                                    } else {
+                                        var b = WriteBatch()
+                                        for j in i..<next {
+                                            Bench.dbBenchKey(order?[j] ?? j, keySize: keySize, into: &k)
+                                            b.put(k, value())
+                                        }
+                                        try await tree.write(b)
+                                    }
+                                    bytes += (next - i) * (keySize + valueSize)
+                                } else if name == "overwrite" {
+                                    let index = Int(BenchWorkload.splitmix(&draws.keys) % UInt64(num))
+                                    Bench.dbBenchKey(index, keySize: keySize, into: &k)
+                                    try await tree.put(k, Array(value()))
+                                    bytes += keySize + valueSize
+                                } else if name.hasPrefix("delete") {
+                                    Bench.dbBenchKey(order?[i] ?? i, keySize: keySize, into: &k)
                                     try await tree.delete(k)
                                     bytes += k.count
-                                } else if name.hasPrefix("read") {
+                                } else {
+                                    let random = Int(BenchWorkload.splitmix(&draws.keys) % UInt64(num))
+                                    Bench.dbBenchKey(
+                                        name == "readhot" ? random % max(1, num / 100) : random, keySize: keySize,
+                                        into: &k)
+                                    if name == "readmissing" { k[k.count - 1] = UInt8(ascii: "x") }
                                     if let v = try await tree.get(k) {
                                         found += 1
                                         bytes += k.count + v.count
                                     }
-                                } else {
-                                    try await tree.put(k, value)
-                                    bytes += k.count + value.count
                                 }
                                 _ = hist.record(DispatchTime.now().uptimeNanoseconds - s)
+                                i = next
                             }
                             let secs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                            return (total, bytes, found, secs, hist)
+                            return (mine.count, bytes, found, secs, hist)
                         }
                     }
                     var all: [(ops: Int, bytes: Int, found: Int, seconds: Double, hist: Histogram<UInt64>)] = []

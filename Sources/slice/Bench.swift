@@ -26,7 +26,16 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("reads"), help: "Read operations (default: --num).") var reads: Int?
     @Option(name: .customLong("key_size")) var keySize = 16
     @Option(name: .customLong("value_size")) var valueSize = 100
-    @Option(name: .customLong("threads"), help: "Client threads, each running the benchmark.") var threads = 1
+    @Option(
+        name: .customLong("threads"),
+        help: "Client threads: fills and deletes split the key sequence, the others the operation count.")
+    var threads = 1
+    @Option(name: .customLong("batch_size"), help: "Puts per write batch in fillseq and fillrandom.")
+    var batchSize = 1
+    @Flag(
+        inversion: .prefixedNo,
+        help: "After each writing benchmark, wait (untimed) until the store directory is unchanged for a second.")
+    var settle = true
     @Flag(name: .customLong("sync"), help: "Sync every write.") var sync = false
     @Option(name: .customLong("cache_size"), help: "Block cache bytes.") var cacheSize = 8 << 20
     @Option(name: .customLong("bloom_bits"), help: "Bloom bits per key (-1: none).") var bloomBits = 10
@@ -64,8 +73,11 @@ struct Bench: ParsableCommand {
     var useAsync = false
 
     func validate() throws {
-        guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, threads >= 1 else {
-            throw ValidationError("--num and --threads must be positive, --key_size 8...1024")
+        guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, valueSize <= BenchWorkload.poolSize, threads >= 1,
+            batchSize >= 1
+        else {
+            throw ValidationError(
+                "--num, --threads and --batch_size must be positive, --key_size 8...1024, --value_size at most 1 MiB")
         }
     }
 
@@ -101,7 +113,17 @@ struct Bench: ParsableCommand {
             let ycsbRecords = YCSB.Records()
             var ycsbLoaded = useExistingDB
             if useExistingDB { ycsbRecords.count.store(UInt64(num), ordering: .relaxed) }
-            for name in benchmarks.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
+            for token in benchmarks.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
+                // `name@T` runs that benchmark with T threads (`fillrandom@2,readrandom@4`).
+                var bench = self
+                let name = String(token.split(separator: "@").first ?? "")
+                if let at = token.firstIndex(of: "@") {
+                    guard let t = Int(token[token.index(after: at)...]), t >= 1 else {
+                        Terminal.error("bad thread count in \(token)")
+                        throw ExitCode(2)
+                    }
+                    bench.threads = t
+                }
                 let fresh = (name.hasPrefix("fill") || name == "overwritehot") && !useExistingDB
                 let store = try open(fresh: fresh || (YCSB.workload(name) != nil && !ycsbLoaded))
                 if name == "stats" {
@@ -118,17 +140,22 @@ struct Bench: ParsableCommand {
                     print(json ? r.json : r.line(histogram: histogram))
                     continue
                 }
-                if useAsync, let r = try runAsync(name, store) {
+                if useAsync, var r = try bench.runAsync(name, store) {
+                    r.name = token
                     print(json ? r.json : r.line(histogram: histogram))
+                    if settle && Bench.writes(name) { Bench.settle(db) }
                     continue
                 }
-                guard let result = try runOne(name, store) else {
+                guard var result = try bench.runOne(name, store) else {
                     Terminal.error("unknown benchmark \(name)")
                     throw ExitCode(2)
                 }
+                result.name = token
                 print(json ? result.json : result.line(histogram: histogram))
+                if settle && Bench.writes(name) { Bench.settle(db) }
             }
             try store?.close()
+            if !json, let peak = Bench.peakResidentKiB() { print("peak RSS: \(peak) KiB") }
         }
     }
 
@@ -191,6 +218,62 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// Runs `body(t)` for t in 0..<count, each on its own thread, and waits for all of them.
+    /// (`DispatchQueue.concurrentPerform` runs at most as many at once as there are cores:
+    /// 4 "threads" on 2 cores would be two rounds of two.)
+    static func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let done = DispatchGroup()
+        for t in 0..<count {
+            done.enter()
+            let thread = Thread {
+                body(t)
+                done.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        done.wait()
+    }
+
+    /// Whether a benchmark writes (the harness then lets background work finish before the next).
+    static func writes(_ name: String) -> Bool {
+        name.hasPrefix("fill") || name.hasPrefix("delete") || name == "overwrite" || name == "ycsb_a"
+            || name == "ycsb_b"
+    }
+
+    /// Waits until the files of `directory` (count, sizes, mtimes) have not changed for a
+    /// second: flushes and compactions the last workload started are over.
+    static func settle(_ directory: String) {
+        func fingerprint() -> [String: [Int]] {
+            var seen: [String: [Int]] = [:]
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+                var st = stat()
+                guard stat(directory + "/" + name, &st) == 0 else { continue }
+                seen[name] = [Int(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec]
+            }
+            return seen
+        }
+        var last = fingerprint()
+        var stableSince = DispatchTime.now().uptimeNanoseconds
+        while DispatchTime.now().uptimeNanoseconds - stableSince < 1_000_000_000 {
+            usleep(100_000)
+            let now = fingerprint()
+            if now != last {
+                last = now
+                stableSince = DispatchTime.now().uptimeNanoseconds
+            }
+        }
+    }
+
+    /// Peak resident memory of this process (`VmHWM`), in KiB.
+    static func peakResidentKiB() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.dropFirst(6).split(whereSeparator: \.isWhitespace).first ?? "")
+        }
+        return nil
+    }
+
     /// Value bytes: a fixed, non-repeating-looking pattern (no compression anywhere anyway).
     func benchValue() -> [UInt8] {
         (0..<valueSize).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
@@ -210,84 +293,112 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// The generators one thread draws from (see `BenchWorkload`).
+    struct Draws {
+        var keys: UInt64
+        var values: UInt64
+    }
+
     func runOne(_ name: String, _ store: SliceDB) throws -> Result? {
         let reads = self.reads ?? num
+        /// One step of a thread: the positions `range` of its sequence (one, or a batch).
         typealias Op =
-            @Sendable (_ thread: Int, _ i: Int, _ rng: inout UInt64, _ k: inout [UInt8], _ value: [UInt8]) throws -> (
-                Int, Bool
-            )
+            @Sendable (_ range: Range<Int>, _ draws: inout Draws, _ k: inout [UInt8]) throws -> (bytes: Int, found: Int)
         // Options are read once here: an `@Option` getter per operation measured as 5% of `readhot`.
         let num = self.num
         let keySize = self.keySize
+        let valueSize = self.valueSize
         let sync = self.sync
+        let pool = BenchWorkload.valuePool()
+        let span = UInt64(BenchWorkload.poolSize - valueSize + 1)
         @Sendable func key(_ i: Int, into k: inout [UInt8]) { Bench.dbBenchKey(i, keySize: keySize, into: &k) }
-        @Sendable func next(_ r: inout UInt64) -> Int {
-            r ^= r << 13
-            r ^= r >> 7
-            r ^= r << 17
-            return Int(r % UInt64(num))
+        @Sendable func uniform(_ d: inout Draws) -> Int { Int(BenchWorkload.splitmix(&d.keys) % UInt64(num)) }
+        @Sendable func value(_ d: inout Draws) -> ArraySlice<UInt8> {
+            let offset = Int(BenchWorkload.splitmix(&d.values) % span)
+            return pool[offset..<(offset + valueSize)]
         }
         var count = num
+        var step = 1
         var isRead = false
         let op: Op
         switch name {
-        case "fillseq", "fillrandom", "overwrite", "fillsync":
-            let random = name != "fillseq"
+        case "fillseq", "fillrandom", "fillbatch", "fillsync":
+            // Every key once, in order or in the name's permutation; `--batch_size` per batch.
+            let order = name == "fillrandom" ? BenchWorkload.permutation(name, count: num) : nil
             let doSync = sync || name == "fillsync"
             if name == "fillsync" { count = max(1, num / 1000) }
-            op = { _, i, r, k, v in
-                key(random ? next(&r) : i, into: &k)
+            step = name == "fillbatch" ? 1000 : batchSize
+            op = { range, d, k in
                 var b = WriteBatch()
-                b.put(k, v)
-                try store.write(b, sync: doSync)
-                return (k.count + v.count, true)
-            }
-        case "fillbatch":
-            count = num / 1000
-            op = { _, i, _, k, v in
-                var b = WriteBatch()
-                for j in 0..<1000 {
-                    key(i * 1000 + j, into: &k)
-                    b.put(k, v)
+                for i in range {
+                    key(order?[i] ?? i, into: &k)
+                    b.put(k, value(&d))
                 }
+                try store.write(b, sync: doSync)
+                return (range.count * (keySize + valueSize), 0)
+            }
+        case "overwrite":
+            op = { _, d, k in
+                key(uniform(&d), into: &k)
+                var b = WriteBatch()
+                b.put(k, value(&d))
                 try store.write(b, sync: sync)
-                return (1000 * (k.count + v.count), true)
+                return (keySize + valueSize, 0)
             }
         case "readrandom", "readhot", "readmissing":
             count = reads
             isRead = true
             let range = name == "readhot" ? max(1, num / 100) : num
             let missing = name == "readmissing"
-            op = { _, _, r, k, _ in
-                key(next(&r) % range, into: &k)
-                if missing { k.append(UInt8(ascii: ".")) }
-                let v = try store.get(k)
-                return ((v?.count ?? 0) + k.count, v != nil)
+            op = { _, d, k in
+                key(uniform(&d) % range, into: &k)
+                if missing { k[k.count - 1] = UInt8(ascii: "x") }
+                guard let v = try store.get(k) else { return (0, 0) }
+                return (v.count + k.count, 1)
             }
         case "seekrandom":
             count = reads
             isRead = true
-            op = { _, _, r, k, _ in
-                key(next(&r), into: &k)
-                // Views of the first entry, no copies: what db_bench (and peer_bench) reads.
+            op = { _, d, k in
+                key(uniform(&d), into: &k)
+                // A fresh iterator; views of each entry, no copies (what peer_bench reads).
                 let c = try store.scan(KeyRange(start: k))
                 var bytes = 0
-                var found = false
+                var n = 0
                 try c.forEach { key, value in
-                    bytes = key.count + value.count
-                    found = k.withUnsafeBytes { key.elementsEqual($0) }
-                    return false
+                    bytes += key.count + value.count
+                    n += 1
+                    return n < BenchWorkload.seekEntries
                 }
-                return (bytes, found)
+                return (bytes, n > 0 ? 1 : 0)
+            }
+        case "ycsb_a", "ycsb_b", "ycsb_c":
+            count = reads
+            isRead = true
+            let percent = BenchWorkload.readPercent(name)!
+            let zipf = ZipfianGenerator(items: UInt64(num))
+            op = { _, d, k in
+                let read = Int(BenchWorkload.splitmix(&d.keys) % 100) < percent
+                var z = zipf
+                let rank = z.next(UInt64(num), BenchWorkload.unit(&d.keys))
+                key(BenchWorkload.scrambled(rank, num: num), into: &k)
+                if read {
+                    guard let v = try store.get(k) else { return (0, 0) }
+                    return (v.count + k.count, 1)
+                }
+                var b = WriteBatch()
+                b.put(k, value(&d))
+                try store.write(b, sync: sync)
+                return (keySize + valueSize, 0)
             }
         case "deleteseq", "deleterandom":
-            let random = name == "deleterandom"
-            op = { _, i, r, k, _ in
-                key(random ? next(&r) : i, into: &k)
+            let order = name == "deleterandom" ? BenchWorkload.permutation(name, count: num) : nil
+            op = { range, _, k in
+                key(order?[range.lowerBound] ?? range.lowerBound, into: &k)
                 var b = WriteBatch()
                 b.delete(k)
                 try store.write(b, sync: sync)
-                return (k.count, true)
+                return (k.count, 0)
             }
         case "readseq", "readreverse":
             let start = DispatchTime.now().uptimeNanoseconds
@@ -315,36 +426,43 @@ struct Bench: ParsableCommand {
         default:
             return nil
         }
-        let value = benchValue()
         let results = Locked<[(ops: Int, bytes: Int, found: Int, seconds: Double, hist: Histogram<UInt64>)]>([])
         let failure = Locked<Error?>(nil)
         let total = count
+        let batch = step
         let progressEvery = max(1, total / 100)
         let start = DispatchTime.now().uptimeNanoseconds
         let threads = self.threads
         let wantHistogram = histogram || json
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            var rng = UInt64(0x2545_F491_4F6C_DD1D) &+ UInt64(t) &* 0x9E37_79B9
+        Bench.onThreads(threads) { t in
+            let seed = BenchWorkload.seed(name, thread: t)
+            var draws = Draws(keys: seed, values: seed ^ BenchWorkload.valueSalt)
             var k: [UInt8] = []
             var hist = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .two)
             var bytes = 0
             var found = 0
+            let mine = BenchWorkload.part(total, thread: t, of: threads)
             let t0 = DispatchTime.now().uptimeNanoseconds
             do {
-                for i in 0..<total {
+                var i = mine.lowerBound
+                while i < mine.upperBound {
+                    let next = min(i + batch, mine.upperBound)
                     let s = wantHistogram ? DispatchTime.now().uptimeNanoseconds : 0
-                    let (b, f) = try op(t, i, &rng, &k, value)
+                    let (b, f) = try op(i..<next, &draws, &k)
                     if wantHistogram { _ = hist.record(DispatchTime.now().uptimeNanoseconds - s) }
                     bytes += b
-                    if f { found += 1 }
-                    if t == 0 && i % progressEvery == 0 && total >= 200_000 { Terminal.progress(name, i, total) }
+                    found += f
+                    if t == 0 && (i - mine.lowerBound) % progressEvery < batch && total >= 200_000 {
+                        Terminal.progress(name, (i - mine.lowerBound) * threads, total)
+                    }
+                    i = next
                 }
             } catch {
                 failure.withLock { $0 = error }
             }
             if t == 0 && total >= 200_000 { Terminal.progress(name, total, total) }
             let secs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            results.withLock { $0.append((total, bytes, found, secs, hist)) }
+            results.withLock { $0.append((mine.count, bytes, found, secs, hist)) }
         }
         if let e = failure.withLock({ $0 }) { throw e }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

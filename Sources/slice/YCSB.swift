@@ -156,7 +156,7 @@ extension Bench {
         let scrambler = ZipfianGenerator(items: 10_000_000_000, zetan: 26.46902820178302)
         let latestBase = ZipfianGenerator(items: max(1, initialItems))
         let start = DispatchTime.now().uptimeNanoseconds
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        Bench.onThreads(threads) { t in
             var rng = SystemRandomNumberGenerator()
             var scrambled = scrambler
             var latest = latestBase

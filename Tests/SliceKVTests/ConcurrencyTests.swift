@@ -69,6 +69,36 @@ import Testing
 
     /// Threads (as FUSE workers would) hammering the synchronous core with sync writes: group
     /// commit must merge them.
+    /// The async API's fast paths: an uncontended small write is applied where it is called
+    /// (counted in `inlineWrites`), anything else goes through the I/O threads with the same
+    /// outcome; a get is answered without I/O only from memtables and cached blocks.
+    @Test func asyncFastPathsAnswerLikeTheSlowOnes() async throws {
+        let dir = TempDir("slice-async")
+        let db = try await LSMTree(path: dir.path, options: tinyOptions())
+        for i in 0..<200 { try await db.put("k\(String(format: "%03d", i))", "v\(i)") }
+        #expect(db.stats().inlineWrites > 0)
+        // A large value, a synced write and a batch with a blob reference take the slow path.
+        let large = [UInt8](repeating: 7, count: db.db.options.blobThreshold + 1)
+        try await db.put(Array("big".utf8), large)
+        try await db.write(WriteBatch(), sync: true)
+        #expect(try await db.get("big") == large)
+        try await db.delete(Array("k000".utf8))
+        #expect(try await db.get("k000") == nil)
+        // Flushed and evicted from the block cache: the I/O-free get declines, the get reads.
+        try await db.flush()
+        db.clearCache()
+        #expect(try db.db.engine.getWithoutIO(Array("k150".utf8)) == nil)
+        #expect(try await db.get("k150") == Array("v150".utf8))
+        // Now its block is cached: answered without I/O, and a miss in that block too.
+        #expect(try db.db.engine.getWithoutIO(Array("k150".utf8)) == .some(Array("v150".utf8)))
+        #expect(try db.db.engine.getWithoutIO(Array("k150x".utf8)) == .some(nil))
+        // A key too long for the store is refused by the slow path with its error.
+        await #expect(throws: SliceError.self) {
+            try await db.put([UInt8](repeating: 1, count: Options.maxKeySize + 1), [1])
+        }
+        try await db.close()
+    }
+
     @Test func groupCommitSharesSyncs() throws {
         let dir = TempDir("slice-gc")
         var options = Options()

@@ -33,6 +33,16 @@ static inline void slice_store_relaxed(void *p, uintptr_t v) {
     __atomic_store_n((uintptr_t *)p, v, __ATOMIC_RELAXED);
 }
 
+/// A spin-wait hint (x86 `pause`): lets the other hyperthread run and saves power while a
+/// thread polls a flag another core is about to set.
+static inline void slice_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /// 1 when all `n` bytes at `p` are zero (recovery scans the preallocated tail of a mapped WAL).
 int slice_is_zero(const void *p, size_t n);
 

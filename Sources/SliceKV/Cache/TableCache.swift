@@ -62,6 +62,11 @@ final class TableCache: Sendable {
         }
     }
 
+    /// The reader of `number` if it is open (no file is opened: for reads that must not block).
+    func openTable(_ number: UInt64) -> TableReader? {
+        state.withLock { s in s.tables[number]?.reader }
+    }
+
     func evict(_ number: UInt64) {
         _ = state.withLock { $0.tables.removeValue(forKey: number) }
     }

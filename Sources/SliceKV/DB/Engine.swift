@@ -42,6 +42,9 @@ final class Engine: @unchecked Sendable {
     @exclusivity(unchecked) private var wal: LogWriter
     @exclusivity(unchecked) private(set) var lastSequence: SequenceNumber = 0
     @exclusivity(unchecked) private var writers: [Writer] = []
+    /// `writers.count`, readable without the lock (written under it): a write that must not
+    /// wait polls it briefly instead of giving up at once (`writeIfUncontended`).
+    private let queuedWriters = Atomic<Int>(0)
     /// The leader's group batch, reused so a write allocates nothing here (leader only).
     @exclusivity(unchecked) private var groupBuffer: [UInt8] = []
     private var snapshots: [SequenceNumber: Int] = [:]
@@ -94,6 +97,9 @@ final class Engine: @unchecked Sendable {
         let freeze: Bool
         @exclusivity(unchecked) var done = false
         @exclusivity(unchecked) var error: SliceError?
+        /// Set (under `lock`) when the writer is done or has reached the head of the queue:
+        /// what a queued writer polls before it sleeps (`awaitTurn`).
+        let turn = Atomic<Bool>(false)
 
         init(batch: WriteBatch, sync: Bool, freeze: Bool = false) {
             self.batch = batch
@@ -776,6 +782,57 @@ final class Engine: @unchecked Sendable {
         counters.record(counters.putLatency, since: start)
     }
 
+    /// Applies a small batch of plain puts and deletes, without sync (the caller decided it needs
+    /// none), on the calling thread if
+    /// that needs no waiting: no other writer queued, room in the memtable, no slowdown or
+    /// stall due. Returns false, having done nothing, otherwise (also for anything unusual:
+    /// large values, references, keys out of bounds), and the caller hands the write to a
+    /// thread that may wait. With `mmapWrites` the WAL append is a copy into a mapping, so such
+    /// a write is memory work: what lets the async API run it where it is called instead of
+    /// paying a thread hop (10 to 40 µs here) for every put.
+    func writeIfUncontended(_ batch: WriteBatch) throws -> Bool {
+        guard options.mmapWrites, !options.readOnly, !batch.isEmpty else {
+            return false
+        }
+        var puts = 0
+        var deletes = 0
+        var bytes = 0
+        var plain = true
+        let threshold = options.blobThreshold
+        try batch.forEach { kind, key, value in
+            guard kind == .value || kind == .deletion, value.count < threshold, key.count > 1,
+                key.count - 1 <= Options.maxKeySize
+            else {
+                plain = false
+                return
+            }
+            if kind == .deletion { deletes += 1 } else { puts += 1 }
+            bytes += key.count - 1 + value.count
+        }
+        guard plain, batch.freesSpace || bytes <= SpaceReserve.smallWrite else { return false }
+        let start = EngineCounters.sampleStart(ticket: counters.writeTicket.wrappingAdd(1, ordering: .relaxed).oldValue)
+        let w = Writer(batch: batch, sync: false)
+        var committed = try commit(w, onlyIfUncontended: true)
+        if !committed && queuedWriters.load(ordering: .relaxed) > 0 {
+            // Another writer holds the queue for a few microseconds: wait that long (less than
+            // the hop costs), then try once more.
+            var spins = 0
+            while queuedWriters.load(ordering: .relaxed) > 0 && spins < Engine.uncontendedSpins {
+                slice_cpu_relax()
+                spins += 1
+            }
+            committed = try commit(w, onlyIfUncontended: true)
+        }
+        guard committed else { return false }
+        counters.puts.add(puts, ordering: .relaxed)
+        counters.deletes.add(deletes, ordering: .relaxed)
+        counters.writeBatches.add(1, ordering: .relaxed)
+        counters.userBytesWritten.add(bytes, ordering: .relaxed)
+        counters.inlineWrites.add(1, ordering: .relaxed)
+        counters.record(counters.putLatency, since: start)
+        return true
+    }
+
     /// `batch` with every copied reference whose blob file has left the version (or is
     /// leaving it) replaced by the value's bytes, read from the file the batch still holds:
     /// a value moved by a compaction between `storedValue` and this write is copied instead
@@ -955,16 +1012,28 @@ final class Engine: @unchecked Sendable {
     /// Group commit: queue `w`; the writer at the head of the queue becomes the leader, writes
     /// the batches of everyone queued behind it as one WAL record, applies them to the memtable
     /// and wakes them.
-    private func commit(_ w: Writer) throws {
+    /// `onlyIfUncontended`: returns false without queueing when `w` would have to wait for
+    /// another writer or for room (`writeIfUncontended`).
+    @discardableResult
+    private func commit(_ w: Writer, onlyIfUncontended: Bool = false) throws -> Bool {
         try ensureWritable()
         lock.lock()
         defer { lock.unlock() }
         guard !closed else { throw SliceError(.closed, "the store is closed") }
+        if onlyIfUncontended {
+            // What makes `makeRoomForWrite` return at once.
+            guard writers.isEmpty, backgroundError == nil, !shuttingDown,
+                versions.current.levels[0].count < options.l0SlowdownTrigger,
+                mem.approximateMemoryUsage < options.memtableSize,
+                mem.shadowedBlobBytes < options.memtableGarbageTrigger
+            else { return false }
+        }
         writers.append(w)
-        while !w.done && writers.first !== w { lock.wait() }
+        queuedWriters.store(writers.count, ordering: .relaxed)
+        awaitTurn(w)
         if w.done {
             if let e = w.error { throw e }
-            return
+            return true
         }
         // The group is writers[0..<groupCount]; followers stay queued until marked done.
         var groupCount = 1
@@ -1044,12 +1113,40 @@ final class Engine: @unchecked Sendable {
         for member in writers.prefix(groupCount) {
             member.error = failure
             member.done = true
+            member.turn.store(true, ordering: .releasing)
         }
         writers.removeFirst(groupCount)
+        queuedWriters.store(writers.count, ordering: .relaxed)
+        writers.first?.turn.store(true, ordering: .releasing)
         // Wake followers that were served, and the next leader if one is queued.
         if groupCount > 1 || !writers.isEmpty { lock.broadcast() }
         if let failure { throw failure }
+        return true
     }
+
+    /// Polls (for about `writerSpins` pauses, a few microseconds) before sleeping on the
+    /// condition. Why: a small write holds the head of the queue for 2 to 5 µs, while a futex
+    /// sleep and wake-up cost more than that on each side; with two writer threads, sleeping
+    /// made each write pay for both and halved the throughput of one thread. RocksDB's
+    /// `WriteThread::AwaitState` spins the same way before it blocks.
+    /// REQUIRES: lock held, `w` queued; returns with the lock held, `w` done or at the head.
+    private func awaitTurn(_ w: Writer) {
+        if writers.first === w { return }
+        lock.unlock()
+        var spins = 0
+        while !w.turn.load(ordering: .acquiring) && spins < Engine.writerSpins {
+            slice_cpu_relax()
+            spins += 1
+        }
+        lock.lock()
+        while !w.done && writers.first !== w { lock.wait() }
+    }
+
+    /// Pauses a queued writer polls for before it sleeps (a `pause` is about 10-40 ns).
+    static let writerSpins = 2000
+    /// Pauses `writeIfUncontended` waits for the queue to empty before it gives up (it runs on
+    /// the cooperative pool, so a tenth of a queued writer's).
+    static let uncontendedSpins = 200
 
     /// Makes sure the active memtable has room, switching to a new one (and WAL) when it is
     /// full or `force` is set, and stalling while the immutable queue or L0 is full.
@@ -1173,7 +1270,8 @@ final class Engine: @unchecked Sendable {
         // After a failed write or sync a successful sync would promise what may be lost.
         if let e = backgroundError { throw e }
         writers.append(w)
-        while writers.first !== w { lock.wait() }
+        queuedWriters.store(writers.count, ordering: .relaxed)
+        awaitTurn(w)
         let wal = self.wal
         lock.unlock()
         var failure: Error?
@@ -1181,6 +1279,8 @@ final class Engine: @unchecked Sendable {
         lock.lock()
         if let failure { setBackgroundError(failure) }
         writers.removeFirst()
+        queuedWriters.store(writers.count, ordering: .relaxed)
+        writers.first?.turn.store(true, ordering: .releasing)
         lock.broadcast()
         if let failure { throw failure }
         counters.walSyncs.add(1, ordering: .relaxed)
@@ -1343,28 +1443,29 @@ final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Answers from the memtables alone when they hold the key: `.some(value)` or `.some(nil)`
-    /// for a deletion; nil means
-    /// the tables must be asked. Never touches the disk, so async callers use it inline.
-    func getFromMemory(_ key: [UInt8]) throws -> [UInt8]?? {
+    /// `get` of a `.user` key answered without disk I/O, or nil when it would need some (a
+    /// block not in the block cache, a table not open, a blob or chunked value): what the async
+    /// API answers where it is called, without a hop to an I/O thread.
+    func getWithoutIO(_ key: [UInt8]) throws -> [UInt8]?? {
         guard !key.isEmpty, key.count <= Options.maxKeySize else { return nil }
-        let (mem, imm, _, seq) = try readState(nil)
-        let lookupKey = makeLookupKey(.user, key, seq)
-        for table in [mem] + imm.reversed() {
-            switch table.get(lookupKey) {
-            case .found(let v):
-                counters.gets.add(1, ordering: .relaxed)
-                counters.getHits.add(1, ordering: .relaxed)
-                return .some(v)
-            case .deleted:
-                counters.gets.add(1, ordering: .relaxed)
-                return .some(nil)
-            // Blob and chunked values need disk I/O (or more lookups): the caller's slow path reads them.
-            case .blob, .indirect: return nil
-            case .absent: continue
-            }
+        let view = try readView(nil)
+        let result: Memtable.Lookup
+        do {
+            result = try view.lookup(.user, key, cacheOnly: true)
+        } catch is NeedsIO {
+            return nil
         }
-        return nil
+        switch result {
+        case .found(let v):
+            counters.gets.add(1, ordering: .relaxed)
+            counters.getHits.add(1, ordering: .relaxed)
+            return .some(v)
+        case .deleted, .absent:
+            counters.gets.add(1, ordering: .relaxed)
+            return .some(nil)
+        case .blob, .indirect:
+            return nil
+        }
     }
 
     /// A cursor over `range` as of now (or as of `snapshot`).
@@ -1580,6 +1681,7 @@ final class Engine: @unchecked Sendable {
         stats.blobFiles = version.blobs.count
         stats.blobLiveBytes = live
         stats.blobGarbageBytes = garbage
+        stats.inlineWrites = v(c.inlineWrites)
         stats.blobBytesWritten = v(c.blobBytesWritten)
         stats.blobBytesRead = v(c.blobBytesRead)
         stats.blobValuesWritten = v(c.blobValuesWritten)

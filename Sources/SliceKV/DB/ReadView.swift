@@ -2,6 +2,11 @@
 /// the sequence number to read at. Holding it keeps every file those name alive, so a value
 /// found through it (and any further key read through it, such as the chunks of an indirect
 /// value) stays readable as of `sequence`, whatever flushes and compactions do meanwhile.
+/// Thrown by a read told not to touch the disk when it would have to (a block not in the
+/// block cache, a table not open): RocksDB's `kBlockCacheTier` reads answer `Incomplete` the
+/// same way.
+struct NeedsIO: Error {}
+
 struct ReadView: Sendable {
     let mem: Memtable
     let imm: [Memtable]
@@ -9,8 +14,9 @@ struct ReadView: Sendable {
     let sequence: SequenceNumber
     let tableCache: TableCache
 
-    /// The newest version of `key` in `keyspace` visible at `sequence`.
-    func lookup(_ keyspace: Keyspace, _ key: [UInt8]) throws -> Memtable.Lookup {
+    /// The newest version of `key` in `keyspace` visible at `sequence`. `cacheOnly`: answered
+    /// from memtables, open tables and cached blocks only, else `NeedsIO` is thrown.
+    func lookup(_ keyspace: Keyspace, _ key: [UInt8], cacheOnly: Bool = false) throws -> Memtable.Lookup {
         try withLookupKey(keyspace, key, sequence) { lookupKey in
             let hash = BloomFilter.hash(UnsafeRawBufferPointer(rebasing: lookupKey[0..<(lookupKey.count - 8)]))
             var result: Memtable.Lookup = mem.get(lookupKey, userKeyHash: hash)
@@ -21,7 +27,9 @@ struct ReadView: Sendable {
                     break
                 }
             }
-            if case .absent = result { result = try version.get(lookupKey, hash: hash, tableCache: tableCache) }
+            if case .absent = result {
+                result = try version.get(lookupKey, hash: hash, tableCache: tableCache, cacheOnly: cacheOnly)
+            }
             return result
         }
     }

@@ -46,6 +46,9 @@ public struct Statistics: Sendable, Codable {
     public var walSyncs: UInt64
     /// WAL writes by a group-commit leader; `writeBatches / groupCommits` is the mean group size.
     public var groupCommits: UInt64
+    /// Writes through the async API applied where they were called (no queue, no room to
+    /// wait for), without a hop to an I/O thread.
+    public var inlineWrites: UInt64 = 0
     public var flushBytesWritten: UInt64
     public var compactionBytesWritten: UInt64
     /// (WAL + flush + compaction bytes written) / user bytes written.
@@ -162,6 +165,9 @@ public struct Statistics: Sendable, Codable {
         one("wal_bytes_written_total", "counter", "Bytes appended to write-ahead logs.", Double(walBytesWritten))
         one("wal_syncs_total", "counter", "fdatasync calls on write-ahead logs.", Double(walSyncs))
         one("group_commits_total", "counter", "WAL writes made by a group-commit leader.", Double(groupCommits))
+        one(
+            "inline_writes_total", "counter", "Async writes applied on the calling thread (no hop to an I/O thread).",
+            Double(inlineWrites))
         one("flush_bytes_written_total", "counter", "Bytes written by memtable flushes.", Double(flushBytesWritten))
         one(
             "compaction_bytes_written_total", "counter", "Bytes written by compactions.", Double(compactionBytesWritten)

@@ -175,9 +175,11 @@ final class TableReader: @unchecked Sendable {
     /// `fillCache: false` is compaction and `check`, which read whole files once: with `pread`,
     /// verified, never through the mapping, so their pages do not count in the process's
     /// resident memory (an L0 to L1 compaction mapped every input page, +120 MiB of RSS).
-    func dataBlock(_ handle: BlockHandle, fillCache: Bool = true) throws -> Block {
+    /// `cacheOnly`: a block not in the block cache is not read; `NeedsIO` is thrown instead.
+    func dataBlock(_ handle: BlockHandle, fillCache: Bool = true, cacheOnly: Bool = false) throws -> Block {
         let key = BlockCache.Key(file: fileNumber, offset: handle.offset)
         if let cache, let block = cache.get(key) { return block }
+        if cacheOnly { throw NeedsIO() }
         if !fillCache { return try insert(readBlock(handle, mapped: false), key, false) }
         guard let verifiedBits else { return try insert(readBlock(handle), key, fillCache) }
         let slot = Int(handle.offset >> 8)
@@ -227,13 +229,13 @@ final class TableReader: @unchecked Sendable {
     /// The newest entry for the lookup key's user key with sequence <= the lookup's.
     /// `body` gets the kind and value bytes (valid only during the call).
     func get<R>(
-        _ lookupKey: UnsafeRawBufferPointer, userKeyHash: UInt64,
+        _ lookupKey: UnsafeRawBufferPointer, userKeyHash: UInt64, cacheOnly: Bool = false,
         _ body: (ValueKind, UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
         guard mayContain(userKeyHash: userKeyHash) else { return nil }
         guard let handle = try index.find(lookupKey, path: path, { _, v in BlockHandle.decode(v) }) else { return nil }
         guard let handle else { throw SliceError.corruption("bad index entry", path: path) }
-        let block = try dataBlock(handle)
+        let block = try dataBlock(handle, cacheOnly: cacheOnly)
         let userKey = UnsafeRawBufferPointer(rebasing: lookupKey[0..<(lookupKey.count - 8)])
         let found: R?? = try block.find(lookupKey, path: path) { k, v in
             guard let parsed = ParsedInternalKey(k) else { throw SliceError.corruption("bad internal key", path: path) }
@@ -248,8 +250,10 @@ final class TableReader: @unchecked Sendable {
         try lookupKey.withUnsafeBytes { try lookup($0, userKeyHash: userKeyHash) }
     }
 
-    func lookup(_ lookupKey: UnsafeRawBufferPointer, userKeyHash: UInt64) throws -> Memtable.Lookup {
-        let r: Memtable.Lookup? = try get(lookupKey, userKeyHash: userKeyHash) { kind, v in
+    func lookup(_ lookupKey: UnsafeRawBufferPointer, userKeyHash: UInt64, cacheOnly: Bool = false) throws
+        -> Memtable.Lookup
+    {
+        let r: Memtable.Lookup? = try get(lookupKey, userKeyHash: userKeyHash, cacheOnly: cacheOnly) { kind, v in
             switch kind {
             case .deletion: .deleted
             case .value: .found(Array(v))

@@ -122,7 +122,10 @@ final class Version: Sendable {
     /// then one file per deeper level) are found first and their filter lines prefetched
     /// together, so the filters' cache misses overlap instead of coming one table at a time.
     /// `hash` is `BloomFilter.hash` of the user key (the caller has it from the memtables).
-    func get(_ lookupKey: UnsafeRawBufferPointer, hash: UInt64, tableCache: TableCache) throws -> Memtable.Lookup {
+    /// `cacheOnly`: no table is opened and no block read that is not cached (`NeedsIO`).
+    func get(_ lookupKey: UnsafeRawBufferPointer, hash: UInt64, tableCache: TableCache, cacheOnly: Bool = false)
+        throws -> Memtable.Lookup
+    {
         let userKey = UnsafeRawBufferPointer(rebasing: lookupKey[0..<(lookupKey.count - 8)])
         let capacity = levels[0].count + levels.count
         return try withUnsafeTemporaryAllocation(of: TableReader.self, capacity: capacity) { tables in
@@ -133,7 +136,14 @@ final class Version: Sendable {
             var openError: Error?
             func add(_ f: FileMetaData) -> Bool {
                 do {
-                    (tables.baseAddress! + n).initialize(to: try tableCache.table(f.number))
+                    let table: TableReader
+                    if cacheOnly {
+                        guard let open = tableCache.openTable(f.number) else { throw NeedsIO() }
+                        table = open
+                    } else {
+                        table = try tableCache.table(f.number)
+                    }
+                    (tables.baseAddress! + n).initialize(to: table)
                     n += 1
                     return true
                 } catch {
@@ -156,7 +166,7 @@ final class Version: Sendable {
             }
             for i in 0..<n { tables[i].prefetchFilter(userKeyHash: hash) }
             for i in 0..<n {
-                let r = try tables[i].lookup(lookupKey, userKeyHash: hash)
+                let r = try tables[i].lookup(lookupKey, userKeyHash: hash, cacheOnly: cacheOnly)
                 if case .absent = r { continue }
                 return r
             }
