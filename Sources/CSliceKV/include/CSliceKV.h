@@ -60,4 +60,9 @@ static inline void slice_fetch_or_relaxed(void *p, uintptr_t bits) {
     __atomic_fetch_or((uintptr_t *)p, bits, __ATOMIC_RELAXED);
 }
 
+/// Relaxed atomic add to a word in raw memory; returns the value before (`StripedCounter`).
+static inline intptr_t slice_fetch_add_relaxed(void *p, intptr_t n) {
+    return __atomic_fetch_add((intptr_t *)p, n, __ATOMIC_RELAXED);
+}
+
 #endif

@@ -19,8 +19,8 @@ package final class BlockCache: Sendable {
     private static let shardBits = 4
     private let shards: [Shard]
     let capacity: Int
-    let hits = Atomic<Int>(0)
-    let misses = Atomic<Int>(0)
+    let hits = StripedCounter()
+    let misses = StripedCounter()
 
     package init(capacityBytes: Int) {
         capacity = capacityBytes

@@ -1,10 +1,15 @@
 import Synchronization
 
-/// Open `TableReader`s by file number, at most `capacity` at a time.
+/// Open `TableReader`s by file number, at most `capacity` at a time (rounded up to a multiple of
+/// the shard count).
 ///
 /// A reader is opened outside the lock (it reads footer, index and filter), so a slow open
 /// never blocks lookups of other files; two threads opening the same file at once both succeed
 /// and one copy is kept. Evicted readers close their descriptor when the last user lets go.
+///
+/// Every get looks up each table it probes here, so the map is split into `shardCount` shards
+/// by file number, each with its own lock and LRU clock: with one lock, readers on two cores
+/// queued on it.
 final class TableCache: Sendable {
     private struct Entry {
         let reader: TableReader
@@ -23,7 +28,15 @@ final class TableCache: Sendable {
     /// Map table files rather than `pread` their blocks (`Options.mmapReads`).
     let mmapReads: Bool
     let layer: any FileLayer
-    private let state = Locked(State())
+    private static let shardCount = 16
+    private let shards: [Locked<State>]
+    /// Readers per shard (the capacity split evenly, at least one).
+    private let shardCapacity: Int
+
+    @inline(__always)
+    private func shard(_ number: UInt64) -> Locked<State> {
+        shards[Int((number &* 0x9E37_79B9_7F4A_7C15) >> 60) & (TableCache.shardCount - 1)]
+    }
 
     init(
         directory: String, capacity: Int, blockCache: BlockCache, counters: EngineCounters, mmapReads: Bool,
@@ -35,9 +48,12 @@ final class TableCache: Sendable {
         self.capacity = capacity
         self.blockCache = blockCache
         self.counters = counters
+        shards = (0..<TableCache.shardCount).map { _ in Locked(State()) }
+        shardCapacity = max(1, (capacity + TableCache.shardCount - 1) / TableCache.shardCount)
     }
 
     func table(_ number: UInt64) throws -> TableReader {
+        let state = shard(number)
         let cached: TableReader? = state.withLock { s in
             s.tick += 1
             // One hash per lookup (an index, then an in-place update): this runs for every
@@ -52,9 +68,9 @@ final class TableCache: Sendable {
             mmap: mmapReads, layer: layer)
         return state.withLock { s in
             if let existing = s.tables[number] { return existing.reader }
-            if s.tables.count >= capacity {
+            if s.tables.count >= shardCapacity {
                 // Evict the least recently used eighth in one pass rather than scanning per open.
-                let victims = s.tables.sorted { $0.value.lastUse < $1.value.lastUse }.prefix(max(1, capacity / 8))
+                let victims = s.tables.sorted { $0.value.lastUse < $1.value.lastUse }.prefix(max(1, shardCapacity / 8))
                 for v in victims { s.tables[v.key] = nil }
             }
             s.tables[number] = Entry(reader: reader, lastUse: s.tick)
@@ -64,12 +80,12 @@ final class TableCache: Sendable {
 
     /// The reader of `number` if it is open (no file is opened: for reads that must not block).
     func openTable(_ number: UInt64) -> TableReader? {
-        state.withLock { s in s.tables[number]?.reader }
+        shard(number).withLock { s in s.tables[number]?.reader }
     }
 
     func evict(_ number: UInt64) {
-        _ = state.withLock { $0.tables.removeValue(forKey: number) }
+        _ = shard(number).withLock { $0.tables.removeValue(forKey: number) }
     }
 
-    var openCount: Int { state.withLock { $0.tables.count } }
+    var openCount: Int { shards.reduce(0) { n, s in n + s.withLock { $0.tables.count } } }
 }

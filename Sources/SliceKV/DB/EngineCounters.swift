@@ -5,8 +5,8 @@ import Synchronization
 final class EngineCounters: Sendable {
     let puts = Atomic<Int>(0)
     let deletes = Atomic<Int>(0)
-    let gets = Atomic<Int>(0)
-    let getHits = Atomic<Int>(0)
+    let gets = StripedCounter()  // on every read: no shared cache line
+    let getHits = StripedCounter()  // on every read: no shared cache line
     let writeBatches = Atomic<Int>(0)
     let userBytesWritten = Atomic<Int>(0)
     let walBytesWritten = Atomic<Int>(0)
@@ -25,10 +25,10 @@ final class EngineCounters: Sendable {
     let stalls = Atomic<Int>(0)
     let stallNanos = Atomic<Int>(0)
     let slowdowns = Atomic<Int>(0)
-    let blockReads = Atomic<Int>(0)
-    let blockReadBytes = Atomic<Int>(0)
-    let bloomChecks = Atomic<Int>(0)
-    let bloomUseful = Atomic<Int>(0)
+    let blockReads = StripedCounter()  // on every read: no shared cache line
+    let blockReadBytes = StripedCounter()  // on every read: no shared cache line
+    let bloomChecks = StripedCounter()  // on every read: no shared cache line
+    let bloomUseful = StripedCounter()  // on every read: no shared cache line
     let filesDeleted = Atomic<Int>(0)
     let tornWALTails = Atomic<Int>(0)
     /// Bytes of WAL that a lenient recovery mode dropped (damage, not torn tails).
