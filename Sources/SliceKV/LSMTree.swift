@@ -97,6 +97,9 @@ public final class LSMTree: Sendable {
 
     public func sync() async throws { try await pool.run { [db] in try db.sync() } }
     public func flush() async throws { try await pool.run { [db] in try db.flush() } }
+    public func checkpoint(to destination: String) async throws {
+        try await pool.run { [db] in try db.checkpoint(to: destination) }
+    }
     public func compact() async throws { try await pool.run { [db] in try db.compact() } }
     public func close() async throws { try await pool.run { [db] in try db.close() } }
     public func snapshot() throws -> Snapshot { try db.snapshot() }

@@ -150,6 +150,12 @@ public final class SliceDB: Sendable {
     /// Writes all memtables to table files and waits for that.
     public func flush() throws { try engine.flush() }
 
+    /// A consistent copy of the store at one instant in `destination` (which must not exist),
+    /// taken while writes continue; it opens as an ordinary store. Immutable files are hard
+    /// links where the filesystem allows (so a checkpoint costs little space until the store
+    /// compacts), copies otherwise. See `Checkpoint.swift`.
+    public func checkpoint(to destination: String) throws { try engine.checkpoint(to: destination) }
+
     /// Full compaction (see `Engine.compact`). `progress` gets (step, steps).
     public func compact(progress: ((Int, Int) -> Void)? = nil) throws { try engine.compact(progress: progress) }
 

@@ -31,6 +31,27 @@ struct Flush: ParsableCommand {
     }
 }
 
+struct Checkpoint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the store, as of one instant, into a new directory that opens as a store.",
+        discussion: """
+            Tables and sealed blob files are hard-linked where the filesystem allows (copied \
+            otherwise), so a checkpoint takes little space until the store compacts. DEST must \
+            not exist. A mounted store is locked by its mount.
+            """)
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "Directory to create for the checkpoint.") var destination: String
+
+    func run() throws {
+        try runReporting {
+            let db = try store.openExisting()
+            try db.checkpoint(to: destination)
+            try db.close()
+            Terminal.error("checkpoint written to \(destination)")
+        }
+    }
+}
+
 struct Compact: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a full manual compaction.")
     @OptionGroup var store: StoreOptions

@@ -16,6 +16,7 @@ struct Slice: ParsableCommand {
             """,
         subcommands: [
             Put.self, Get.self, Delete.self, Scan.self, Import.self, Stats.self, Flush.self, Compact.self,
+            Checkpoint.self,
             Check.self, Demo.self, Bench.self, Mount.self, Umount.self, CrashWriter.self, HistoryClient.self,
             CrashFileWriter.self, CrashVerify.self, NullMount.self,
         ]

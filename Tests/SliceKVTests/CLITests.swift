@@ -89,6 +89,19 @@ import Testing
         #expect(bad.status != 0)
     }
 
+    @Test func checkpointCopiesTheStoreIntoANewDirectory() throws {
+        let dir = TempDir("slice-cli-ckpt")
+        #expect(try run(sliceExecutable, ["put", dir.file("db"), "a"], stdin: Array("one".utf8)).status == 0)
+        #expect(try run(sliceExecutable, ["put", dir.file("db"), "b"], stdin: Array("two".utf8)).status == 0)
+        let made = try run(sliceExecutable, ["checkpoint", dir.file("db"), dir.file("copy")])
+        #expect(made.status == 0, "\(made.err)")
+        #expect(try run(sliceExecutable, ["get", dir.file("copy"), "b"]).out == "two")
+        #expect(try run(sliceExecutable, ["put", dir.file("db"), "c"], stdin: Array("three".utf8)).status == 0)
+        #expect(try run(sliceExecutable, ["get", dir.file("copy"), "c"]).status != 0, "later writes stay out")
+        let again = try run(sliceExecutable, ["checkpoint", dir.file("db"), dir.file("copy")])
+        #expect(again.status != 0 && again.err.contains("exists"), "\(again.err)")
+    }
+
     @Test func largeValuesStreamThroughPutAndGet() throws {
         let dir = TempDir("slice-cli")
         let value = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3) }

@@ -1690,6 +1690,7 @@ final class Engine: @unchecked Sendable {
         stats.blobLiveBytes = live
         stats.blobGarbageBytes = garbage
         stats.inlineWrites = v(c.inlineWrites)
+        stats.checkpoints = v(c.checkpoints)
         stats.blobBytesWritten = v(c.blobBytesWritten)
         stats.blobBytesRead = v(c.blobBytesRead)
         stats.blobValuesWritten = v(c.blobValuesWritten)

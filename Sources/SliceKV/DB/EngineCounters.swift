@@ -12,6 +12,7 @@ final class EngineCounters: Sendable {
     let walBytesWritten = Atomic<Int>(0)
     let walSyncs = Atomic<Int>(0)
     let groupCommits = Atomic<Int>(0)
+    let checkpoints = Atomic<Int>(0)
     /// Writes applied on the caller's thread by `writeIfUncontended` (the async API's fast path).
     let inlineWrites = Atomic<Int>(0)
     let flushes = Atomic<Int>(0)

@@ -49,6 +49,8 @@ public struct Statistics: Sendable, Codable {
     /// Writes through the async API applied where they were called (no queue, no room to
     /// wait for), without a hop to an I/O thread.
     public var inlineWrites: UInt64 = 0
+    /// Checkpoints taken (`SliceDB.checkpoint(to:)`).
+    public var checkpoints: UInt64 = 0
     public var flushBytesWritten: UInt64
     public var compactionBytesWritten: UInt64
     /// (WAL + flush + compaction bytes written) / user bytes written.
@@ -165,6 +167,7 @@ public struct Statistics: Sendable, Codable {
         one("wal_bytes_written_total", "counter", "Bytes appended to write-ahead logs.", Double(walBytesWritten))
         one("wal_syncs_total", "counter", "fdatasync calls on write-ahead logs.", Double(walSyncs))
         one("group_commits_total", "counter", "WAL writes made by a group-commit leader.", Double(groupCommits))
+        one("checkpoints_total", "counter", "Checkpoints taken.", Double(checkpoints))
         one(
             "inline_writes_total", "counter", "Async writes applied on the calling thread (no hop to an I/O thread).",
             Double(inlineWrites))

@@ -68,6 +68,9 @@ package protocol FileLayer: AnyObject, Sendable {
     /// Unlinks a file; a missing file is not an error.
     func remove(_ path: String) throws
     func rename(_ from: String, to: String) throws
+    /// Gives the immutable file `from` a second name `to` (a hard link), or makes `to` a copy of
+    /// it where links are not possible (another filesystem). `to` must not exist.
+    func link(_ from: String, to: String) throws
     /// `fsync` of a directory: the creates, renames and deletes in it so far are durable.
     func syncDirectory(_ path: String) throws
     func exists(_ path: String) -> Bool
@@ -81,6 +84,33 @@ extension FileLayer {
     /// Creates (or truncates) a file for writing, private to the store's owner.
     package func create(_ path: String) throws -> File {
         try open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: File.defaultMode)
+    }
+
+    /// `link` by copying (the default, and the fallback where links fail): the first `length`
+    /// bytes of `from` (all of it when nil) into a new file `to`, synced.
+    package func link(_ from: String, to: String) throws { try copy(from, to: to, length: nil) }
+
+    package func copy(_ from: String, to: String, length: Int64?) throws {
+        let source = try openForReading(from)
+        let target = try open(to, flags: O_WRONLY | O_CREAT | O_EXCL, mode: File.defaultMode)
+        let total = try length ?? size(source)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)
+        defer { buffer.deallocate() }
+        var offset: Int64 = 0
+        while offset < total {
+            let want = Int(min(Int64(buffer.count), total - offset))
+            let got = try read(source, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset)
+            guard got > 0 else {
+                throw SliceError.corruption("file ended while being copied", path: from, offset: offset)
+            }
+            var done = 0
+            while done < got {
+                done += try write(
+                    target, UnsafeRawBufferPointer(rebasing: buffer[done..<got]), at: offset + Int64(done))
+            }
+            offset += Int64(got)
+        }
+        try sync(target)
     }
 }
 

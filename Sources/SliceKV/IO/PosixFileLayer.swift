@@ -149,6 +149,15 @@ package final class PosixFileLayer: FileLayer {
         guard Glibc.rename(from, to) == 0 else { throw SliceError.io("cannot rename to \(to)", path: from) }
     }
 
+    package func link(_ from: String, to: String) throws {
+        if Glibc.link(from, to) == 0 { return }
+        // Another filesystem, or one without hard links: a copy.
+        guard errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP else {
+            throw SliceError.io("cannot link to \(to)", path: from)
+        }
+        try copy(from, to: to, length: nil)
+    }
+
     package func syncDirectory(_ path: String) throws {
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SliceError.io("cannot open directory", path: path) }

@@ -120,6 +120,42 @@ final class VersionSet: @unchecked Sendable {
     /// REQUIRES: manifest lock held (or recovery, before any other thread runs).
     func writeSnapshot(of version: Version, extra: VersionEdit? = nil) throws {
         let number = newFileNumber()
+        let snapshot = snapshotEdit(of: version, extra: extra)
+        let path = FileNames.manifest(directory, number)
+        let writer = LogWriter(file: try options.fileLayer.create(path))
+        do {
+            try writer.add(snapshot.encode())
+            try writer.sync()
+            // The files it names (and the manifest itself) must be durable before CURRENT is.
+            try options.fileLayer.syncDirectory(directory)
+        } catch {
+            try? options.fileLayer.remove(path)
+            throw error
+        }
+        // Past this point CURRENT may name the new manifest even if a step fails: keep it.
+        try setCurrent(number, in: directory)
+        manifest = writer
+        manifestNumber = number
+    }
+
+    /// Writes into `destination` a MANIFEST that describes `version` alone and a CURRENT that
+    /// names it (a checkpoint; the files it names must be there already). No WAL is named: the
+    /// log number is past every file of the store. REQUIRES: manifestLock (the counters stay).
+    func writeManifest(of version: Version, to destination: String) throws {
+        let number = newFileNumber()
+        var snapshot = snapshotEdit(of: version, extra: nil)
+        snapshot.logNumber = number
+        let writer = LogWriter(file: try options.fileLayer.create(FileNames.manifest(destination, number)))
+        try writer.add(snapshot.encode())
+        try writer.sync()
+        try options.fileLayer.syncDirectory(destination)
+        try setCurrent(number, in: destination)
+        try options.fileLayer.syncDirectory(destination)
+    }
+
+    /// An edit that rebuilds `version` from nothing: every file and blob state, the counters
+    /// and the compaction pointers.
+    private func snapshotEdit(of version: Version, extra: VersionEdit?) -> VersionEdit {
         var snapshot = VersionEdit()
         snapshot.logNumber = extra?.logNumber ?? logNumber
         snapshot.nextFileNumber = nextFileNumber
@@ -136,24 +172,10 @@ final class VersionSet: @unchecked Sendable {
         for (level, key) in pointers.enumerated() {
             if let key { snapshot.compactPointers.append((level, key)) }
         }
-        let path = FileNames.manifest(directory, number)
-        let writer = LogWriter(file: try options.fileLayer.create(path))
-        do {
-            try writer.add(snapshot.encode())
-            try writer.sync()
-            // The files it names (and the manifest itself) must be durable before CURRENT is.
-            try options.fileLayer.syncDirectory(directory)
-        } catch {
-            try? options.fileLayer.remove(path)
-            throw error
-        }
-        // Past this point CURRENT may name the new manifest even if a step fails: keep it.
-        try setCurrent(number)
-        manifest = writer
-        manifestNumber = number
+        return snapshot
     }
 
-    private func setCurrent(_ number: UInt64) throws {
+    private func setCurrent(_ number: UInt64, in directory: String) throws {
         let temp = FileNames.temp(directory, number)
         let f = try options.fileLayer.create(temp)
         try f.append(Array("MANIFEST-\(FileNames.pad(number))\n".utf8))
