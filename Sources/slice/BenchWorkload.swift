@@ -82,8 +82,9 @@ enum BenchWorkload {
         (total * t / threads)..<(total * (t + 1) / threads)
     }
 
-    /// The key of index `i` among `scrambled` zipfian ranks (YCSB's `ScrambledZipfianGenerator`
-    /// over `num` items).
+    /// The key index a zipfian `rank` stands for: FNV-1a-64 of the rank's 8 little-endian bytes,
+    /// modulo `num` (YCSB's `ScrambledZipfianGenerator`), so the hot keys are spread over the
+    /// key space instead of being its first ones.
     @inline(__always)
     static func scrambled(_ rank: UInt64, num: Int) -> Int {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
