@@ -175,6 +175,38 @@ import Testing
         #expect(try f.attributes(e).mtime >= f.attributes(x).mtime)
     }
 
+    /// An unlink frees a file nothing has open in its own batch (no purge at FORGET), and an
+    /// OPEN that raced it by number gets ENOENT; a file still open is freed at its last close.
+    @Test func unlinkFreesAClosedFileAtOnceAndAnOpenOneAtItsLastClose() throws {
+        let f = try Fixture()
+        let root = InodeNumbers.root
+        let bytes = (0..<200_000).map { UInt8(truncatingIfNeeded: $0) }
+        let a = try f.file(root, "a", bytes)
+        #expect(try f.lookup(root, "a").ino == a)  // the kernel holds it, as at an unlink
+        try f.fs.unlink(parent: root, name: f.n("a"), caller: f.me)
+        #expect(try f.fs.namespace.record(a) == nil, "freed with the unlink")
+        #expect(try f.fs.namespace.orphans().isEmpty)
+        #expect(throws: FSError.self) { _ = try f.fs.open(a, flags: O_RDONLY, caller: f.me) }
+        f.fs.forget(a, lookups: 1 << 20)
+        // Open while unlinked: readable until the last close, then freed.
+        let b = try f.file(root, "b", bytes)
+        _ = try f.lookup(root, "b")
+        let o = try f.fs.open(b, flags: O_RDONLY, caller: f.me)
+        try f.fs.unlink(parent: root, name: f.n("b"), caller: f.me)
+        #expect(try f.fs.namespace.record(b) != nil)
+        var got = [UInt8](repeating: 0, count: 10)
+        let n = try got.withUnsafeMutableBytes { try f.fs.read(b, fh: o.fh, offset: 100_000, into: $0) }
+        #expect(n == 10 && got == Array(bytes[100_000..<100_010]))
+        f.fs.release(b, fh: o.fh)
+        f.fs.forget(b, lookups: 1 << 20)
+        #expect(try f.fs.namespace.record(b) == nil, "freed at the last close and forget")
+        #expect(try f.fs.namespace.orphans().isEmpty)
+        // A name that comes back is a new file.
+        let c = try f.file(root, "a", [9])
+        #expect(c != a)
+        #expect(try f.contents(c) == [9])
+    }
+
     /// A file being written counts the blocks its commit will store (`du` while `cp` runs).
     @Test func blocksOfAFileBeingWritten() throws {
         let f = try Fixture()

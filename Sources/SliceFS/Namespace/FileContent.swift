@@ -98,9 +98,10 @@ struct FileContent {
 
     /// Deletes every chunk at or after `index` (a truncate's tail), `limit` keys per batch
     /// written through `flush`; returns the stored bytes removed.
+    /// `counting: false` skips reading each chunk's size (the result is then 0).
     func deleteChunks(
         _ ino: InodeNumber, from index: UInt64, in batch: inout WriteBatch, flushEvery limit: Int = 4096,
-        flush: (inout WriteBatch) throws -> Void
+        counting: Bool = true, flush: (inout WriteBatch) throws -> Void
     ) throws -> UInt64 {
         let prefix = FSKeyspace.chunkPrefix(ino)
         let start = FileContent.chunkKey(ino, index)
@@ -112,7 +113,7 @@ struct FileContent {
             return true
         }
         for key in keys {
-            removed += try store.valueSize(key, keyspace: FSKeyspace.chunks) ?? 0
+            if counting { removed += try store.valueSize(key, keyspace: FSKeyspace.chunks) ?? 0 }
             batch.delete(key, keyspace: FSKeyspace.chunks)
             if batch.count >= limit { try flush(&batch) }
         }

@@ -562,10 +562,20 @@ final class Namespace: Sendable {
         var ino: InodeNumber
         /// The last name went: its content must be freed (`purge`) once no handle is open.
         var orphaned: Bool
+        /// The last name went and the content was freed in the same batch (`unlink`'s `freeNow`).
+        var freed = false
     }
 
-    /// Removes the name of a non-directory at `r` into `batch`. REQUIRES: metaLock.
-    private func removeName(_ n: Node, now: Timestamp, into batch: inout WriteBatch) throws -> Unlinked {
+    /// Largest file an unlink frees in its own batch (its chunk deletions go in that batch);
+    /// larger ones are freed by `purge`, in as many batches as they need.
+    static let freeAtUnlinkMax: UInt64 = 4 << 20
+
+    /// Removes the name of a non-directory at `r` into `batch`. `freeNow(ino)`: whether the
+    /// inode, if this was its last name, may be freed in the same batch (nothing has it open;
+    /// the caller marks it so no open can start). REQUIRES: metaLock.
+    private func removeName(
+        _ n: Node, now: Timestamp, into batch: inout WriteBatch, freeNow: (InodeNumber) -> Bool = { _ in false }
+    ) throws -> Unlinked {
         if n.recorded { batch.delete(n.key, keyspace: FSKeyspace.entries) }
         if n.kind == .file { batch.delete(n.key, keyspace: .user) }
         if n.legacy {
@@ -578,6 +588,18 @@ final class Namespace: Sendable {
             rec.ctime = now
             batch.put(FSKeyspace.inodeKey(n.ino), rec.encode(), keyspace: FSKeyspace.inodes)
             if rec.nlink == 0 {
+                if n.kind == .file, n.content == .chunks, let size = n.committedSize, size <= Namespace.freeAtUnlinkMax,
+                    freeNow(n.ino)
+                {
+                    // Nothing has it open: its chunks, header and record go in this batch (one
+                    // write where the unlink and a purge at FORGET made two).
+                    var chunks = WriteBatch()
+                    _ = try content.deleteChunks(n.ino, from: 0, in: &chunks, counting: false) { _ in }
+                    batch.append(contentsOf: chunks)
+                    batch.delete(FileContent.headerKey(n.ino), keyspace: FSKeyspace.chunks)
+                    batch.delete(FSKeyspace.inodeKey(n.ino), keyspace: FSKeyspace.inodes)
+                    return Unlinked(ino: n.ino, orphaned: false, freed: true)
+                }
                 // Freed by `purge`, now or at the last close; the marker frees it after a crash.
                 batch.put(FSKeyspace.orphanKey(n.ino), [], keyspace: FSKeyspace.meta)
                 return Unlinked(ino: n.ino, orphaned: true)
@@ -586,7 +608,10 @@ final class Namespace: Sendable {
         }
     }
 
-    func unlink(_ r: PathMapping.Resolved, in parentResolved: PathMapping.Resolved) throws -> Unlinked {
+    func unlink(
+        _ r: PathMapping.Resolved, in parentResolved: PathMapping.Resolved,
+        freeNow: (InodeNumber) -> Bool = { _ in false }
+    ) throws -> Unlinked {
         try metaLock.withLock { _ in
             guard let n = try knownNode(r) else { throw FSError(ENOENT) }
             if n.isDirectory { throw FSError(EISDIR) }
@@ -594,7 +619,7 @@ final class Namespace: Sendable {
             let now = Timestamp.now
             var batch = WriteBatch()
             batch.freesSpace = true  // an rm works on a full disk (the store's space reserve)
-            let result = try removeName(n, now: now, into: &batch)
+            let result = try removeName(n, now: now, into: &batch, freeNow: freeNow)
             let parentAfter = touchDirectory(parent, now: now, into: &batch)
             try write(batch, touched: [(parentAfter, parentResolved)])
             return result
@@ -632,7 +657,7 @@ final class Namespace: Sendable {
         try inodeLocks.withLock(ino) {
             var batch = WriteBatch()
             batch.freesSpace = true
-            _ = try content.deleteChunks(ino, from: 0, in: &batch) { b in
+            _ = try content.deleteChunks(ino, from: 0, in: &batch, counting: false) { b in
                 try store.writeUnreachable(b)
                 b = WriteBatch()
                 b.freesSpace = true

@@ -26,7 +26,8 @@ extension SliceFileSystem {
             n = try namespace.adopted(n)
             inodes.invalidate(ino)
         }
-        let f = openFiles.acquire(ino, content: n.content)
+        // nil: an unlink that raced this open freed the inode (as if the open came after it).
+        guard let f = openFiles.acquire(ino, content: n.content) else { throw FSError(ENOENT) }
         f.state.withLock { s in
             // An API-written file opened read-only reads its value in place; a writer moved it.
             if case .plain = s.content, n.content == .chunks { s.content = .chunks }
@@ -53,7 +54,8 @@ extension SliceFileSystem {
         let n = try namespace.create(.file, at: r, in: try parentResolved(parent), mode: mode, caller: caller)
         inodes.invalidate(parent)
         let entry = try reply(n, path: path, resolved: r, made: true)
-        let f = openFiles.acquire(n.ino, content: .chunks)
+        // A new inode (numbers are never reused) cannot be one an unlink freed.
+        guard let f = openFiles.acquire(n.ino, content: .chunks) else { throw FSError(EIO) }
         f.state.withLock { _ = $0.knownSize { 0 } }
         let writable = flags & O_ACCMODE != O_RDONLY
         var reply: OpenReply

@@ -99,31 +99,57 @@ final class OpenFile: Sendable {
     }
 }
 
-/// The open files by inode number.
+/// The open files by inode number, and the inodes freed at their unlink (which no open may
+/// bring back).
 final class OpenFileTable: Sendable {
-    private let files = Locked<[InodeNumber: OpenFile]>([:])
+    private struct State {
+        var files: [InodeNumber: OpenFile] = [:]
+        /// Inodes an unlink freed at once because nothing had them open (`claimUnused`), until
+        /// the kernel forgets them: an OPEN racing the unlink gets ENOENT, never a file whose
+        /// chunks are gone.
+        var freed: Set<InodeNumber> = []
+    }
+
+    private let state = Locked(State())
 
     /// Removes `f` if no handle is open on it and it has nothing left to commit (a file the
     /// write-back held past its last close); true when removed.
     func retire(_ f: OpenFile) -> Bool {
-        files.withLock { table in
-            guard table[f.ino] === f, f.state.withLock({ $0.opens == 0 && $0.isClean }) else { return false }
-            table[f.ino] = nil
+        state.withLock { s in
+            guard s.files[f.ino] === f, f.state.withLock({ $0.opens == 0 && $0.isClean }) else { return false }
+            s.files[f.ino] = nil
             return true
         }
     }
 
-    /// The open file of `ino`, made on first open; counts one more open.
-    func acquire(_ ino: InodeNumber, content: Node.Content) -> OpenFile {
-        files.withLock { table in
-            let f = table[ino] ?? OpenFile(ino: ino, content: content)
-            table[ino] = f
+    /// The open file of `ino`, made on first open; counts one more open. nil when an unlink
+    /// freed the inode (`claimUnused`).
+    func acquire(_ ino: InodeNumber, content: Node.Content) -> OpenFile? {
+        state.withLock { s in
+            if s.freed.contains(ino) { return nil }
+            let f = s.files[ino] ?? OpenFile(ino: ino, content: content)
+            s.files[ino] = f
             f.state.withLock { $0.opens += 1 }
             return f
         }
     }
 
-    func file(_ ino: InodeNumber) -> OpenFile? { files.withLock { $0[ino] } }
+    func file(_ ino: InodeNumber) -> OpenFile? { state.withLock { $0.files[ino] } }
+
+    /// True, and `ino` marked freed, when nothing has it open: its unlink may free it in the
+    /// same batch. `unclaim` if that batch fails; `forgotten` once the kernel gives it back.
+    func claimUnused(_ ino: InodeNumber) -> Bool {
+        state.withLock { s in
+            guard s.files[ino] == nil else { return false }
+            s.freed.insert(ino)
+            return true
+        }
+    }
+
+    func unclaim(_ ino: InodeNumber) { _ = state.withLock { $0.freed.remove(ino) } }
+
+    /// The kernel no longer holds `ino`: no request can name it again.
+    func forgotten(_ ino: InodeNumber) { unclaim(ino) }
 
     enum Release {
         /// Other handles are open.
@@ -138,14 +164,14 @@ final class OpenFileTable: Sendable {
     /// Counts one close. The decision to remove is made here, under the table's lock and the
     /// file's, so writes another handle made after this one's commit are never dropped.
     func release(_ f: OpenFile) -> Release {
-        files.withLock { table in
-            let (last, clean) = f.state.withLock { s -> (Bool, Bool) in
-                s.opens -= 1
-                return (s.opens == 0, s.isClean)
+        state.withLock { s in
+            let (last, clean) = f.state.withLock { st -> (Bool, Bool) in
+                st.opens -= 1
+                return (st.opens == 0, st.isClean)
             }
             guard last else { return .notLast }
             guard clean else { return .keptUnclean }
-            table[f.ino] = nil
+            s.files[f.ino] = nil
             return .removed
         }
     }
@@ -153,14 +179,14 @@ final class OpenFileTable: Sendable {
     /// Removes `f` whatever it holds, if no handle is open on it (its writes could not be
     /// committed); true when removed.
     func discard(_ f: OpenFile) -> Bool {
-        files.withLock { table in
-            guard table[f.ino] === f, f.state.withLock({ $0.opens == 0 }) else { return false }
-            table[f.ino] = nil
+        state.withLock { s in
+            guard s.files[f.ino] === f, f.state.withLock({ $0.opens == 0 }) else { return false }
+            s.files[f.ino] = nil
             return true
         }
     }
 
-    var all: [OpenFile] { files.withLock { Array($0.values) } }
+    var all: [OpenFile] { state.withLock { Array($0.files.values) } }
 }
 
 /// Open files that may stream whole chunks straight to a blob file at once (each holds a blob

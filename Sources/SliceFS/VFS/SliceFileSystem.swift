@@ -245,7 +245,10 @@ public final class SliceFileSystem: LowLevelOperations {
     }
 
     public func forget(_ ino: InodeNumber, lookups: UInt64) {
-        if inodes.forget(ino, lookups) { purgeIfUnused(ino) }
+        if inodes.forget(ino, lookups) {
+            openFiles.forgotten(ino)
+            purgeIfUnused(ino)
+        }
     }
 
     public func getattr(_ ino: InodeNumber, fh: UInt64?, caller: Caller) throws -> (Attributes, timeout: Double) {
@@ -384,7 +387,22 @@ public final class SliceFileSystem: LowLevelOperations {
     public func unlink(parent: InodeNumber, name: [UInt8], caller: Caller) throws {
         if SliceFileSystem.isControlName(parent, name) { throw FSError(EPERM) }
         let (_, r) = try child(parent, name)
-        let lost = try namespace.unlink(r, in: try parentResolved(parent))
+        // A file nothing has open is freed in the unlink's own batch; the mark that keeps a
+        // racing OPEN out is taken back if that batch fails.
+        var claimed: InodeNumber?
+        let lost: Namespace.Unlinked
+        do {
+            lost = try namespace.unlink(r, in: try parentResolved(parent)) { ino in
+                guard openFiles.claimUnused(ino) else { return false }
+                claimed = ino
+                return true
+            }
+        } catch {
+            if let claimed { openFiles.unclaim(claimed) }
+            throw error
+        }
+        // Kept only while the kernel holds the number (FORGET takes it back).
+        if let claimed, !lost.freed || !inodes.isKnown(claimed) { openFiles.unclaim(claimed) }
         inodes.invalidate(parent, lost.ino)
         dropped(lost)
     }
