@@ -8,8 +8,9 @@
 /// How: the memtables are flushed (so every write acknowledged before the call is in a table),
 /// then one version is pinned under the manifest lock and its files are given to the
 /// destination: tables and sealed blob files are immutable, so they are hard-linked (copied
-/// where links fail: another filesystem); a blob file still being appended to is copied up to
-/// the bytes the version references, since the store will go on writing (and may cut) it. A
+/// where links fail: another filesystem); a blob file still being appended to is copied as it
+/// is at that moment (it holds every record the version references), since the store will go
+/// on writing (and may cut) it. A
 /// MANIFEST describing that version alone, and a CURRENT naming it, are written last, each
 /// synced. The destination holds no WAL: it is the store as of the flush, a prefix of the
 /// acknowledged writes (writes that land during the checkpoint may or may not be in it, but

@@ -775,6 +775,11 @@ final class Engine: @unchecked Sendable {
             guard releaseReserve() else { throw e }
             try apply()
         }
+        countWrite(puts: puts, deletes: deletes, bytes: bytes, since: start)
+    }
+
+    /// Counts an acknowledged write batch (and its latency, when it was sampled).
+    private func countWrite(puts: Int, deletes: Int, bytes: Int, since start: UInt64) {
         counters.puts.add(puts, ordering: .relaxed)
         counters.deletes.add(deletes, ordering: .relaxed)
         counters.writeBatches.add(1, ordering: .relaxed)
@@ -783,9 +788,8 @@ final class Engine: @unchecked Sendable {
     }
 
     /// Applies a small batch of plain puts and deletes, without sync (the caller decided it needs
-    /// none), on the calling thread if
-    /// that needs no waiting: no other writer queued, room in the memtable, no slowdown or
-    /// stall due. Returns false, having done nothing, otherwise (also for anything unusual:
+    /// none), on the calling thread if that needs no waiting: no other writer queued, room in
+    /// the memtable, no slowdown or stall due. Returns false, having done nothing, otherwise (also for anything unusual:
     /// large values, references, keys out of bounds), and the caller hands the write to a
     /// thread that may wait. With `mmapWrites` the WAL append is a copy into a mapping, so such
     /// a write is memory work: what lets the async API run it where it is called instead of
@@ -824,12 +828,8 @@ final class Engine: @unchecked Sendable {
             committed = try commit(w, onlyIfUncontended: true)
         }
         guard committed else { return false }
-        counters.puts.add(puts, ordering: .relaxed)
-        counters.deletes.add(deletes, ordering: .relaxed)
-        counters.writeBatches.add(1, ordering: .relaxed)
-        counters.userBytesWritten.add(bytes, ordering: .relaxed)
         counters.inlineWrites.add(1, ordering: .relaxed)
-        counters.record(counters.putLatency, since: start)
+        countWrite(puts: puts, deletes: deletes, bytes: bytes, since: start)
         return true
     }
 
