@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what Slice needs on a fresh Debian machine (run as root): the FUSE library and
-# tools, pkg-config, rsync and attr (used by the tests), and with SLICE_BENCH_PEERS=1 the
+# tools, LZ4 and zstd, pkg-config, rsync and attr (used by the tests), and with SLICE_BENCH_PEERS=1 the
 # engines the benchmarks compare against. Safe to run again.
 set -euo pipefail
 
 need=()
 dpkg -s libfuse3-dev >/dev/null 2>&1 || need+=(libfuse3-dev)
 dpkg -s fuse3 >/dev/null 2>&1 || need+=(fuse3)
+# Block compression (LZ4 for upper levels, zstd for the bottom one).
+dpkg -s liblz4-dev >/dev/null 2>&1 || need+=(liblz4-dev)
+dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # The filesystem tests drive real tools through the mount.
 command -v rsync >/dev/null 2>&1 || need+=(rsync)

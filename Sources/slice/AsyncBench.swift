@@ -17,7 +17,7 @@ extension Bench {
         let keySize = self.keySize
         let valueSize = self.valueSize
         let batchSize = name.hasPrefix("fill") ? self.batchSize : 1
-        let pool = BenchWorkload.valuePool()
+        let pool = BenchWorkload.valuePool(compressionRatio: compressionRatio)
         let span = UInt64(BenchWorkload.poolSize - valueSize + 1)
         let order =
             name == "fillrandom" || name == "deleterandom" ? BenchWorkload.permutation(name, count: num) : nil

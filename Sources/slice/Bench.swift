@@ -63,6 +63,18 @@ struct Bench: ParsableCommand {
         name: .customLong("subcompactions"),
         help: "Key ranges a large compaction is split into and merged in parallel (1: one thread).")
     var subcompactions = CompactionConfig().mergeParallelism
+    @Option(
+        name: .customLong("compression_type"),
+        help: """
+            Table block compression on every level: none, lz4 or zstd; default: the store's \
+            defaults (none on L0-L1, LZ4 below, zstd at the deepest level). none by default here, \
+            as the peers in Benchmarks/compare.sh run.
+            """)
+    var compressionType: String = "none"
+    @Option(
+        name: .customLong("compression_ratio"),
+        help: "Values compress to about this fraction of their size (db_bench's; 1: random bytes).")
+    var compressionRatio = 1.0
     @Flag(name: .customLong("use_existing_db")) var useExistingDB = false
     @Option(name: .customLong("db"), help: "Store directory.") var db = "/tmp/slicebench"
     @Flag(name: .customLong("histogram"), help: "Print latency percentiles.") var histogram = false
@@ -74,10 +86,12 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, valueSize <= BenchWorkload.poolSize, threads >= 1,
-            batchSize >= 1
+            batchSize >= 1, compressionRatio > 0, compressionRatio <= 1,
+            compressionType == "default" || Compression(rawValue: compressionType) != nil
         else {
             throw ValidationError(
-                "--num, --threads and --batch_size must be positive, --key_size 8...1024, --value_size at most 1 MiB")
+                "--num, --threads and --batch_size must be positive, --key_size 8...1024, --value_size at most 1 MiB, --compression_ratio in (0, 1], --compression_type none, lz4, zstd or default"
+            )
         }
     }
 
@@ -94,6 +108,7 @@ struct Bench: ParsableCommand {
             options.mmapWrites = mmapWrites
             options.compaction.mergeParallelism = max(1, subcompactions)
             options.compaction.enableParallelMerge = subcompactions > 1
+            if let c = Compression(rawValue: compressionType) { options.setCompression(c) }
             var store: SliceDB?
             func open(fresh: Bool) throws -> SliceDB {
                 if let s = store, !fresh { return s }
@@ -106,7 +121,7 @@ struct Bench: ParsableCommand {
             }
             if !json {
                 print(
-                    "Slice db_bench: keys \(keySize) bytes, values \(valueSize) bytes, entries \(num), threads \(threads), cache \(cacheSize) bytes, bloom \(bloomBits) bits, sync \(sync)"
+                    "Slice db_bench: keys \(keySize) bytes, values \(valueSize) bytes, entries \(num), threads \(threads), cache \(cacheSize) bytes, bloom \(bloomBits) bits, sync \(sync), compression \(compressionType) (values compress to \(compressionRatio))"
                 )
             }
             // YCSB records loaded so far (the load phase runs before the first YCSB workload).
@@ -309,7 +324,7 @@ struct Bench: ParsableCommand {
         let keySize = self.keySize
         let valueSize = self.valueSize
         let sync = self.sync
-        let pool = BenchWorkload.valuePool()
+        let pool = BenchWorkload.valuePool(compressionRatio: compressionRatio)
         let span = UInt64(BenchWorkload.poolSize - valueSize + 1)
         @Sendable func key(_ i: Int, into k: inout [UInt8]) { Bench.dbBenchKey(i, keySize: keySize, into: &k) }
         @Sendable func uniform(_ d: inout Draws) -> Int { Int(BenchWorkload.splitmix(&d.keys) % UInt64(num)) }

@@ -6,7 +6,8 @@ import Foundation
 ///
 /// - Keys are `keySize` ASCII digits of `i`, 0 ≤ i < num (`%016d` by default); a missing key is
 ///   a key with its last digit replaced by `x`, so it falls between existing keys.
-/// - Values are `valueSize` bytes sliced from a 1 MiB pool at a random offset per put.
+/// - Values are `valueSize` bytes sliced from a 1 MiB pool at a random offset per put
+///   (random bytes; with `--compression_ratio` r, compressible to about r, see `valuePool`).
 /// - Random numbers: splitmix64. A workload's generator is seeded with FNV-1a-64 of its name
 ///   plus `thread × 0x9E3779B97F4A7C15`; value offsets come from a second generator seeded
 ///   with that seed XOR `valueSalt`.
@@ -52,13 +53,23 @@ enum BenchWorkload {
     @inline(__always)
     static func unit(_ s: inout UInt64) -> Double { Double(splitmix(&s) >> 11) * (1.0 / 9_007_199_254_740_992.0) }
 
-    /// The 1 MiB value pool: splitmix64 seeded with FNV-1a of "pool", 8 bytes per draw.
-    static func valuePool() -> [UInt8] {
+    /// The 1 MiB value pool: splitmix64 seeded with FNV-1a of "pool", 8 bytes per draw. With
+    /// `compressionRatio` r < 1 (db_bench's `--compression_ratio`), each 100-byte piece keeps
+    /// its first max(1, ⌊100·r⌋) random bytes and repeats them to the piece's end, so a
+    /// compressor shrinks values to about r of their size.
+    static func valuePool(compressionRatio: Double = 1) -> [UInt8] {
         var s = fnv1a("pool".utf8)
         var pool = [UInt8](repeating: 0, count: poolSize)
         pool.withUnsafeMutableBytes { b in
             for i in stride(from: 0, to: poolSize, by: 8) {
                 b.storeBytes(of: splitmix(&s).littleEndian, toByteOffset: i, as: UInt64.self)
+            }
+        }
+        if compressionRatio < 1 {
+            let distinct = max(1, Int(100 * compressionRatio))
+            for i in 0..<poolSize {
+                let o = i % 100
+                if o >= distinct { pool[i] = pool[i - o + o % distinct] }
             }
         }
         return pool

@@ -48,6 +48,13 @@ struct StoreOptions: ParsableArguments {
             """)
     var walRecovery: WALRecovery = .tolerateTornTail
 
+    @Option(
+        help: """
+            Compression of the tables written: none, lz4 or zstd on every level; default: none on \
+            L0-L1, LZ4 below, zstd at the deepest level. Tables keep what they were written with.
+            """)
+    var compression: Compression?
+
     var options: Options {
         var o = Options()
         o.syncPolicy = sync
@@ -55,6 +62,7 @@ struct StoreOptions: ParsableArguments {
         o.memtableSize = memtableMB << 20
         o.bloomBitsPerKey = bloomBits
         o.walRecovery = walRecovery
+        if let compression { o.setCompression(compression) }
         return o
     }
 
@@ -87,6 +95,7 @@ struct StoreOptions: ParsableArguments {
 
 extension Options.SyncPolicy: ExpressibleByArgument {}
 extension WALRecovery: ExpressibleByArgument {}
+extension Compression: ExpressibleByArgument {}
 
 /// An error the CLI reports as `slice: error: <message>` with exit status 2.
 struct CLIError: Error, CustomStringConvertible {

@@ -102,6 +102,22 @@ import Testing
         #expect(again.status != 0 && again.err.contains("exists"), "\(again.err)")
     }
 
+    /// `--compression` on commands that write, reported by `stats`; a bad name is refused.
+    @Test func compressionOptionCompressesTablesAndStatsShowIt() throws {
+        let dir = TempDir("slice-cli-zstd")
+        let lines = (0..<2000).map { "key\($0)\t" + String(repeating: "text \($0 % 10) ", count: 12) + "\n" }.joined()
+        let imported = try run(
+            sliceExecutable, ["import", dir.file("db"), "--compression", "zstd"], stdin: Array(lines.utf8))
+        #expect(imported.status == 0, "\(imported.err)")
+        #expect(try run(sliceExecutable, ["compact", dir.file("db"), "--compression", "zstd"]).status == 0)
+        let stats = try run(sliceExecutable, ["stats", dir.file("db")])
+        #expect(stats.out.contains("uncompressed") && stats.out.contains("blocks compressed"), "\(stats.out)")
+        #expect(
+            try run(sliceExecutable, ["get", dir.file("db"), "key1234"]).out == String(repeating: "text 4 ", count: 12))
+        let bad = try run(sliceExecutable, ["put", dir.file("db"), "k", "v", "--compression", "snappy"])
+        #expect(bad.status != 0 && bad.err.contains("compression"), "\(bad.err)")
+    }
+
     @Test func largeValuesStreamThroughPutAndGet() throws {
         let dir = TempDir("slice-cli")
         let value = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3) }

@@ -42,6 +42,8 @@ final class CompactionJob: @unchecked Sendable {
     }
 
     var allFiles: [FileMetaData] { inputs.flatMap { $0 } }
+    /// Whether no level below the output level holds data (`Options.bottommostCompression`).
+    var isBottommost: Bool { version.levels.dropFirst(outputLevel + 1).allSatisfy(\.isEmpty) }
     var inputBytes: UInt64 { allFiles.reduce(0) { $0 + $1.size } }
 
     var isTrivialMove: Bool {
@@ -586,6 +588,7 @@ extension Engine {
 
         var outputs: [VersionEdit.NewFile] = []
         var blobGarbage: [UInt64: BlobDelta] = [:]
+        let compression = options.compression(forLevel: job.outputLevel, bottommost: job.isBottommost)
         var relocationWriter: BlobFileWriter?
         var builder: TableBuilder?
         var builderNumber: UInt64 = 0
@@ -668,7 +671,8 @@ extension Engine {
                     if builder == nil {
                         builderNumber = versions.newFileNumber()
                         lock.withLock { _ = pendingOutputs.insert(builderNumber) }
-                        builder = try TableBuilder(path: FileNames.table(path, builderNumber), options: options)
+                        builder = try TableBuilder(
+                            path: FileNames.table(path, builderNumber), options: options, compression: compression)
                     }
                     if decision.blob && !job.blobGCFiles.isEmpty,
                         let ref = BlobReference(decoding: input.valueBytes), job.blobGCFiles.contains(ref.fileNumber)

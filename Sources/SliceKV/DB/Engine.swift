@@ -436,7 +436,8 @@ final class Engine: @unchecked Sendable {
         it.seekToFirst()
         guard it.isValid else { return (nil, [:]) }
         let tablePath = FileNames.table(path, number)
-        let builder = try TableBuilder(path: tablePath, options: options)
+        let builder = try TableBuilder(
+            path: tablePath, options: options, compression: options.compression(forLevel: 0, bottommost: false))
         var deltas: [UInt64: BlobDelta] = [:]
         var currentUserKey: [UInt8] = []
         /// Sequence of the newer version of `currentUserKey` just seen; nil at its newest.
@@ -1647,6 +1648,22 @@ final class Engine: @unchecked Sendable {
         return checked
     }
 
+    /// A level's counts, with its data bytes before compression from each table's properties
+    /// (tables the table cache cannot open count as stored).
+    private func levelStats(_ level: Int, _ files: [FileMetaData], _ version: Version) -> Statistics.Level {
+        var l = Statistics.Level(
+            level: level, files: files.count, bytes: version.bytes(level: level), uncompressedBytes: 0,
+            compressedBlocks: 0, dataBlocks: 0)
+        l.uncompressedBytes = l.bytes
+        for f in files {
+            guard let p = try? tableCache.table(f.number).properties else { continue }
+            l.uncompressedBytes += p.dataRawBytes - min(p.dataRawBytes, p.dataStoredBytes)
+            l.compressedBlocks += p.compressedBlocks
+            l.dataBlocks += p.dataBlocks
+        }
+        return l
+    }
+
     func stats() -> Statistics {
         let (memBytes, immCount, immBytes, version, seq, hidden) = lock.withLock {
             (
@@ -1669,9 +1686,7 @@ final class Engine: @unchecked Sendable {
             compactionBytesWritten: v(c.compactionBytesWritten),
             writeAmplification: user == 0 ? 0 : Double(disk) / Double(user),
             memtableBytes: UInt64(memBytes), immutableMemtables: immCount, immutableMemtableBytes: UInt64(immBytes),
-            levels: version.levels.enumerated().map {
-                .init(level: $0.offset, files: $0.element.count, bytes: version.bytes(level: $0.offset))
-            },
+            levels: version.levels.enumerated().map { levelStats($0.offset, $0.element, version) },
             flushes: v(c.flushes), compactions: v(c.compactions),
             compactionsRunning: Int(v(c.compactionsRunning)), subcompactions: v(c.subcompactions),
             trivialMoves: v(c.trivialMoves), compactionBytesRead: v(c.compactionBytesRead),
@@ -1680,6 +1695,7 @@ final class Engine: @unchecked Sendable {
             blockCacheHitRatio: hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses),
             blockCacheBytes: UInt64(blockCache.usage), blockCacheCapacity: UInt64(blockCache.capacity),
             blockCacheEntries: blockCache.entryCount, blockReads: v(c.blockReads), blockReadBytes: v(c.blockReadBytes),
+            blocksDecompressed: v(c.blocksDecompressed),
             openTables: tableCache.openCount,
             bloomChecks: v(c.bloomChecks), bloomUsefulNegatives: v(c.bloomUseful),
             getLatency: Statistics.Latency(c.getLatency.withLock { $0 }, count: v(c.gets)),

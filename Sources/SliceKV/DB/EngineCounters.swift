@@ -27,6 +27,8 @@ final class EngineCounters: Sendable {
     let stallNanos = Atomic<Int>(0)
     let slowdowns = Atomic<Int>(0)
     let blockReads = StripedCounter()  // on every read: no shared cache line
+    /// Data blocks decompressed after a read (block cache misses on compressed blocks).
+    let blocksDecompressed = StripedCounter()
     let blockReadBytes = StripedCounter()  // on every read: no shared cache line
     let bloomChecks = StripedCounter()  // on every read: no shared cache line
     let bloomUseful = StripedCounter()  // on every read: no shared cache line

@@ -9,7 +9,14 @@ public struct Statistics: Sendable, Codable {
     public struct Level: Sendable, Codable {
         public var level: Int
         public var files: Int
+        /// Bytes of the level's table files on disk (compressed blocks as stored).
         public var bytes: UInt64
+        /// What those files would take with every data block uncompressed (equal to `bytes`
+        /// for a level without compressed blocks).
+        public var uncompressedBytes: UInt64
+        /// Data blocks stored compressed, and all data blocks, in the level's tables.
+        public var compressedBlocks: UInt64
+        public var dataBlocks: UInt64
     }
 
     /// Latency percentiles in microseconds, from every 8th operation (timing each one cost
@@ -80,6 +87,8 @@ public struct Statistics: Sendable, Codable {
     public var blockCacheEntries: Int
     public var blockReads: UInt64
     public var blockReadBytes: UInt64
+    /// Data blocks decompressed after a read (compressed blocks missing from the block cache).
+    public var blocksDecompressed: UInt64 = 0
     public var openTables: Int
 
     public var bloomChecks: UInt64
@@ -186,6 +195,12 @@ public struct Statistics: Sendable, Codable {
         metric(
             "level_bytes", "gauge", "Table bytes per level.",
             levels.map { ("{level=\"\($0.level)\"}", Double($0.bytes)) })
+        metric(
+            "level_uncompressed_bytes", "gauge", "Table bytes per level with every data block uncompressed.",
+            levels.map { ("{level=\"\($0.level)\"}", Double($0.uncompressedBytes)) })
+        one(
+            "blocks_decompressed_total", "counter", "Data blocks decompressed after a read.", Double(blocksDecompressed)
+        )
         one("flushes_total", "counter", "Memtables flushed to L0.", Double(flushes))
         one("compactions_total", "counter", "Compaction jobs finished (trivial moves included).", Double(compactions))
         one("compactions_running", "gauge", "Compaction jobs running now.", Double(compactionsRunning))
@@ -201,6 +216,7 @@ public struct Statistics: Sendable, Codable {
         one("block_cache_hit_ratio", "gauge", "Hits / (hits + misses).", blockCacheHitRatio)
         one("block_cache_bytes", "gauge", "Bytes held by the block cache.", Double(blockCacheBytes))
         one("block_cache_capacity_bytes", "gauge", "Block cache capacity.", Double(blockCacheCapacity))
+        one("block_cache_entries", "gauge", "Blocks held by the block cache.", Double(blockCacheEntries))
         one("block_reads_total", "counter", "Blocks read from table files.", Double(blockReads))
         one("open_tables", "gauge", "Table files open in the table cache.", Double(openTables))
         one("bloom_checks_total", "counter", "Bloom filter probes.", Double(bloomChecks))
@@ -283,13 +299,21 @@ public struct Statistics: Sendable, Codable {
         )
         lines.append(
             "memtables: active \(memtableBytes) B, immutable \(immutableMemtables) (\(immutableMemtableBytes) B)")
-        for l in levels where l.files > 0 { lines.append("  L\(l.level): \(l.files) files, \(l.bytes) B") }
+        for l in levels where l.files > 0 {
+            var line = "  L\(l.level): \(l.files) files, \(l.bytes) B"
+            if l.compressedBlocks > 0 {
+                let ratio = Double(l.uncompressedBytes) / Double(max(1, l.bytes))
+                line +=
+                    " (uncompressed \(l.uncompressedBytes) B, \(String(format: "%.2f", ratio))x; \(l.compressedBlocks)/\(l.dataBlocks) blocks compressed)"
+            }
+            lines.append(line)
+        }
         lines.append(
             "flushes \(flushes), compactions \(compactions) (running \(compactionsRunning), trivial moves \(trivialMoves), subcompactions \(subcompactions)), read \(compactionBytesRead) B, wrote \(compactionBytesWritten) B"
         )
         lines.append("stalls \(stalls) (\(stallMicros) us), slowdowns \(slowdowns)")
         lines.append(
-            "block cache: hits \(blockCacheHits), misses \(blockCacheMisses), hit ratio \(String(format: "%.3f", blockCacheHitRatio)), \(blockCacheBytes)/\(blockCacheCapacity) B"
+            "block cache: hits \(blockCacheHits), misses \(blockCacheMisses), hit ratio \(String(format: "%.3f", blockCacheHitRatio)), \(blockCacheBytes)/\(blockCacheCapacity) B, \(blockCacheEntries) entries; blocks decompressed \(blocksDecompressed)"
         )
         if blobFiles > 0 || blobBytesWritten > 0 {
             lines.append(

@@ -15,12 +15,15 @@ final class TableBuilder {
     private(set) var smallest: [UInt8] = []
     private(set) var largest: [UInt8] = []
     private var finished = false
+    private let compressor: BlockCompressor
     /// Writes the classic `BloomFilter` instead of the blocked one: what tables written
     /// before blocked filters carry (tests use it to check those still read).
     var writesClassicFilter = false
 
-    init(path: String, options: Options) throws {
+    /// `compression` applies to data blocks (meta blocks are read once per open and stay raw).
+    init(path: String, options: Options, compression: Compression = .none) throws {
         self.path = path
+        self.compressor = BlockCompressor(compression, zstdLevel: options.zstdLevel)
         self.file = try options.fileLayer.create(path)
         self.blockSize = options.blockSize
         self.bloomBitsPerKey = options.bloomBitsPerKey
@@ -99,18 +102,28 @@ final class TableBuilder {
         guard !dataBlock.isEmpty else { return }
         let last = dataBlock.lastKey
         let contents = dataBlock.finish()
-        let handle = try writeBlock(contents)
+        let handle = try compressor.withStored(contents) { stored, compression in
+            properties.dataRawBytes += UInt64(contents.count)
+            properties.dataStoredBytes += UInt64(stored.count)
+            if compression != .none { properties.compressedBlocks += 1 }
+            return try writeBlock(stored, compression)
+        }
         indexBlock.add(last, handle.encoded)
         properties.dataBlocks += 1
     }
 
-    /// Buffers a block and its trailer; the buffer is written in 1 MiB pieces.
     private func writeBlock(_ contents: [UInt8]) throws -> BlockHandle {
-        let handle = BlockHandle(offset: offset + UInt64(out.count), size: UInt64(contents.count))
-        out.append(contentsOf: contents)
-        out.append(0)  // no compression
-        let crc = CRC32C.checksum(contents, extending: 0)
-        out.appendFixed32(CRC32C.mask(withUnsafeBytes(of: UInt8(0)) { CRC32C.checksum($0, extending: crc) }))
+        try contents.withUnsafeBytes { try writeBlock($0, .none) }
+    }
+
+    /// Buffers a block's stored bytes and its trailer; the buffer is written in 1 MiB pieces.
+    private func writeBlock(_ stored: UnsafeRawBufferPointer, _ compression: Compression) throws -> BlockHandle {
+        let handle = BlockHandle(offset: offset + UInt64(out.count), size: UInt64(stored.count))
+        out.append(contentsOf: stored)
+        let tag = compression.tag
+        out.append(tag)
+        let crc = CRC32C.checksum(stored, extending: 0)
+        out.appendFixed32(CRC32C.mask(withUnsafeBytes(of: tag) { CRC32C.checksum($0, extending: crc) }))
         if out.count >= 1 << 20 { try drain() }
         return handle
     }

@@ -3,9 +3,13 @@
 /// ```
 /// table      := dataBlock* filterBlock? propertiesBlock metaindexBlock indexBlock footer
 /// every block is followed by its trailer:
-///   trailer  := compression:uint8 (0 = none)  checksum:fixed32
-///   checksum  = masked CRC32C of block bytes ++ compression byte
-/// dataBlock  := BlockBuilder block of (internal key -> value), ~blockSize bytes
+///   trailer  := compression:uint8  checksum:fixed32
+///   compression = 0 none, 1 LZ4, 2 zstd (`Compression`; the stored bytes of a compressed
+///               block are laid out in BlockCompression.swift); only data blocks are
+///               compressed, and only in tables of format version 2
+///   checksum  = masked CRC32C of the stored block bytes ++ compression byte
+/// dataBlock  := BlockBuilder block of (internal key -> value), ~blockSize bytes before
+///               compression
 /// filterBlock:= BlockedBloomFilter (tables written before it: BloomFilter) over the
 ///               table's user keys and, when the property
 ///               "filter.prefixes" is 1, over every key prefix that ends in a '/' byte
@@ -17,15 +21,19 @@
 /// metaindex  := BlockBuilder block: "filter.blocked512" (or, in older tables,
 ///               "filter.bloom64") -> handle, "properties" -> handle
 /// indexBlock := BlockBuilder block: last internal key of data block i -> handle of block i
-/// handle     := offset:varint  size:varint          (size excludes the 5-byte trailer)
+/// handle     := offset:varint  size:varint   (stored size, excluding the 5-byte trailer)
 /// footer     := metaindex offset:fixed64 size:fixed64  index offset:fixed64 size:fixed64
 ///               formatVersion:fixed32  checksum:fixed32  magic:fixed64       (48 bytes)
 ///   checksum  = masked CRC32C of the 36 bytes before it
 ///   magic     = 0x534c_4943_4553_5354 ("SLICESST")      -- on disk: do not change
+///   formatVersion: 1 = no compressed blocks (written before compression existed),
+///               2 = data blocks may be compressed; readers accept both
 /// ```
 enum TableFormat {
     static let magic: UInt64 = 0x534c_4943_4553_5354
-    static let formatVersion: UInt32 = 1
+    static let formatVersion: UInt32 = 2
+    /// Versions this reader opens.
+    static let readableVersions: ClosedRange<UInt32> = 1...2
     static let footerSize = 48
     static let trailerSize = 5
     /// The classic `BloomFilter`, read in tables written before the blocked one.
@@ -71,6 +79,12 @@ struct TableProperties: Sendable, Equatable {
     /// 1 when the filter also holds the keys' '/'-ended prefixes (tables written before this
     /// property existed lack it: their filter cannot answer prefix questions).
     var filterPrefixes: UInt64 = 0
+    /// Data block bytes before and after compression (0 in tables written before compression:
+    /// there stored equals raw).
+    var dataRawBytes: UInt64 = 0
+    var dataStoredBytes: UInt64 = 0
+    /// Data blocks stored compressed.
+    var compressedBlocks: UInt64 = 0
     /// Blob files the table's references point into, with the record bytes they cover (disk
     /// bytes, as blob accounting counts them). Why: garbage collection of a blob file rewrites
     /// exactly the tables that refer to it. nil for tables written before this property: they
@@ -80,7 +94,8 @@ struct TableProperties: Sendable, Equatable {
     /// Every (name, value) in the sorted order the properties block needs.
     var namedValues: [(String, UInt64)] {
         var out: [(String, UInt64)] = [
-            ("data.blocks", dataBlocks), ("deletions", deletions), ("entries", entries),
+            ("data.blocks", dataBlocks), ("data.compressed.blocks", compressedBlocks), ("data.raw.bytes", dataRawBytes),
+            ("data.stored.bytes", dataStoredBytes), ("deletions", deletions), ("entries", entries),
             ("filter.prefixes", filterPrefixes), ("older.versions", olderVersions), ("raw.key.bytes", rawKeyBytes),
             ("raw.value.bytes", rawValueBytes), ("seq.largest", largestSequence), ("seq.smallest", smallestSequence),
         ]
@@ -104,6 +119,9 @@ struct TableProperties: Sendable, Equatable {
         }
         switch name {
         case "data.blocks": dataBlocks = v
+        case "data.compressed.blocks": compressedBlocks = v
+        case "data.raw.bytes": dataRawBytes = v
+        case "data.stored.bytes": dataStoredBytes = v
         case "deletions": deletions = v
         case "entries": entries = v
         case "filter.prefixes": filterPrefixes = v

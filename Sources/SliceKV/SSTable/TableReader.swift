@@ -61,7 +61,7 @@ final class TableReader: @unchecked Sendable {
             else {
                 throw SliceError.corruption("table footer checksum mismatch", path: path, offset: footerOffset)
             }
-            guard f.fixed32(at: 32) == TableFormat.formatVersion else {
+            guard TableFormat.readableVersions.contains(f.fixed32(at: 32)) else {
                 throw SliceError(.unsupportedFormat, "table format version \(f.fixed32(at: 32))", path: path)
             }
             return (
@@ -105,15 +105,20 @@ final class TableReader: @unchecked Sendable {
         self.properties = properties
     }
 
-    /// Reads a block and its trailer, verifying the checksum.
+    /// Reads a block and its trailer, verifying the checksum; returns the block decompressed.
     static func readRaw(_ file: File, _ handle: BlockHandle, fileSize: UInt64) throws -> [UInt8] {
         let total = try checkBounds(handle, fileSize: fileSize, path: file.path)
         var bytes = try file.read(count: total, at: Int64(handle.offset))
-        try bytes.withUnsafeBytes {
+        let compression = try bytes.withUnsafeBytes {
             try verifyTrailer($0, Int(handle.size), path: file.path, offset: Int64(handle.offset))
         }
         bytes.removeLast(TableFormat.trailerSize)
-        return bytes
+        guard compression != .none else { return bytes }
+        let raw = try bytes.withUnsafeBytes {
+            try BlockDecompressor.decompress($0, compression, path: file.path, offset: Int64(handle.offset))
+        }
+        defer { raw.deallocate() }
+        return Array(raw)
     }
 
     /// The block's size with its trailer, after checking it lies inside the file.
@@ -144,32 +149,59 @@ final class TableReader: @unchecked Sendable {
             let raw = UnsafeRawBufferPointer(
                 rebasing: mapping.bytes[Int(handle.offset)..<(Int(handle.offset) + total)])
             if !trusted { try TableReader.verifyTrailer(raw, n, path: file.path, offset: offset) }
-            return try Block(
-                bytes: UnsafeRawBufferPointer(rebasing: raw[0..<n]), owner: mapping, path: file.path, offset: offset)
+            let stored = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+            guard let compression = Compression(tag: raw[n]), compression != .none else {
+                return try Block(bytes: stored, owner: mapping, path: file.path, offset: offset)
+            }
+            return try decompressed(stored, compression, offset: offset)
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 8)
         do {
             guard try file.read(into: buffer, at: offset) == total else {
                 throw SliceError.corruption("file is shorter than expected", path: file.path, offset: offset)
             }
-            try TableReader.verifyTrailer(UnsafeRawBufferPointer(buffer), n, path: file.path, offset: offset)
-            return try Block(
-                bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), owner: nil, path: file.path, offset: offset)
+            let compression = try TableReader.verifyTrailer(
+                UnsafeRawBufferPointer(buffer), n, path: file.path, offset: offset)
+            let stored = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            guard compression != .none else {
+                return try Block(bytes: stored, owner: nil, path: file.path, offset: offset)
+            }
+            defer { buffer.deallocate() }
+            return try decompressed(stored, compression, offset: offset)
         } catch {
             buffer.deallocate()
             throw error
         }
     }
 
-    /// Checks a block's trailer (type byte and masked CRC32C of contents + type) at `n`.
-    private static func verifyTrailer(_ b: UnsafeRawBufferPointer, _ n: Int, path: String, offset: Int64) throws {
+    /// A block over a new heap buffer holding `stored` decompressed.
+    private func decompressed(_ stored: UnsafeRawBufferPointer, _ compression: Compression, offset: Int64) throws
+        -> Block
+    {
+        let raw = try BlockDecompressor.decompress(stored, compression, path: file.path, offset: offset)
+        stats?.blocksDecompressed.add(1, ordering: .relaxed)
+        do {
+            return try Block(bytes: UnsafeRawBufferPointer(raw), owner: nil, path: file.path, offset: offset)
+        } catch {
+            raw.deallocate()
+            throw error
+        }
+    }
+
+    /// Checks a block's trailer (type byte and masked CRC32C of stored bytes + type) at `n`;
+    /// returns the block's compression.
+    @discardableResult
+    private static func verifyTrailer(_ b: UnsafeRawBufferPointer, _ n: Int, path: String, offset: Int64) throws
+        -> Compression
+    {
         guard CRC32C.unmask(b.fixed32(at: n + 1)) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<(n + 1)]))
         else {
             throw SliceError.corruption("block checksum mismatch", path: path, offset: offset)
         }
-        guard b[n] == 0 else {
+        guard let compression = Compression(tag: b[n]) else {
             throw SliceError(.unsupportedFormat, "unknown block compression \(b[n])", path: path)
         }
+        return compression
     }
 
     /// `fillCache: false` is compaction and `check`, which read whole files once: with `pread`,
