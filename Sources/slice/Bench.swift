@@ -64,6 +64,10 @@ struct Bench: ParsableCommand {
         help: "Key ranges a large compaction is split into and merged in parallel (1: one thread).")
     var subcompactions = CompactionConfig().mergeParallelism
     @Option(
+        name: .customLong("max_background_compactions"),
+        help: "Compaction jobs that may run at once (background threads, and a manual compaction's).")
+    var maxBackgroundCompactions = CompactionConfig().maxConcurrentCompactions
+    @Option(
         name: .customLong("compression_type"),
         help: """
             Table block compression on every level: none, lz4 or zstd; default: the store's \
@@ -86,11 +90,11 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, valueSize <= BenchWorkload.poolSize, threads >= 1,
-            batchSize >= 1, compressionRatio > 0, compressionRatio <= 1,
+            batchSize >= 1, (1...64).contains(maxBackgroundCompactions), compressionRatio > 0, compressionRatio <= 1,
             compressionType == "default" || Compression(rawValue: compressionType) != nil
         else {
             throw ValidationError(
-                "--num, --threads and --batch_size must be positive, --key_size 8...1024, --value_size at most 1 MiB, --compression_ratio in (0, 1], --compression_type none, lz4, zstd or default"
+                "--num, --threads and --batch_size must be positive, --key_size 8...1024, --value_size at most 1 MiB, --compression_ratio in (0, 1], --compression_type none, lz4, zstd or default, --max_background_compactions 1...64"
             )
         }
     }
@@ -109,6 +113,7 @@ struct Bench: ParsableCommand {
             options.compaction.mergeParallelism = max(1, subcompactions)
             options.compaction.enableParallelMerge = subcompactions > 1
             if let c = Compression(rawValue: compressionType) { options.setCompression(c) }
+            options.compaction.maxConcurrentCompactions = maxBackgroundCompactions
             var store: SliceDB?
             func open(fresh: Bool) throws -> SliceDB {
                 if let s = store, !fresh { return s }
@@ -168,6 +173,10 @@ struct Bench: ParsableCommand {
                 result.name = token
                 print(json ? result.json : result.line(histogram: histogram))
                 if settle && Bench.writes(name) { Bench.settle(db) }
+            }
+            if !json, store != nil {
+                // Space on disk as `du` counts it (the compression comparison reads this line).
+                print("disk: \(DiskUse.allocatedBytes(db)) bytes allocated in \(db) (RESERVE and WAL included)")
             }
             try store?.close()
             if !json, let peak = Bench.peakResidentKiB() { print("peak RSS: \(peak) KiB") }

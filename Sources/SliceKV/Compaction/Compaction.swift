@@ -23,6 +23,11 @@ final class CompactionJob: @unchecked Sendable {
     /// Writers holding values relocated by this job, and where their new records start:
     /// returned to the pool once the job's edit is installed, cut back if it fails.
     let relocationWriters = Locked<[(BlobFileWriter, UInt64)]>([])
+    /// Whether another job ran during this one (`CompactionStats.overlappedJobs`). Guarded by
+    /// the engine lock.
+    var overlapped = false
+    /// Whether a manual `compact()` runs it (`CompactionStats.manualJobs`).
+    var manual = false
 
     init(
         level: Int, outputLevel: Int, inputs: [[FileMetaData]], version: Version, smallestSnapshot: SequenceNumber,
@@ -272,7 +277,7 @@ extension Engine {
 
     /// A job for `chosen` at `level` plus overlapping files below, unless any of those are busy
     /// or its output range overlaps a running job's. REQUIRES: lock held.
-    private func jobIfFree(
+    func jobIfFree(
         level: Int, _ chosen: [FileMetaData], version: Version, allowTrivialMove: Bool = true,
         collecting: Set<UInt64>? = nil
     ) -> CompactionJob? {
@@ -290,17 +295,29 @@ extension Engine {
     }
 
     /// REQUIRES: lock held.
-    private func register(_ job: CompactionJob) {
+    func register(_ job: CompactionJob) {
         for f in job.allFiles { f.beingCompacted.store(true, ordering: .relaxed) }
+        compactionStats.started(alongside: runningCompactions.count)
+        if !runningCompactions.isEmpty {
+            job.overlapped = true
+            for other in runningCompactions where !other.overlapped {
+                other.overlapped = true
+                compactionStats.overlappedJobs += 1
+            }
+        }
         runningCompactions.append(job)
-        counters.compactionsRunning.add(1, ordering: .relaxed)
+        if job.manual {
+            compactionStats.manualJobs += 1
+            compactionStats.manualPeakRunning = max(
+                compactionStats.manualPeakRunning, runningCompactions.count { $0.manual })
+        }
     }
 
     /// REQUIRES: lock held.
-    private func unregister(_ job: CompactionJob) {
+    func unregister(_ job: CompactionJob) {
         for f in job.allFiles { f.beingCompacted.store(false, ordering: .relaxed) }
         runningCompactions.removeAll { $0 === job }
-        counters.compactionsRunning.add(-1, ordering: .relaxed)
+        compactionStats.running = runningCompactions.count
         lock.broadcastAll()
     }
 
@@ -402,6 +419,7 @@ extension Engine {
     /// Runs a marked job and installs its result; returns the numbers of the files written.
     @discardableResult
     func run(_ job: CompactionJob) throws -> [UInt64] {
+        let started = monotonicNanos()
         var edit = VersionEdit()
         for (i, files) in job.inputs.enumerated() {
             for f in files { edit.deletedFiles.append((i == 0 ? job.level : job.outputLevel, f.number)) }
@@ -463,6 +481,13 @@ extension Engine {
         if blobDeltas.values.contains(where: { $0.garbage > 0 }) { sealBlobFilesWorthSealing() }
         for (w, _) in job.relocationWriters.withLock({ $0 }) { releaseBlobWriter(w) }
         counters.compactions.add(1, ordering: .relaxed)
+        let written = job.isTrivialMove ? 0 : outputs.reduce(0) { $0 + $1.size }
+        lock.withLock {
+            compactionStats.finished(
+                outputLevel: job.outputLevel, trivialMove: job.isTrivialMove, filesRead: job.allFiles.count,
+                filesWritten: outputs.count, bytesRead: job.isTrivialMove ? 0 : job.inputBytes, bytesWritten: written,
+                nanos: monotonicNanos() - started)
+        }
         return outputs.map(\.number)
     }
 
@@ -529,6 +554,7 @@ extension Engine {
             results.set(0, Result { try mergeRange(job, from: nil, to: nil) })
         } else {
             counters.subcompactions.add(ranges, ordering: .relaxed)
+            lock.withLock { compactionStats.parallelMerges += 1 }
             // Threads of their own rather than Dispatch's pool: they take the compaction
             // threads' lower CPU priority, which a pool thread could not be given back after.
             let done = DispatchSemaphore(value: 0)
@@ -699,86 +725,6 @@ extension Engine {
             throw error
         }
         return (outputs, blobGarbage)
-    }
-
-    // MARK: Manual compaction
-
-    /// Full manual compaction: flushes memtables, then merges every level into the next down to
-    /// the deepest level holding data, and rewrites deepest-level files that hold tombstones,
-    /// so that deleted and overwritten data no longer takes space. Background compactions
-    /// pause while it runs.
-    func compact(progress: ((Int, Int) -> Void)? = nil) throws {
-        try ensureWritable()
-        try flush()
-        // Files still open for appends can be neither collected nor deleted: seal them, so a
-        // manual compaction frees the space of deleted values wherever they are.
-        try sealIdleBlobFiles()
-        lock.withLock {
-            while manualCompactionActive { lock.wait() }
-            manualCompactionActive = true
-            while !runningCompactions.isEmpty { lock.wait() }
-        }
-        defer {
-            lock.withLock {
-                manualCompactionActive = false
-                lock.broadcastAll()
-            }
-        }
-        let start = lock.withLock { versions.current }
-        let deepest = max(1, start.levels.lastIndex { !$0.isEmpty } ?? 1)
-        let chunk = options.compaction.maxSSTablesPerJob
-        for level in 0..<deepest {
-            progress?(level, deepest + 1)
-            while true {
-                let job: CompactionJob? = try lock.withLock {
-                    if let e = backgroundErrorLocked { throw e }
-                    let v = versions.current
-                    let files = level == 0 ? Array(v.levels[0].reversed()) : v.levels[level]
-                    guard !files.isEmpty else { return nil }
-                    let chosen = Array(files.prefix(chunk))
-                    guard let job = jobIfFree(level: level, chosen, version: v, allowTrivialMove: false) else {
-                        throw SliceError(.ioError, "manual compaction found busy files")
-                    }
-                    register(job)
-                    return job
-                }
-                guard let job else { break }
-                defer { lock.withLock { unregister(job) } }
-                try run(job)
-            }
-        }
-        progress?(deepest, deepest + 1)
-        // Bottom level: rewrite files that still carry tombstones or older versions kept for a
-        // snapshot, or refer to blob files due for garbage collection (once each: what a
-        // snapshot still needs survives the rewrite).
-        var rewritten = Set<UInt64>()
-        while true {
-            let job: CompactionJob? = try lock.withLock {
-                let v = versions.current
-                // Blob files due for garbage collection: their values may sit in any bottom file.
-                let collect = !v.blobGarbageCollectionCandidates.isEmpty
-                // A run of adjacent files: outputs span the run's range, which must not cover a
-                // file left in the level.
-                var withTombstones: [FileMetaData] = []
-                for f in v.levels[deepest] {
-                    let p = try tableCache.table(f.number).properties
-                    let wanted = !rewritten.contains(f.number) && (p.deletions > 0 || p.olderVersions > 0 || collect)
-                    if wanted { withTombstones.append(f) } else if !withTombstones.isEmpty { break }
-                    if withTombstones.count >= chunk { break }
-                }
-                guard !withTombstones.isEmpty else { return nil }
-                let job = CompactionJob(
-                    level: deepest, outputLevel: deepest, inputs: [withTombstones, []], version: v,
-                    smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked, allowTrivialMove: false,
-                    collecting: relocating(v))
-                register(job)
-                return job
-            }
-            guard let job else { break }
-            defer { lock.withLock { unregister(job) } }
-            rewritten.formUnion(try run(job))
-        }
-        progress?(deepest + 1, deepest + 1)
     }
 }
 

@@ -63,6 +63,8 @@ final class Engine: @unchecked Sendable {
     @exclusivity(unchecked) private var closed = false
     private var liveThreads = 0
     var runningCompactions: [CompactionJob] = []
+    /// Totals and parallelism of compaction jobs. Guarded by lock.
+    lazy var compactionStats = CompactionStats(numLevels: options.numLevels)
     var manualCompactionActive = false
     var pendingOutputs: Set<UInt64> = []
     /// Disk space kept for getting out of a full disk (`Options.spaceReserve`).
@@ -1665,10 +1667,11 @@ final class Engine: @unchecked Sendable {
     }
 
     func stats() -> Statistics {
-        let (memBytes, immCount, immBytes, version, seq, hidden) = lock.withLock {
+        let (memBytes, immCount, immBytes, version, seq, hidden, compaction) = lock.withLock {
             (
                 mem.approximateMemoryUsage, imm.count, imm.reduce(0) { $0 + $1.approximateMemoryUsage },
-                versions.current, lastSequence, imm.reduce(mem.shadowedBlobBytes) { $0 + $1.shadowedBlobBytes }
+                versions.current, lastSequence, imm.reduce(mem.shadowedBlobBytes) { $0 + $1.shadowedBlobBytes },
+                compactionStats
             )
         }
         let c = counters
@@ -1688,14 +1691,14 @@ final class Engine: @unchecked Sendable {
             memtableBytes: UInt64(memBytes), immutableMemtables: immCount, immutableMemtableBytes: UInt64(immBytes),
             levels: version.levels.enumerated().map { levelStats($0.offset, $0.element, version) },
             flushes: v(c.flushes), compactions: v(c.compactions),
-            compactionsRunning: Int(v(c.compactionsRunning)), subcompactions: v(c.subcompactions),
+            compactionsRunning: compaction.running, subcompactions: v(c.subcompactions),
             trivialMoves: v(c.trivialMoves), compactionBytesRead: v(c.compactionBytesRead),
             stalls: v(c.stalls), stallMicros: v(c.stallNanos) / 1000, slowdowns: v(c.slowdowns),
             blockCacheHits: hits, blockCacheMisses: misses,
             blockCacheHitRatio: hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses),
             blockCacheBytes: UInt64(blockCache.usage), blockCacheCapacity: UInt64(blockCache.capacity),
             blockCacheEntries: blockCache.entryCount, blockReads: v(c.blockReads), blockReadBytes: v(c.blockReadBytes),
-            blocksDecompressed: v(c.blocksDecompressed),
+            blocksDecompressed: v(c.blocksDecompressed), compaction: compaction,
             openTables: tableCache.openCount,
             bloomChecks: v(c.bloomChecks), bloomUsefulNegatives: v(c.bloomUseful),
             getLatency: Statistics.Latency(c.getLatency.withLock { $0 }, count: v(c.gets)),

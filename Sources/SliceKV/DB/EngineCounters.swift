@@ -18,7 +18,6 @@ final class EngineCounters: Sendable {
     let flushes = Atomic<Int>(0)
     let flushBytesWritten = Atomic<Int>(0)
     let compactions = Atomic<Int>(0)
-    let compactionsRunning = Atomic<Int>(0)
     let subcompactions = Atomic<Int>(0)
     let trivialMoves = Atomic<Int>(0)
     let compactionBytesRead = Atomic<Int>(0)

@@ -89,6 +89,8 @@ public struct Statistics: Sendable, Codable {
     public var blockReadBytes: UInt64
     /// Data blocks decompressed after a read (compressed blocks missing from the block cache).
     public var blocksDecompressed: UInt64 = 0
+    /// Compaction per output level, and how many jobs ran at once.
+    public var compaction: CompactionStats
     public var openTables: Int
 
     public var bloomChecks: UInt64
@@ -205,6 +207,35 @@ public struct Statistics: Sendable, Codable {
         one("compactions_total", "counter", "Compaction jobs finished (trivial moves included).", Double(compactions))
         one("compactions_running", "gauge", "Compaction jobs running now.", Double(compactionsRunning))
         one(
+            "compactions_peak_running", "gauge", "Most compaction jobs that ran at once.",
+            Double(compaction.peakRunning))
+        one(
+            "compactions_overlapped_total", "counter", "Compaction jobs that ran while another one ran.",
+            Double(compaction.overlappedJobs))
+        one(
+            "compaction_parallel_merges_total", "counter", "Compaction jobs split into key ranges merged in parallel.",
+            Double(compaction.parallelMerges))
+        one("manual_compaction_jobs_total", "counter", "Jobs run by manual compactions.", Double(compaction.manualJobs))
+        one(
+            "manual_compaction_peak_running", "gauge", "Most jobs of manual compactions that ran at once.",
+            Double(compaction.manualPeakRunning))
+        let active = compaction.levels.filter { $0.jobs > 0 }
+        func perLevel(_ name: String, _ help: String, _ value: (CompactionStats.Level) -> Double) {
+            metric(name, "counter", help, active.map { ("{level=\"\($0.level)\"}", value($0)) })
+        }
+        perLevel("compaction_jobs_total", "Compaction jobs by output level.") { Double($0.jobs) }
+        perLevel("compaction_read_bytes_total", "Bytes compactions read, by output level.") { Double($0.bytesRead) }
+        perLevel("compaction_written_bytes_total", "Bytes compactions wrote, by output level.") {
+            Double($0.bytesWritten)
+        }
+        perLevel("compaction_files_read_total", "Table files compactions read, by output level.") {
+            Double($0.filesRead)
+        }
+        perLevel("compaction_files_written_total", "Table files compactions wrote, by output level.") {
+            Double($0.filesWritten)
+        }
+        perLevel("compaction_seconds_total", "Time compaction jobs ran, by output level.") { Double($0.micros) / 1e6 }
+        one(
             "subcompactions_total", "counter", "Key ranges merged in parallel within compaction jobs.",
             Double(subcompactions))
         one("trivial_moves_total", "counter", "Compactions done by moving a file down a level.", Double(trivialMoves))
@@ -311,6 +342,14 @@ public struct Statistics: Sendable, Codable {
         lines.append(
             "flushes \(flushes), compactions \(compactions) (running \(compactionsRunning), trivial moves \(trivialMoves), subcompactions \(subcompactions)), read \(compactionBytesRead) B, wrote \(compactionBytesWritten) B"
         )
+        lines.append(
+            "compaction parallelism: peak \(compaction.peakRunning) jobs at once, \(compaction.overlappedJobs) jobs overlapped another, \(compaction.parallelMerges) parallel merges; manual: \(compaction.manualJobs) jobs, peak \(compaction.manualPeakRunning) at once"
+        )
+        for l in compaction.levels where l.jobs > 0 {
+            lines.append(
+                "  into L\(l.level): \(l.jobs) jobs (\(l.trivialMoves) moves), files \(l.filesRead) in / \(l.filesWritten) out, read \(l.bytesRead) B, wrote \(l.bytesWritten) B, \(String(format: "%.3f", Double(l.micros) / 1e6)) s"
+            )
+        }
         lines.append("stalls \(stalls) (\(stallMicros) us), slowdowns \(slowdowns)")
         lines.append(
             "block cache: hits \(blockCacheHits), misses \(blockCacheMisses), hit ratio \(String(format: "%.3f", blockCacheHitRatio)), \(blockCacheBytes)/\(blockCacheCapacity) B, \(blockCacheEntries) entries; blocks decompressed \(blocksDecompressed)"
