@@ -67,6 +67,8 @@ struct Bench: ParsableCommand {
         name: .customLong("max_background_compactions"),
         help: "Compaction jobs that may run at once (background threads, and a manual compaction's).")
     var maxBackgroundCompactions = CompactionConfig().maxConcurrentCompactions
+    @Option(name: .customLong("compaction_style"), help: "leveled or universal.")
+    var compactionStyle: CompactionStyle = .leveled
     @Option(
         name: .customLong("compression_type"),
         help: """
@@ -114,6 +116,7 @@ struct Bench: ParsableCommand {
             options.compaction.enableParallelMerge = subcompactions > 1
             if let c = Compression(rawValue: compressionType) { options.setCompression(c) }
             options.compaction.maxConcurrentCompactions = maxBackgroundCompactions
+            options.compaction.style = compactionStyle
             var store: SliceDB?
             func open(fresh: Bool) throws -> SliceDB {
                 if let s = store, !fresh { return s }
@@ -126,7 +129,7 @@ struct Bench: ParsableCommand {
             }
             if !json {
                 print(
-                    "Slice db_bench: keys \(keySize) bytes, values \(valueSize) bytes, entries \(num), threads \(threads), cache \(cacheSize) bytes, bloom \(bloomBits) bits, sync \(sync), compression \(compressionType) (values compress to \(compressionRatio))"
+                    "Slice db_bench: keys \(keySize) bytes, values \(valueSize) bytes, entries \(num), threads \(threads), cache \(cacheSize) bytes, bloom \(bloomBits) bits, sync \(sync), compression \(compressionType) (values compress to \(compressionRatio)), compaction \(compactionStyle.rawValue) (\(maxBackgroundCompactions) jobs at once)"
                 )
             }
             // YCSB records loaded so far (the load phase runs before the first YCSB workload).

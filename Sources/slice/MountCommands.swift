@@ -14,7 +14,7 @@ struct Mount: ParsableCommand {
             By default the command returns once the mount is ready and the store keeps being \
             served in the background (log: DATA_DIR/mount.log); --foreground serves in this \
             process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
-            Slice's own sync=none|always, wal_recovery=MODE (see slice check --help), ro (the store is opened read-only too), cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4), compression=none|lz4|zstd (tables written from now on, every level; default: none on L0-L1, LZ4 below, zstd at the deepest level), writeback (a file closed again within a second of its last commit is committed a second later: bursts of appends cost one commit, and a killed daemon may lose that second of closes); anything else goes to FUSE \
+            Slice's own sync=none|always, wal_recovery=MODE (see slice check --help), ro (the store is opened read-only too), cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4), compaction=leveled|universal (default leveled; may change at any mount), compression=none|lz4|zstd (tables written from now on, every level; default: none on L0-L1, LZ4 below, zstd at the deepest level), writeback (a file closed again within a second of its last commit is committed a second later: bursts of appends cost one commit, and a killed daemon may lose that second of closes); anything else goes to FUSE \
             (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
             nofail, _netdev, x-...) are ignored. Mounts left at the mount point by killed \
             daemons (found in the mount table, however many are stacked) are unmounted first; \
@@ -66,6 +66,11 @@ struct Mount: ParsableCommand {
                             "-o wal_recovery takes " + WALRecovery.allCases.map(\.rawValue).joined(separator: ", "))
                     }
                     options.walRecovery = m
+                case "compaction":
+                    guard parts.count == 2, let style = CompactionStyle(rawValue: parts[1]) else {
+                        throw CLIError("-o compaction takes leveled or universal")
+                    }
+                    options.compaction.style = style
                 case "compression":
                     guard parts.count == 2, let c = Compression(rawValue: parts[1]) else {
                         throw CLIError("-o compression takes none, lz4 or zstd")

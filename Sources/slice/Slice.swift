@@ -55,6 +55,14 @@ struct StoreOptions: ParsableArguments {
             """)
     var compression: Compression?
 
+    @Option(
+        name: .customLong("compaction-style"),
+        help: """
+            leveled (default) or universal (size-tiered: less rewriting, more space); may change \
+            at any open of a store.
+            """)
+    var compactionStyle: CompactionStyle = .leveled
+
     var options: Options {
         var o = Options()
         o.syncPolicy = sync
@@ -63,6 +71,7 @@ struct StoreOptions: ParsableArguments {
         o.bloomBitsPerKey = bloomBits
         o.walRecovery = walRecovery
         if let compression { o.setCompression(compression) }
+        o.compaction.style = compactionStyle
         return o
     }
 
@@ -96,6 +105,7 @@ struct StoreOptions: ParsableArguments {
 extension Options.SyncPolicy: ExpressibleByArgument {}
 extension WALRecovery: ExpressibleByArgument {}
 extension Compression: ExpressibleByArgument {}
+extension CompactionStyle: ExpressibleByArgument {}
 
 /// An error the CLI reports as `slice: error: <message>` with exit status 2.
 struct CLIError: Error, CustomStringConvertible {

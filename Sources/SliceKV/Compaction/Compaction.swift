@@ -29,13 +29,22 @@ final class CompactionJob: @unchecked Sendable {
     /// Whether a manual `compact()` runs it (`CompactionStats.manualJobs`).
     var manual = false
 
+    /// The level of each list in `inputs`: `[level, outputLevel]` for a leveled job; a
+    /// universal job merges any number of sorted runs (L0 files and whole levels).
+    let inputLevels: [Int]
+    /// Whether the job advances `level`'s round-robin compaction pointer (leveled jobs).
+    let recordsCompactPointer: Bool
+
     init(
-        level: Int, outputLevel: Int, inputs: [[FileMetaData]], version: Version, smallestSnapshot: SequenceNumber,
-        snapshots: SnapshotList, allowTrivialMove: Bool, collecting: Set<UInt64>
+        level: Int, outputLevel: Int, inputs: [[FileMetaData]], inputLevels: [Int]? = nil, version: Version,
+        smallestSnapshot: SequenceNumber, snapshots: SnapshotList, allowTrivialMove: Bool, collecting: Set<UInt64>
     ) {
         self.level = level
         self.outputLevel = outputLevel
         self.inputs = inputs
+        self.inputLevels = inputLevels ?? [level, outputLevel]
+        recordsCompactPointer = inputLevels == nil
+        precondition(self.inputLevels.count == inputs.count)
         self.version = version
         self.smallestSnapshot = smallestSnapshot
         self.snapshots = snapshots
@@ -52,7 +61,7 @@ final class CompactionJob: @unchecked Sendable {
     var inputBytes: UInt64 { allFiles.reduce(0) { $0 + $1.size } }
 
     var isTrivialMove: Bool {
-        allowTrivialMove && level != outputLevel && inputs[0].count == 1 && inputs[1].isEmpty
+        allowTrivialMove && level != outputLevel && inputs[0].count == 1 && inputs.dropFirst().allSatisfy(\.isEmpty)
     }
 
     func overlaps(_ other: CompactionJob) -> Bool {
@@ -68,6 +77,13 @@ extension Engine {
     /// its files. REQUIRES: lock held.
     func pickCompaction() -> CompactionJob? {
         let version = versions.current
+        if options.compaction.style == .universal {
+            if let job = pickUniversalCompaction(version) ?? pickReclaimCompaction(version) {
+                register(job)
+                return job
+            }
+            return nil
+        }
         var candidates: [(score: Double, level: Int)] = []
         let l0Score = max(
             Double(version.levels[0].count) / Double(options.l0CompactionTrigger),
@@ -116,7 +132,7 @@ extension Engine {
     /// cannot repeat forever: a collected table no longer refers to the files it was picked
     /// for, and deletions move down a level or, at the bottom, are dropped (picked there only
     /// when no snapshot needs them). REQUIRES: lock held.
-    private func pickReclaimCompaction(_ version: Version) -> CompactionJob? {
+    func pickReclaimCompaction(_ version: Version) -> CompactionJob? {
         let short = garbageCollectionShortOfSpace
         if short, let job = tombstoneJob(version) {
             counters.tombstoneCompactions.add(1, ordering: .relaxed)
@@ -422,10 +438,10 @@ extension Engine {
         let started = monotonicNanos()
         var edit = VersionEdit()
         for (i, files) in job.inputs.enumerated() {
-            for f in files { edit.deletedFiles.append((i == 0 ? job.level : job.outputLevel, f.number)) }
+            for f in files { edit.deletedFiles.append((job.inputLevels[i], f.number)) }
         }
         if let last = job.inputs[0].map(\.largest).max(by: { compareInternalKeys($0, $1) < 0 }),
-            job.level != job.outputLevel
+            job.level != job.outputLevel, job.recordsCompactPointer
         {
             edit.compactPointers.append((job.level, last))
         }
@@ -597,13 +613,13 @@ extension Engine {
         [VersionEdit.NewFile], [UInt64: BlobDelta]
     ) {
         var children: [any InternalIterator] = []
-        if job.level == 0 {
-            for f in job.inputs[0] { children.append(try tableCache.table(f.number).makeIterator(fillCache: false)) }
-        } else {
-            children.append(LevelIterator(files: job.inputs[0], tableCache: tableCache, fillCache: false))
-        }
-        if job.level != job.outputLevel {
-            children.append(LevelIterator(files: job.inputs[1], tableCache: tableCache, fillCache: false))
+        for (files, level) in zip(job.inputs, job.inputLevels) where !files.isEmpty {
+            if level == 0 {
+                // L0 files overlap: one iterator each.
+                for f in files { children.append(try tableCache.table(f.number).makeIterator(fillCache: false)) }
+            } else {
+                children.append(LevelIterator(files: files, tableCache: tableCache, fillCache: false))
+            }
         }
         let input = MergingIterator(children)
         if let from {

@@ -1725,6 +1725,10 @@ final class Engine: @unchecked Sendable {
         stats.spaceReserveShortfall = UInt64(reserve.shortfall)
         stats.blobGCCompactions = v(c.blobGCCompactions)
         stats.tombstoneCompactions = v(c.tombstoneCompactions)
+        stats.compactionStyle = options.compaction.style
+        stats.universalSpaceAmplificationCompactions = v(c.universalSpaceCompactions)
+        stats.universalSizeRatioCompactions = v(c.universalSizeRatioCompactions)
+        stats.universalRunCountCompactions = v(c.universalRunCountCompactions)
         stats.walBytesDroppedByRecovery = v(c.walBytesDropped)
         stats.backgroundError = lock.withLock { backgroundError.map { "\($0)" } }
         return stats

@@ -55,6 +55,10 @@ final class EngineCounters: Sendable {
     let blobGCCompactions = Atomic<Int>(0)
     /// Compactions started because a table was mostly deletions.
     let tombstoneCompactions = Atomic<Int>(0)
+    /// Universal compactions by reason: space amplification, size ratio, too many runs.
+    let universalSpaceCompactions = Atomic<Int>(0)
+    let universalSizeRatioCompactions = Atomic<Int>(0)
+    let universalRunCountCompactions = Atomic<Int>(0)
 
     /// Latencies in nanoseconds of every `latencySampleInterval`-th get and write. Why not
     /// every one: two clock reads, the lock and the record measured as 6-8% of a cached get

@@ -214,6 +214,12 @@ public struct Options: Sendable {
 ///   ones, so newer files stay above), and a manual `compact()` processes each level in chunks
 ///   of this many files, bounding the size and memory of any single job.
 public struct CompactionConfig: Sendable {
+    /// How the tree is shaped; see `CompactionStyle`. Can be changed on an existing store at
+    /// any open: both styles read any shape the other leaves (every level is a sorted run,
+    /// newer above older), and the new style's picker reshapes the tree as it goes.
+    public var style: CompactionStyle = .leveled
+    /// Universal compaction's settings (used when `style` is `.universal`).
+    public var universal = UniversalCompactionOptions()
     public var maxConcurrentCompactions: Int
     public var mergeParallelism: Int
     public var maxSSTablesPerJob: Int
@@ -235,12 +241,54 @@ public struct CompactionConfig: Sendable {
     }
 
     func validate() throws {
+        try universal.validate()
         guard (1...64).contains(maxConcurrentCompactions), (1...64).contains(mergeParallelism),
             maxSSTablesPerJob >= 2, (0...19).contains(threadNice)
         else {
             throw SliceError(
                 .invalidArgument,
                 "invalid CompactionConfig: maxConcurrentCompactions and mergeParallelism must be 1...64, maxSSTablesPerJob >= 2, threadNice 0...19"
+            )
+        }
+    }
+}
+
+/// The shape compaction keeps the tree in.
+public enum CompactionStyle: String, Sendable, Codable, CaseIterable {
+    /// LevelDB's and RocksDB's default: each level holds about `levelSizeRatio` times the one
+    /// above, and a compaction merges a slice of one level into the overlapping files of the
+    /// next. Least space (about 1.1x the live data) and fewest runs to search, for a write
+    /// amplification of about `levelSizeRatio` per level.
+    case leveled
+    /// Size-tiered, after RocksDB's universal compaction: the tree is a stack of sorted runs
+    /// (each L0 file, and each non-empty level below, older deeper), and a compaction merges
+    /// runs of similar size, neighbours in age, into one. Far less rewriting (each byte is
+    /// rewritten about log(data / memtable) times) for more space (up to
+    /// `maxSizeAmplificationPercent` above the live data) and more runs for a read to search.
+    case universal
+}
+
+/// Settings of universal compaction (RocksDB's names and defaults).
+public struct UniversalCompactionOptions: Sendable {
+    /// A run joins the merge when it is at most this percent larger than the runs picked
+    /// before it together. 1: runs merge only with their like.
+    public var sizeRatioPercent = 1
+    /// Fewest and most runs one merge takes (size-ratio merges).
+    public var minMergeWidth = 2
+    public var maxMergeWidth = Int.max
+    /// When the runs above the oldest one add up to more than this percent of it, everything
+    /// is merged into one run: the bound on space amplification (200: at most 3x the oldest run).
+    public var maxSizeAmplificationPercent = 200
+
+    public init() {}
+
+    func validate() throws {
+        guard sizeRatioPercent >= 0, minMergeWidth >= 2, maxMergeWidth >= minMergeWidth,
+            maxSizeAmplificationPercent >= 1
+        else {
+            throw SliceError(
+                .invalidArgument,
+                "invalid UniversalCompactionOptions: sizeRatioPercent >= 0, 2 <= minMergeWidth <= maxMergeWidth, maxSizeAmplificationPercent >= 1"
             )
         }
     }

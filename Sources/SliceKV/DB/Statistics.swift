@@ -138,6 +138,11 @@ public struct Statistics: Sendable, Codable {
     public var blobGCCompactions: UInt64 = 0
     /// Compactions started because a table was mostly deletions.
     public var tombstoneCompactions: UInt64 = 0
+    /// The compaction style the store runs with, and universal compactions by reason.
+    public var compactionStyle: CompactionStyle = .leveled
+    public var universalSpaceAmplificationCompactions: UInt64 = 0
+    public var universalSizeRatioCompactions: UInt64 = 0
+    public var universalRunCountCompactions: UInt64 = 0
 
     /// Bytes of WAL a lenient `walRecovery` mode dropped at open (damage, not torn tails).
     public var walBytesDroppedByRecovery: UInt64 = 0
@@ -300,6 +305,13 @@ public struct Statistics: Sendable, Codable {
         one(
             "tombstone_compactions_total", "counter", "Compactions started because a table was mostly deletions.",
             Double(tombstoneCompactions))
+        metric(
+            "universal_compactions_total", "counter", "Universal compactions by reason.",
+            [
+                ("{reason=\"space_amplification\"}", Double(universalSpaceAmplificationCompactions)),
+                ("{reason=\"size_ratio\"}", Double(universalSizeRatioCompactions)),
+                ("{reason=\"run_count\"}", Double(universalRunCountCompactions)),
+            ])
         one("blob_values_written_total", "counter", "Values stored in blob files.", Double(blobValuesWritten))
         one(
             "blob_values_staged_total", "counter", "Values staged in blob files ahead of their batch.",
@@ -342,6 +354,11 @@ public struct Statistics: Sendable, Codable {
         lines.append(
             "flushes \(flushes), compactions \(compactions) (running \(compactionsRunning), trivial moves \(trivialMoves), subcompactions \(subcompactions)), read \(compactionBytesRead) B, wrote \(compactionBytesWritten) B"
         )
+        if compactionStyle == .universal {
+            lines.append(
+                "universal compactions: space amplification \(universalSpaceAmplificationCompactions), size ratio \(universalSizeRatioCompactions), run count \(universalRunCountCompactions)"
+            )
+        }
         lines.append(
             "compaction parallelism: peak \(compaction.peakRunning) jobs at once, \(compaction.overlappedJobs) jobs overlapped another, \(compaction.parallelMerges) parallel merges; manual: \(compaction.manualJobs) jobs, peak \(compaction.manualPeakRunning) at once"
         )
