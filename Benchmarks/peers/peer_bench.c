@@ -8,7 +8,9 @@
  * The workloads (Sources/slice/BenchWorkload.swift defines the same, byte for byte):
  *   keys      `%016ld` of i, 0 <= i < num (key_size digits); a missing key is the first
  *             key_size-1 digits of a key plus 'x', so it falls between existing keys
- *   values    value_size bytes sliced from a 1 MiB pool at a random offset per put
+ *   values    value_size bytes sliced from a 1 MiB pool at a random offset per put; with
+ *             --compression_ratio=r < 1 each 100-byte piece of the pool keeps its first
+ *             max(1, (int)(100 r)) random bytes and repeats them to the piece's end
  *   random    splitmix64; a workload's generator is seeded with FNV-1a-64 of its name plus
  *             thread * 0x9E3779B97F4A7C15; values draw from a second generator (seed ^ VALUE_SALT)
  *   fillseq / deleteseq        every key once in order; fillrandom / deleterandom: every key
@@ -18,13 +20,15 @@
  *             missing keys; seekrandom: num times a fresh iterator, seek to a uniform key, read
  *             it and 10 more entries (key and value each). With T threads these split the count.
  *   readseq   one full scan (key and value of every entry), one thread
+ *   compact   one manual compaction of the whole key range (memtable included)
  *   ycsb_a / ycsb_b / ycsb_c   num operations, 50 / 95 / 100 % gets, the rest blind puts;
  *             keys: YCSB's zipfian generator (theta 0.99, over num items) scrambled through
  *             FNV-1a-64 of the rank's 8 little-endian bytes, modulo num
  *   --batch_size=B  fills put B consecutive keys of their sequence per write batch
  *   After every writing workload (untimed) the store directory is watched until it has been
  *   unchanged (file count, sizes, mtimes) for a second: background work is over.
- * Settings: WAL on, fsync per write only with --sync=1, no compression, the given block cache
+ * Settings: WAL on, fsync per write only with --sync=1, --compression=none (default), snappy,
+ * lz4 or zstd on every level (LevelDB: none or snappy), the given block cache
  * and bloom bits (0: no filter), the engine's default write buffer unless one is given. Prints
  * peak RSS (VmHWM) at the end.
  */
@@ -55,6 +59,8 @@ static const char *benchmarks = "fillseq,fillrandom,overwrite,readrandom,readmis
 static long num = 1000000, reads = -1;
 static int key_size = 16, value_size = 100, do_sync = 0, bloom_bits = 0, threads = 1, batch_size = 1, settle = 1;
 static long cache_size = 8 << 20, write_buffer_size = 0; /* 0: the engine's default */
+static const char *compression = "none";
+static double compression_ratio = 1.0;
 static const char *db_path = "/tmp/peerbench";
 
 #define POOL_SIZE (1 << 20)
@@ -101,6 +107,7 @@ typedef struct {
     int (*get)(const char *k, size_t kl, size_t *vl);
     long (*seek)(const char *k, size_t kl, int count, size_t *bytes); /* entries read */
     long (*scan)(size_t *bytes);
+    void (*compact)(void); /* the whole key range, memtable included (NULL: not supported) */
     void (*close)(void);
 } Engine;
 
@@ -118,7 +125,9 @@ static void l_open(int fresh) {
     if (fresh) rmrf(db_path);
     lopt = leveldb_options_create();
     leveldb_options_set_create_if_missing(lopt, 1);
-    leveldb_options_set_compression(lopt, leveldb_no_compression);
+    if (!strcmp(compression, "snappy")) leveldb_options_set_compression(lopt, leveldb_snappy_compression);
+    else if (!strcmp(compression, "none")) leveldb_options_set_compression(lopt, leveldb_no_compression);
+    else die("leveldb compression (none or snappy)", compression);
     if (write_buffer_size > 0) leveldb_options_set_write_buffer_size(lopt, write_buffer_size);
     lcache = leveldb_cache_create_lru(cache_size);
     leveldb_options_set_cache(lopt, lcache);
@@ -161,7 +170,8 @@ static long l_scan(size_t *bytes) {
     leveldb_iter_destroy(it); return n;
 }
 static void l_close(void) { leveldb_close(ldb); leveldb_options_destroy(lopt); leveldb_cache_destroy(lcache); if (lfp) leveldb_filterpolicy_destroy(lfp); lfp = NULL; }
-static Engine LEVELDB = {l_open, l_write, l_del, l_get, l_seek, l_scan, l_close};
+static void l_compact(void) { leveldb_compact_range(ldb, NULL, 0, NULL, 0); }
+static Engine LEVELDB = {l_open, l_write, l_del, l_get, l_seek, l_scan, l_compact, l_close};
 #endif
 
 #ifdef HAVE_ROCKSDB
@@ -172,7 +182,11 @@ static void r_open(int fresh) {
     if (fresh) rmrf(db_path);
     ropt = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(ropt, 1);
-    rocksdb_options_set_compression(ropt, rocksdb_no_compression);
+    if (!strcmp(compression, "none")) rocksdb_options_set_compression(ropt, rocksdb_no_compression);
+    else if (!strcmp(compression, "snappy")) rocksdb_options_set_compression(ropt, rocksdb_snappy_compression);
+    else if (!strcmp(compression, "lz4")) rocksdb_options_set_compression(ropt, rocksdb_lz4_compression);
+    else if (!strcmp(compression, "zstd")) rocksdb_options_set_compression(ropt, rocksdb_zstd_compression);
+    else die("rocksdb compression", compression);
     if (write_buffer_size > 0) rocksdb_options_set_write_buffer_size(ropt, write_buffer_size);
     rocksdb_options_set_max_open_files(ropt, 5000);
     rocksdb_options_increase_parallelism(ropt, 2);
@@ -218,7 +232,8 @@ static long r_scan(size_t *bytes) {
     rocksdb_iter_destroy(it); return n;
 }
 static void r_close(void) { rocksdb_close(rdb); rocksdb_options_destroy(ropt); }
-static Engine ROCKSDB = {r_open, r_write, r_del, r_get, r_seek, r_scan, r_close};
+static void r_compact(void) { rocksdb_compact_range(rdb, NULL, 0, NULL, 0); }
+static Engine ROCKSDB = {r_open, r_write, r_del, r_get, r_seek, r_scan, r_compact, r_close};
 #endif
 
 #ifdef HAVE_LMDB
@@ -259,7 +274,7 @@ static long m_scan(size_t *bytes) {
     mdb_cursor_close(c); mdb_txn_abort(t); return n;
 }
 static void m_close(void) { mdb_env_close(menv); }
-static Engine LMDB = {m_open, m_write, m_del, m_get, m_seek, m_scan, m_close};
+static Engine LMDB = {m_open, m_write, m_del, m_get, m_seek, m_scan, NULL, m_close};
 #endif
 
 /* ---- workloads ---- */
@@ -419,6 +434,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch_size")) batch_size = atoi(v);
         else if (!strcmp(a, "--settle")) settle = atoi(v);
         else if (!strcmp(a, "--db")) db_path = v;
+        else if (!strcmp(a, "--compression")) compression = v;
+        else if (!strcmp(a, "--compression_ratio")) compression_ratio = atof(v);
         else { fprintf(stderr, "peer_bench: unknown flag %s\n", a); return 2; }
     }
     if (reads < 0) reads = num;
@@ -437,8 +454,13 @@ int main(int argc, char **argv) {
     pool = malloc(POOL_SIZE);
     uint64_t ps = fnv1a("pool", 4);
     for (int i = 0; i < POOL_SIZE; i += 8) { uint64_t r = splitmix(&ps); memcpy(pool + i, &r, 8); }
-    printf("%s bench: keys %d bytes, values %d bytes, entries %ld, threads %d, batch %d, cache %ld bytes, bloom %d bits, sync %d\n",
-           engine, key_size, value_size, num, threads, batch_size, cache_size, bloom_bits, do_sync);
+    if (compression_ratio < 1) {
+        int distinct = (int)(100 * compression_ratio);
+        if (distinct < 1) distinct = 1;
+        for (int i = 0; i < POOL_SIZE; i++) { int o = i % 100; if (o >= distinct) pool[i] = pool[i - o + o % distinct]; }
+    }
+    printf("%s bench: keys %d bytes, values %d bytes, entries %ld, threads %d, batch %d, cache %ld bytes, bloom %d bits, sync %d, compression %s (values compress to %g)\n",
+           engine, key_size, value_size, num, threads, batch_size, cache_size, bloom_bits, do_sync, compression, compression_ratio);
     int opened = 0;
     char *list = strdup(benchmarks), *save = NULL;
     int default_threads = threads;
@@ -452,6 +474,12 @@ int main(int argc, char **argv) {
         int fresh = !strncmp(name, "fill", 4);
         if (opened && fresh) { e->close(); opened = 0; }
         if (!opened) { e->open(fresh); opened = 1; }
+        if (!strcmp(name, "compact")) {
+            if (!e->compact) die("compact", "not supported by this engine");
+            double t0 = now(); e->compact();
+            report(token, 1, now() - t0, 0, 0, 0);
+            continue;
+        }
         if (!strcmp(name, "readseq")) {
             double t0 = now(); size_t b; long ops = e->scan(&b);
             report(token, ops, now() - t0, (double)b, 0, 0);
