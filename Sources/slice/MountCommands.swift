@@ -136,7 +136,7 @@ struct Mount: ParsableCommand {
         }
         for note in db.recoveryNotes { Terminal.error("recovery: \(note)") }
         do {
-            let fs = try SliceFileSystem(db: db, writeBack: writeBack)
+            let fs = MountRouter(live: try SliceFileSystem(db: db, writeBack: writeBack))
             try FuseSession.serve(fs, at: mountpoint, options: fuseOptions) {
                 report("ok\n")
                 Terminal.error("mounted \(dir) at \(mountpoint)")

@@ -16,7 +16,7 @@ struct Slice: ParsableCommand {
             """,
         subcommands: [
             Put.self, Get.self, Delete.self, Scan.self, Import.self, Stats.self, Flush.self, Compact.self,
-            Checkpoint.self,
+            Checkpoint.self, SnapshotCommand.self,
             Check.self, Demo.self, Bench.self, Mount.self, Umount.self, CrashWriter.self, HistoryClient.self,
             CrashFileWriter.self, CrashVerify.self, NullMount.self,
         ]
@@ -63,6 +63,9 @@ struct StoreOptions: ParsableArguments {
             """)
     var compactionStyle: CompactionStyle = .leveled
 
+    @Option(help: "Read from this named snapshot of the store (slice snapshot create) instead of the store.")
+    var snapshot: String?
+
     var options: Options {
         var o = Options()
         o.syncPolicy = sync
@@ -91,7 +94,12 @@ struct StoreOptions: ParsableArguments {
         o.readOnly = readOnly
         let db: SliceDB
         do {
-            db = try SliceDB(path: directory, options: o)
+            if let snapshot {
+                guard readOnly else { throw CLIError("snapshots are read-only: --snapshot works with reads only") }
+                db = try SliceDB.openSnapshot(named: snapshot, of: directory, options: o)
+            } else {
+                db = try SliceDB(path: directory, options: o)
+            }
         } catch let e as SliceError where e.code == .locked {
             throw CLIError(
                 "the store at \(directory) is in use by another process (slice mount, or another slice command)")

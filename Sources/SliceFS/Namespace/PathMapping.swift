@@ -72,9 +72,10 @@
 /// that start with `/`): creating it is refused (`EINVAL`).
 public enum PathMapping {
     public static let nameMax = 255
-    /// Names of the control files at the root of a mount.
+    /// Names reserved at the root of a mount: the control files and `.snapshots` (a key with
+    /// such a name at the top level shows as `%2E...`).
     public static let controlNames: Set<[UInt8]> = Set(
-        [".stats", ".stats.json", ".flush", ".compact", ".sync"].map { Array($0.utf8) })
+        [".stats", ".stats.json", ".flush", ".compact", ".sync", ".snapshots"].map { Array($0.utf8) })
     /// The entry that holds the value of a key that is also a directory.
     public static let selfName: [UInt8] = Array("%=".utf8)
     static let pieceMax = 253

@@ -49,7 +49,7 @@ extension SliceFileSystem {
     public func create(parent: InodeNumber, name: [UInt8], mode: mode_t, flags: Int32, caller: Caller) throws -> (
         EntryReply, OpenReply
     ) {
-        if SliceFileSystem.isControlName(parent, name) { throw FSError(EEXIST) }
+        if isControlName(parent, name) { throw FSError(EEXIST) }
         let (path, r) = try child(parent, name)
         let n = try namespace.create(.file, at: r, in: try parentResolved(parent), mode: mode, caller: caller)
         inodes.invalidate(parent)

@@ -35,6 +35,14 @@ public final class SliceFileSystem: LowLevelOperations {
     let orphans = Locked<Set<InodeNumber>>([])
     let defaultUid: UInt32
     let defaultGid: UInt32
+    /// Whether the root has the control files (a snapshot's view has none).
+    let hasControlFiles: Bool
+    /// The `.snapshots` directory listed at the root (set by `MountRouter`; nil: not listed).
+    var snapshotsEntry: (@Sendable (_ plus: Bool) -> DirectoryEntry)? {
+        get { snapshotsEntryBox.withLock { $0 } }
+        set { snapshotsEntryBox.withLock { $0 = newValue } }
+    }
+    private let snapshotsEntryBox = Locked<(@Sendable (Bool) -> DirectoryEntry)?>(nil)
     /// The largest file: ext4's (16 TiB - 4 KiB), or the store's `maxValueSize` when smaller
     /// (`-o max_value_mb`). Sizes and writes past it answer EFBIG.
     var maxFileSize: UInt64 { min(FileContent.maxFileSize, UInt64(clamping: db.options.maxValueSize)) }
@@ -57,8 +65,12 @@ public final class SliceFileSystem: LowLevelOperations {
 
     /// `writeBack`: hold files closed again soon after their last commit (`WriteBack`, the
     /// `writeback` mount option); off, every close commits.
-    public init(db: SliceDB, uid: UInt32 = getuid(), gid: UInt32 = getgid(), writeBack: Bool = false) throws {
+    /// `controlFiles`: false for a read-only view of a snapshot (no `.stats` and friends).
+    public init(
+        db: SliceDB, uid: UInt32 = getuid(), gid: UInt32 = getgid(), writeBack: Bool = false, controlFiles: Bool = true
+    ) throws {
         self.db = db
+        hasControlFiles = controlFiles
         self.writeBack = WriteBack(enabled: writeBack)
         defaultUid = uid
         defaultGid = gid
@@ -203,14 +215,29 @@ public final class SliceFileSystem: LowLevelOperations {
             ino: n.ino, attributes: attrs, attrTimeout: SliceFileSystem.timeout, entryTimeout: SliceFileSystem.timeout)
     }
 
-    static func isControlName(_ parent: InodeNumber, _ name: [UInt8]) -> Bool {
+    /// Whether `name` in `parent` is reserved at the root (a control file, `.snapshots`).
+    func isControlName(_ parent: InodeNumber, _ name: [UInt8]) -> Bool {
         parent == InodeNumbers.root && PathMapping.controlNames.contains(name)
     }
 
     // MARK: Lookups and attributes
 
+    /// The root's entry, not counted (the root is never forgotten): a snapshot view's root
+    /// as `.snapshots/NAME`.
+    func lookupRoot() throws -> EntryReply {
+        let n = try node(InodeNumbers.root)
+        return EntryReply(
+            ino: n.ino, attributes: try attributes(n), attrTimeout: SliceFileSystem.timeout,
+            entryTimeout: SliceFileSystem.timeout)
+    }
+
     public func lookup(parent: InodeNumber, name: [UInt8], caller: Caller) throws -> EntryReply {
-        if SliceFileSystem.isControlName(parent, name) { return controlEntry(ControlFile.Kind(name: name)!) }
+        if isControlName(parent, name) {
+            guard hasControlFiles, let kind = ControlFile.Kind(name: name) else {
+                return .negative(timeout: SliceFileSystem.timeout)
+            }
+            return controlEntry(kind)
+        }
         let (path, r) = try child(parent, name)
         let (found, attrs) = try retrying {
             try unchanged { generation, first -> (Node?, Attributes?) in
@@ -316,7 +343,7 @@ public final class SliceFileSystem: LowLevelOperations {
         _ kind: InodeRecord.Kind, parent: InodeNumber, name: [UInt8], mode: mode_t, rdev: UInt64 = 0,
         target: [UInt8] = [], caller: Caller
     ) throws -> EntryReply {
-        if SliceFileSystem.isControlName(parent, name) { throw FSError(EEXIST) }
+        if isControlName(parent, name) { throw FSError(EEXIST) }
         let (path, r) = try child(parent, name)
         let n = try namespace.create(
             kind, at: r, in: try parentResolved(parent), mode: mode, rdev: rdev, target: target, caller: caller)
@@ -346,7 +373,7 @@ public final class SliceFileSystem: LowLevelOperations {
     public func link(_ ino: InodeNumber, newParent: InodeNumber, newName: [UInt8], caller: Caller) throws
         -> EntryReply
     {
-        if SliceFileSystem.isControlName(newParent, newName) || ControlFile.Kind(ino: ino) != nil {
+        if isControlName(newParent, newName) || ControlFile.Kind(ino: ino) != nil {
             throw FSError(EPERM)
         }
         let (path, r) = try child(newParent, newName)
@@ -385,7 +412,7 @@ public final class SliceFileSystem: LowLevelOperations {
     }
 
     public func unlink(parent: InodeNumber, name: [UInt8], caller: Caller) throws {
-        if SliceFileSystem.isControlName(parent, name) { throw FSError(EPERM) }
+        if isControlName(parent, name) { throw FSError(EPERM) }
         let (_, r) = try child(parent, name)
         // A file nothing has open is freed in the unlink's own batch; the mark that keeps a
         // racing OPEN out is taken back if that batch fails.
@@ -408,7 +435,7 @@ public final class SliceFileSystem: LowLevelOperations {
     }
 
     public func rmdir(parent: InodeNumber, name: [UInt8], caller: Caller) throws {
-        if SliceFileSystem.isControlName(parent, name) { throw FSError(ENOTDIR) }
+        if isControlName(parent, name) { throw FSError(ENOTDIR) }
         let (_, r) = try child(parent, name)
         let ino = try namespace.rmdir(r, in: try parentResolved(parent))
         inodes.invalidate(parent, ino)
@@ -417,7 +444,7 @@ public final class SliceFileSystem: LowLevelOperations {
     public func rename(
         parent: InodeNumber, name: [UInt8], newParent: InodeNumber, newName: [UInt8], flags: UInt32, caller: Caller
     ) throws {
-        if SliceFileSystem.isControlName(parent, name) || SliceFileSystem.isControlName(newParent, newName) {
+        if isControlName(parent, name) || isControlName(newParent, newName) {
             throw FSError(EPERM)
         }
         // RENAME_WHITEOUT (overlayfs) and unknown flags: refused, not ignored.
@@ -550,10 +577,11 @@ public final class SliceFileSystem: LowLevelOperations {
                 var first = DirectoryListing()
                 first.add([0x2e], S_IFDIR, ino: ino)
                 first.add([0x2e, 0x2e], S_IFDIR, ino: InodeNumbers.root)
-                if ino == InodeNumbers.root {
+                if ino == InodeNumbers.root && hasControlFiles {
                     for kind in ControlFile.Kind.allCases {
                         first.add(Array(kind.rawValue.utf8), S_IFREG, ino: kind.ino)
                     }
+                    if let snapshots = snapshotsEntry?(false) { first.add(snapshots.name, S_IFDIR, ino: snapshots.ino) }
                 }
                 listing = try namespace.listing(n, resolved: inodes.entry(ino)?.resolved, startingWith: first)
             }
@@ -566,6 +594,8 @@ public final class SliceFileSystem: LowLevelOperations {
             if plus && i >= 2 {
                 if let kind = ControlFile.Kind(ino: childIno), ino == InodeNumbers.root {
                     entry.entry = controlEntry(kind)
+                } else if ino == InodeNumbers.root, let snapshots = snapshotsEntry, childIno == snapshots(false).ino {
+                    entry.entry = snapshots(true).entry
                 } else {
                     let path = base + [0x2f] + Array(name)
                     guard case .success(let r) = PathMapping.resolve(path),

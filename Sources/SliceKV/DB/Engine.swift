@@ -527,12 +527,17 @@ final class Engine: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var idle = IdleWatch()
+        var emptySince = monotonicNanos()
         while true {
             // At close, a flush that keeps failing for space is given up: the frozen memtable's
             // WAL (synced when it was frozen) is replayed at the next open.
             if imm.isEmpty || backgroundError != nil || (shuttingDown && flushRetryError != nil) {
                 if shuttingDown { return }
-                if imm.isEmpty && backgroundError == nil && flushIdleMemtable(&idle) { continue }
+                if imm.isEmpty && backgroundError == nil
+                    && (flushIdleMemtable(&idle) || flushAgedMemtable(emptySince: &emptySince))
+                {
+                    continue
+                }
                 lock.waitForWork(seconds: 1)
                 continue
             }
@@ -652,6 +657,30 @@ final class Engine: @unchecked Sendable {
             return false
         }
         counters.idleFlushes.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// Freezes the active memtable once its oldest write is `Options.periodicFlushSeconds`
+    /// old (to within the flush thread's one-second wake-ups: the age counts from when the
+    /// memtable was last seen empty). Returns whether it froze one. REQUIRES: lock held,
+    /// called by the flush thread with no frozen memtable waiting.
+    private func flushAgedMemtable(emptySince: inout UInt64) -> Bool {
+        let now = monotonicNanos()
+        if mem.isEmpty {
+            emptySince = now
+            return false
+        }
+        guard let period = options.periodicFlushSeconds, Double(now - emptySince) >= period * 1e9, !shuttingDown,
+            writers.isEmpty
+        else { return false }
+        do {
+            try switchMemtable()
+        } catch {
+            if (error as? SliceError)?.code != .noSpace { setBackgroundError(error) }
+            return false
+        }
+        emptySince = now
+        counters.periodicFlushes.add(1, ordering: .relaxed)
         return true
     }
 
@@ -1721,11 +1750,13 @@ final class Engine: @unchecked Sendable {
         stats.memtableBlobGarbageBytes = UInt64(hidden)
         stats.blobGarbageFlushes = v(c.blobGarbageFlushes)
         stats.idleFlushes = v(c.idleFlushes)
+        stats.periodicFlushes = v(c.periodicFlushes)
         stats.spaceReserveReleases = v(c.spaceReserveReleases)
         stats.spaceReserveShortfall = UInt64(reserve.shortfall)
         stats.blobGCCompactions = v(c.blobGCCompactions)
         stats.tombstoneCompactions = v(c.tombstoneCompactions)
         stats.compactionStyle = options.compaction.style
+        stats.namedSnapshots = namedSnapshotSpace()
         stats.universalSpaceAmplificationCompactions = v(c.universalSpaceCompactions)
         stats.universalSizeRatioCompactions = v(c.universalSizeRatioCompactions)
         stats.universalRunCountCompactions = v(c.universalRunCountCompactions)

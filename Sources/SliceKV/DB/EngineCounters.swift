@@ -50,6 +50,8 @@ final class EngineCounters: Sendable {
     let blobGarbageFlushes = Atomic<Int>(0)
     /// Memtables frozen after a quiet period so what they overwrote or deleted can be reclaimed.
     let idleFlushes = Atomic<Int>(0)
+    /// Memtables frozen because their oldest write reached `Options.periodicFlushSeconds`.
+    let periodicFlushes = Atomic<Int>(0)
     let spaceReserveReleases = Atomic<Int>(0)
     /// Compactions started to collect blob files that are mostly garbage.
     let blobGCCompactions = Atomic<Int>(0)

@@ -115,6 +115,15 @@ public struct Options: Sendable {
     /// back without waiting for more writes. 1 s: long enough that a burst of writes is not
     /// split into many small tables, short enough that an `rm` frees its space promptly.
     public var idleFlushSeconds = 1.0
+    /// A memtable whose oldest write is this many seconds old is flushed, however little it
+    /// holds: the bound on how long a write lives only in the WAL (with `SyncPolicy.none`,
+    /// only in the page cache: a power cut loses at most this much of a slow write stream;
+    /// and it bounds what the next open replays). 600 s: a trickle of writes then costs one
+    /// small L0 table per ten minutes (four of them, merged into L1, per forty), while a
+    /// store written steadily flushes by size long before. (A one-second period, the seed's,
+    /// makes a trickle of writes an L0 table a second and an L0 -> L1 merge every four.)
+    /// nil: flush by size (and `idleFlushSeconds`) only, as LevelDB.
+    public var periodicFlushSeconds: Double? = 600
     /// Bytes kept allocated in a `RESERVE` file, given up when the disk is full so that
     /// deletions, recovery and the flushes and compactions that free space can still run
     /// (`SpaceReserve`); taken again once three times as much is free. 0: none.
@@ -169,6 +178,7 @@ public struct Options: Sendable {
         try check(memtableGarbageTrigger >= 1 << 16, "memtableGarbageTrigger must be at least 64 KiB")
         try check(l0BlobBytesTrigger >= 1 << 16, "l0BlobBytesTrigger must be at least 64 KiB")
         try check(idleFlushSeconds > 0, "idleFlushSeconds must be positive")
+        try check(periodicFlushSeconds.map { $0 > 0 } ?? true, "periodicFlushSeconds must be positive")
         try check(spaceReserve >= 0, "spaceReserve must not be negative")
         try check(!compressionPerLevel.isEmpty, "compressionPerLevel must have at least one entry")
         try check((1...19).contains(zstdLevel), "zstdLevel must be 1...19")

@@ -6,6 +6,14 @@ import Histogram
 /// Available as this struct, as Prometheus text exposition (`prometheusText`) and as JSON
 /// (`jsonText`); `print()` writes a human summary to standard output.
 public struct Statistics: Sendable, Codable {
+    /// A named snapshot's space: all its files' allocated bytes, and those of files the store
+    /// itself no longer has (kept alive by snapshots only).
+    public struct NamedSnapshot: Sendable, Codable, Equatable {
+        public var name: String
+        public var bytes: UInt64
+        public var unsharedBytes: UInt64
+    }
+
     public struct Level: Sendable, Codable {
         public var level: Int
         public var files: Int
@@ -89,6 +97,8 @@ public struct Statistics: Sendable, Codable {
     public var blockReadBytes: UInt64
     /// Data blocks decompressed after a read (compressed blocks missing from the block cache).
     public var blocksDecompressed: UInt64 = 0
+    /// Named snapshots in the store's directory (`SliceDB.createSnapshot(named:)`).
+    public var namedSnapshots: [NamedSnapshot] = []
     /// Compaction per output level, and how many jobs ran at once.
     public var compaction: CompactionStats
     public var openTables: Int
@@ -138,6 +148,8 @@ public struct Statistics: Sendable, Codable {
     public var blobGCCompactions: UInt64 = 0
     /// Compactions started because a table was mostly deletions.
     public var tombstoneCompactions: UInt64 = 0
+    /// Memtables flushed because their oldest write reached `Options.periodicFlushSeconds`.
+    public var periodicFlushes: UInt64 = 0
     /// The compaction style the store runs with, and universal compactions by reason.
     public var compactionStyle: CompactionStyle = .leveled
     public var universalSpaceAmplificationCompactions: UInt64 = 0
@@ -158,6 +170,12 @@ public struct Statistics: Sendable, Codable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    /// A Prometheus label value: backslash, double quote and newline escaped.
+    static func labelValue(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
     }
 
     /// Prometheus text exposition (version 0.0.4): `slice_` metrics with HELP and TYPE lines.
@@ -184,6 +202,14 @@ public struct Statistics: Sendable, Codable {
         one("wal_syncs_total", "counter", "fdatasync calls on write-ahead logs.", Double(walSyncs))
         one("group_commits_total", "counter", "WAL writes made by a group-commit leader.", Double(groupCommits))
         one("checkpoints_total", "counter", "Checkpoints taken.", Double(checkpoints))
+        one("snapshots", "gauge", "Named snapshots kept in the store's directory.", Double(namedSnapshots.count))
+        metric(
+            "snapshot_bytes", "gauge", "Bytes of each named snapshot's files.",
+            namedSnapshots.map { ("{name=\"\(Statistics.labelValue($0.name))\"}", Double($0.bytes)) })
+        metric(
+            "snapshot_unshared_bytes", "gauge",
+            "Bytes of each named snapshot's files that the store no longer has (kept by snapshots only).",
+            namedSnapshots.map { ("{name=\"\(Statistics.labelValue($0.name))\"}", Double($0.unsharedBytes)) })
         one(
             "inline_writes_total", "counter", "Async writes applied on the calling thread (no hop to an I/O thread).",
             Double(inlineWrites))
@@ -305,6 +331,9 @@ public struct Statistics: Sendable, Codable {
         one(
             "tombstone_compactions_total", "counter", "Compactions started because a table was mostly deletions.",
             Double(tombstoneCompactions))
+        one(
+            "periodic_flushes_total", "counter", "Memtables flushed because their oldest write reached the period.",
+            Double(periodicFlushes))
         metric(
             "universal_compactions_total", "counter", "Universal compactions by reason.",
             [
@@ -359,6 +388,9 @@ public struct Statistics: Sendable, Codable {
                 "universal compactions: space amplification \(universalSpaceAmplificationCompactions), size ratio \(universalSizeRatioCompactions), run count \(universalRunCountCompactions)"
             )
         }
+        for snap in namedSnapshots {
+            lines.append("snapshot \(snap.name): \(snap.bytes) B, \(snap.unsharedBytes) B kept only by snapshots")
+        }
         lines.append(
             "compaction parallelism: peak \(compaction.peakRunning) jobs at once, \(compaction.overlappedJobs) jobs overlapped another, \(compaction.parallelMerges) parallel merges; manual: \(compaction.manualJobs) jobs, peak \(compaction.manualPeakRunning) at once"
         )
@@ -376,7 +408,7 @@ public struct Statistics: Sendable, Codable {
                 "blobs: \(blobFiles) files, live \(blobLiveBytes) B, garbage \(blobGarbageBytes) B (+\(memtableBlobGarbageBytes) B in memtables), written \(blobBytesWritten) B, read \(blobBytesRead) B, files deleted \(blobFilesDeleted), reclaimed \(blobBytesReclaimed) B, relocated \(blobBytesRelocated) B"
             )
             lines.append(
-                "space: garbage flushes \(blobGarbageFlushes), idle flushes \(idleFlushes), files sealed early \(blobFilesSealedEarly), blob GC compactions \(blobGCCompactions), tombstone compactions \(tombstoneCompactions)"
+                "space: garbage flushes \(blobGarbageFlushes), idle flushes \(idleFlushes), periodic flushes \(periodicFlushes), files sealed early \(blobFilesSealedEarly), blob GC compactions \(blobGCCompactions), tombstone compactions \(tombstoneCompactions)"
             )
         }
         if let backgroundError { lines.append("STOPPED by an error (reopen to resume writes): \(backgroundError)") }

@@ -245,12 +245,18 @@ package final class FaultInjectingFileLayer: FileLayer, @unchecked Sendable {
         posix.startWriteback(file, offset: offset, count: count)
     }
 
-    package func lock(_ file: File) throws {
+    package func lock(_ file: File, shared: Bool) throws {
         try enterWhole(.lock, file.path)
-        try posix.lock(file)
+        try posix.lock(file, shared: shared)
     }
 
     package func unlock(_ file: File) { posix.unlock(file) }
+
+    /// Not recorded by the power-cut journal (only snapshots' directories are removed).
+    package func removeDirectory(_ path: String) throws {
+        try enterWhole(.remove, path)
+        try posix.removeDirectory(path)
+    }
 
     package func createDirectory(_ path: String, mode: mode_t) throws {
         try enterWhole(.createDirectory, path)

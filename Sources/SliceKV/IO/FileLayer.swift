@@ -55,14 +55,17 @@ package protocol FileLayer: AnyObject, Sendable {
     func didWriteMapped(_ file: File, offset: Int64, count: Int)
     /// Starts writeback of a range without waiting (`sync_file_range`); best effort.
     func startWriteback(_ file: File, offset: Int64, count: Int64)
-    /// Takes an exclusive `flock` without waiting; throws `.locked` when another holder has it.
-    func lock(_ file: File) throws
+    /// Takes an exclusive (or `shared`) `flock` without waiting; throws `.locked` when another
+    /// holder's lock conflicts.
+    func lock(_ file: File, shared: Bool) throws
     func unlock(_ file: File)
 
     // MARK: Names and directories
 
     /// Creates `path` and any missing parents. The last component gets `mode`.
     func createDirectory(_ path: String, mode: mode_t) throws
+    /// Removes an empty directory (`rmdir`).
+    func removeDirectory(_ path: String) throws
     /// Entry names of a directory, without "." and "..".
     func contents(of directory: String) throws -> [String]
     /// Unlinks a file; a missing file is not an error.

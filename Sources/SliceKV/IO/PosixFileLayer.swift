@@ -103,8 +103,8 @@ package final class PosixFileLayer: FileLayer {
         _ = slice_start_writeback(file.fd, offset, count)
     }
 
-    package func lock(_ file: File) throws {
-        guard flock(file.fd, LOCK_EX | LOCK_NB) == 0 else {
+    package func lock(_ file: File, shared: Bool) throws {
+        guard flock(file.fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 else {
             if errno == EWOULDBLOCK {
                 throw SliceError(
                     .locked, "the store is in use by another process (or another open handle in this one)",
@@ -115,6 +115,10 @@ package final class PosixFileLayer: FileLayer {
     }
 
     package func unlock(_ file: File) { _ = flock(file.fd, LOCK_UN) }
+
+    package func removeDirectory(_ path: String) throws {
+        guard rmdir(path) == 0 else { throw SliceError.io("cannot remove directory", path: path) }
+    }
 
     package func createDirectory(_ path: String, mode: mode_t) throws {
         let components = path.split(separator: "/")
