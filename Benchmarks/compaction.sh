@@ -7,7 +7,8 @@
 #   write amp                (WAL + flush + compaction bytes written) / user bytes
 #   space amp                table and blob bytes on disk after the run / live data (NUM × (16 + VALUE))
 #   read µs/op, runs         readrandom latency; sorted runs a get may search (L0 files + non-empty levels)
-#   stall s, peak jobs       time writers waited for flushes/L0; most compaction jobs at once
+#   stall s, peak jobs       time writers waited: stalls (for a flush or a full L0) plus
+#                            slowdowns (1 ms each, L0 past its slowdown trigger); most jobs at once
 #
 #   bash Benchmarks/compaction.sh                          # 10M keys × 200 B: ~2 GiB live
 #   NUM=1000000 CONFIGS="leveled:1 universal:1" bash Benchmarks/compaction.sh
@@ -33,7 +34,7 @@ for cfg in $CONFIGS; do
   out="$DIR/out-$style-$jobs.txt"
   us() { awk -v n="$1" '$1 == n { print $3 }' "$out"; }
   wamp=$(sed -n 's/.*write amplification \([0-9.]*\).*/\1/p' "$out" | head -1)
-  stall=$(sed -n 's/^stalls [0-9]* (\([0-9]*\) us).*/\1/p' "$out" | head -1)
+  stall=$(sed -n 's/^stalls [0-9]* (\([0-9]*\) us), slowdowns \([0-9]*\).*/\1 \2/p' "$out" | head -1 | awk '{ print $1 + 1000 * $2 }')
   peak=$(sed -n 's/.*peak \([0-9]*\) jobs at once.*/\1/p' "$out" | head -1)
   runs=$(awk '/^  L0:/ { n += $2; next } /^  L[1-9][0-9]*:/ { n += 1 } END { print n + 0 }' "$out")
   disk=$(find "$db" \( -name '*.sst' -o -name '*.blob' \) -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')

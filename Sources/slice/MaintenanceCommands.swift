@@ -22,13 +22,7 @@ struct Flush: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write memtables to table files.")
     @OptionGroup var store: StoreOptions
 
-    func run() throws {
-        try runReporting {
-            let db = try store.openExisting()
-            try db.flush()
-            try db.close()
-        }
-    }
+    func run() throws { try store.changing { try $0.flush() } }
 }
 
 struct Checkpoint: ParsableCommand {
@@ -43,12 +37,8 @@ struct Checkpoint: ParsableCommand {
     @Argument(help: "Directory to create for the checkpoint.") var destination: String
 
     func run() throws {
-        try runReporting {
-            let db = try store.openExisting()
-            try db.checkpoint(to: destination)
-            try db.close()
-            Terminal.error("checkpoint written to \(destination)")
-        }
+        try store.changing { try $0.checkpoint(to: destination) }
+        Terminal.error("checkpoint written to \(destination)")
     }
 }
 

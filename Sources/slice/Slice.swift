@@ -78,6 +78,16 @@ struct StoreOptions: ParsableArguments {
         return o
     }
 
+    /// Opens the existing store, runs `body` on it and closes it, reporting errors as every
+    /// command does: for commands that change a store and print nothing.
+    func changing(_ body: (SliceDB) throws -> Void) throws {
+        try runReporting {
+            let db = try openExisting()
+            try body(db)
+            try db.close()
+        }
+    }
+
     /// Opens the store, creating one when the directory has none: for commands that write.
     func open() throws -> SliceDB { try open(readOnly: false) }
 

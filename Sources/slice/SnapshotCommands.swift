@@ -21,13 +21,7 @@ struct SnapshotCommand: ParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "The snapshot's name.") var name: String
 
-        func run() throws {
-            try runReporting {
-                let db = try store.openExisting()
-                try db.createSnapshot(named: name)
-                try db.close()
-            }
-        }
+        func run() throws { try store.changing { try $0.createSnapshot(named: name) } }
     }
 
     struct List: ParsableCommand {
@@ -48,12 +42,6 @@ struct SnapshotCommand: ParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "The snapshot's name.") var name: String
 
-        func run() throws {
-            try runReporting {
-                let db = try store.openExisting()
-                try db.deleteSnapshot(named: name)
-                try db.close()
-            }
-        }
+        func run() throws { try store.changing { try $0.deleteSnapshot(named: name) } }
     }
 }

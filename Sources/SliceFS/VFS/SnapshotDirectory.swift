@@ -25,18 +25,11 @@ final class SnapshotDirectory: @unchecked Sendable {
     static let name: [UInt8] = Array(".snapshots".utf8)
 
     /// One open snapshot.
-    final class View: Sendable {
+    struct View: Sendable {
         let id: UInt64
         let name: String
         let db: SliceDB
         let fs: SliceFileSystem
-
-        init(id: UInt64, name: String, db: SliceDB, fs: SliceFileSystem) {
-            self.id = id
-            self.name = name
-            self.db = db
-            self.fs = fs
-        }
     }
 
     let live: SliceFileSystem

@@ -60,8 +60,11 @@ final class CompactionJob: @unchecked Sendable {
     var isBottommost: Bool { version.levels.dropFirst(outputLevel + 1).allSatisfy(\.isEmpty) }
     var inputBytes: UInt64 { allFiles.reduce(0) { $0 + $1.size } }
 
+    /// Whether the job moves its input down without rewriting it: one file with nothing to
+    /// merge below, or (universal) a whole level's run into an empty level.
     var isTrivialMove: Bool {
-        allowTrivialMove && level != outputLevel && inputs[0].count == 1 && inputs.dropFirst().allSatisfy(\.isEmpty)
+        guard allowTrivialMove, level != outputLevel, inputs.dropFirst().allSatisfy(\.isEmpty) else { return false }
+        return inputs[0].count == 1 || (level > 0 && version.levels[outputLevel].isEmpty)
     }
 
     func overlaps(_ other: CompactionJob) -> Bool {
@@ -448,10 +451,9 @@ extension Engine {
         var outputs: [VersionEdit.NewFile] = []
         var blobDeltas: [UInt64: BlobDelta] = [:]
         if job.isTrivialMove {
-            let f = job.inputs[0][0]
-            outputs = [
+            outputs = job.inputs[0].map { f in
                 .init(level: job.outputLevel, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest)
-            ]
+            }
             counters.trivialMoves.add(1, ordering: .relaxed)
         } else {
             do {

@@ -72,6 +72,21 @@ extension Engine {
         return nil
     }
 
+    /// A job moving L1's run (`runs[l1]`) unchanged into the deepest empty level above the
+    /// next older run, when there is one and the run is free. REQUIRES: lock held.
+    private func pushDown(_ runs: [SortedRun], l1: Int, _ version: Version) -> CompactionJob? {
+        let run = runs[l1]
+        guard !run.busy else { return nil }
+        let limit = l1 + 1 < runs.count ? runs[l1 + 1].level : options.numLevels
+        guard limit - 1 > run.level else { return nil }
+        let job = CompactionJob(
+            level: run.level, outputLevel: limit - 1, inputs: [run.files], inputLevels: [run.level],
+            version: version, smallestSnapshot: smallestSnapshotLocked, snapshots: snapshotListLocked,
+            allowTrivialMove: true, collecting: [])
+        guard job.isTrivialMove, !runningCompactions.contains(where: { $0.overlaps(job) }) else { return nil }
+        return job
+    }
+
     /// The job merging runs `start..<end` (widened to keep the read order, see
     /// `pickUniversalCompaction`), or nil when a run in it is busy or its output would
     /// overlap a running job's. REQUIRES: lock held.
@@ -88,8 +103,12 @@ extension Engine {
         } else if runs[end].level > 1 {
             // Only L0 files: into the empty level just above the next older run.
             output = runs[end].level - 1
+        } else if let move = pushDown(runs, l1: end, version) {
+            // No room above L1, but an empty level below it: L1's run moves there first (its
+            // files keep their bytes), and the L0 files follow into L1's place next time.
+            return move
         } else {
-            // No room above L1: take L1's run along.
+            // No room above L1 and none below it: take L1's run along.
             end += 1
             output = end >= runs.count ? bottom : runs[end - 1].level
         }
