@@ -12,7 +12,8 @@ import SliceKV
 /// - `mkdir .snapshots/NAME` commits every open file, then takes a snapshot: the tree at that
 ///   instant (contents, modes, owners, times, symlinks, xattrs, hard links).
 /// - `ls .snapshots` lists them; `rmdir .snapshots/NAME` deletes one (its view is closed first:
-///   descriptors still open in it then fail). Only the mounting user and root may do either.
+///   descriptors still open in it then fail with ESTALE). Only the mounting user and root may
+///   do either; at most `maxSnapshots` exist (EMLINK).
 /// - `.snapshots/NAME/...` is served by a view: a `SliceFileSystem` over the snapshot's store,
 ///   opened read-only on first use, with its numbers mapped by `SnapshotInodes`. Every change
 ///   in a view answers EROFS.
@@ -23,6 +24,10 @@ final class SnapshotDirectory: @unchecked Sendable {
     /// The number of `.snapshots` itself (in the control files' range).
     static let ino: InodeNumber = InodeNumbers.controlBase + 15
     static let name: [UInt8] = Array(".snapshots".utf8)
+    /// Most snapshots a mount makes (mkdir past it: EMLINK). Why a bound: each snapshot in use
+    /// is an open store (a few descriptors and about a megabyte), and `ls -l .snapshots` opens
+    /// them all; 256 keeps that far below this machine's 20,000 descriptors a process.
+    static let maxSnapshots = 256
 
     /// One open snapshot.
     struct View: Sendable {
@@ -136,7 +141,9 @@ final class SnapshotDirectory: @unchecked Sendable {
         do {
             changes.lock()
             defer { changes.unlock() }
-            if try live.db.snapshotNames().contains(text) { throw FSError(EEXIST) }
+            let existing = try live.db.snapshotNames()
+            if existing.contains(text) { throw FSError(EEXIST) }
+            if existing.count >= SnapshotDirectory.maxSnapshots { throw FSError(EMLINK) }
             // What was written before the mkdir, open files included, is in the snapshot.
             live.flushAll()
             try live.db.createSnapshot(named: text)
