@@ -102,6 +102,43 @@ import Testing
         }
     }
 
+    /// A compressed block whose checksum is right but whose payload does not decode (a bug, or
+    /// damage that kept the checksum) is `.corruption` on every read, through `pread` and
+    /// through the mapping alike, and never trusted on a second read.
+    @Test(arguments: [true, false]) func undecodableBlockWithAGoodChecksumIsCorruption(mmap: Bool) throws {
+        let dir = TempDir()
+        let path = dir.file("000001.sst")
+        let builder = try TableBuilder(path: path, options: Options(), compression: .lz4)
+        for (k, v) in compressible(3000) { try builder.add(k, v[...]) }
+        _ = try builder.finish()
+        // The first data block: garble its payload, then write the checksum that matches.
+        let first = try TableReader(
+            path: path, fileNumber: 1, cache: nil, stats: nil, mmap: false, layer: PosixFileLayer.shared)
+        let it = first.index.makeIterator(path: path)
+        try it.seekToFirst()
+        let handle = try #require(it.value.withUnsafeBytes { BlockHandle.decode($0) })
+        var bytes = try #require(readBytes(path))
+        let start = Int(handle.offset)
+        let n = Int(handle.size)
+        #expect(bytes[start + n] == Compression.lz4.tag)
+        for i in (start + 8)..<(start + n) { bytes[i] = 0xEE }
+        let crc = CRC32C.mask(CRC32C.checksum(Array(bytes[start...(start + n)])))
+        withUnsafeBytes(of: crc.littleEndian) { for (i, b) in $0.enumerated() { bytes[start + n + 1 + i] = b } }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let t = try TableReader(
+            path: path, fileNumber: 1, cache: nil, stats: nil, mmap: mmap, layer: PosixFileLayer.shared)
+        for _ in 0..<2 {
+            #expect {
+                _ = try lookup(t, "key000000")
+            } throws: { ($0 as? SliceError)?.code == .corruption }
+        }
+        #expect {
+            _ = try t.verify()
+        } throws: { ($0 as? SliceError)?.code == .corruption }
+    }
+
+    func readBytes(_ path: String) -> [UInt8]? { FileManager.default.contents(atPath: path).map { [UInt8]($0) } }
+
     /// A store compresses by level as configured, reports bytes before and after compression
     /// per level, and reads every table whatever the options it is reopened with.
     @Test func storeCompressesByLevelAndReportsIt() throws {

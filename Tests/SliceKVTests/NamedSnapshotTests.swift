@@ -35,17 +35,26 @@ import Testing
             let second = try SliceDB.openSnapshot(named: "before", of: dir.path)
             #expect(try second.get(bytes("k1999")) == bytes("old 1999"))
             try second.close()
+            // Not deleted while a reader has it open.
+            #expect {
+                try db.deleteSnapshot(named: "before")
+            } throws: { ($0 as? SliceError)?.code == .locked }
             try snap.close()
             try db.close()
         }
-        // A partial snapshot (a crash during creation) is not listed and is replaced.
+        // Leftovers of a crash (a partial creation, a half-done deletion) are not listed and
+        // go at the next creation.
         try FileManager.default.createDirectory(
             atPath: dir.file("snapshots/.later.partial"), withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: dir.file("snapshots/.later.partial/000001.sst"), contents: Data([1]))
+        try FileManager.default.createDirectory(
+            atPath: dir.file("snapshots/.gone.deleting"), withIntermediateDirectories: true)
         let db = try SliceDB(path: dir.path, options: o)
         #expect(try db.snapshotNames() == ["before"])
         try db.createSnapshot(named: "later")
         #expect(try db.snapshotNames() == ["before", "later"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots")).sorted() == ["before", "later"])
         #expect(try SliceDB.openSnapshot(named: "later", of: dir.path).get(bytes("k7")) == nil)
         try db.deleteSnapshot(named: "before")
         #expect(try db.snapshotNames() == ["later"])

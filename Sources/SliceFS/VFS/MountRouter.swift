@@ -54,7 +54,9 @@ public final class MountRouter: LowLevelOperations {
         parent == InodeNumbers.root && name == SnapshotDirectory.name
     }
 
-    /// A view's entry for the kernel; `..` of a view's root is `.snapshots`.
+    /// A view's entry for the kernel; `..` of a view's root is `.snapshots`. A readdirplus
+    /// entry is counted as a lookup here (so a racing FORGET cannot drop its number before the
+    /// kernel has it); the caller gives it back if the entry is not sent.
     private func outer(_ e: DirectoryEntry, _ v: SnapshotDirectory.View, inner: InodeNumber) -> DirectoryEntry {
         var out = e
         if e.name == [0x2e, 0x2e] && inner == InodeNumbers.root {
@@ -62,7 +64,7 @@ public final class MountRouter: LowLevelOperations {
         } else {
             out.ino = snapshots.inodes.outer(.init(view: v.id, ino: e.ino), counting: false)
         }
-        if let entry = e.entry { out.entry = snapshots.translated(entry, v, counting: false) }
+        if let entry = e.entry { out.entry = snapshots.translated(entry, v, counting: true) }
         return out
     }
 
@@ -261,12 +263,9 @@ public final class MountRouter: LowLevelOperations {
         case .view(let v, let inner):
             try v.fs.readdir(inner, fh: fh, offset: offset, plus: plus) { e in
                 let out = outer(e, v, inner: inner)
-                guard fill(out) else { return false }
-                // An accepted readdirplus entry is a lookup the kernel holds (the view counted its own).
-                if let entry = out.entry, entry.ino != 0, e.name != [0x2e], e.name != [0x2e, 0x2e],
-                    let n = snapshots.inodes.inner(entry.ino)
-                {
-                    _ = snapshots.inodes.outer(n, counting: true)
+                guard fill(out) else {
+                    if let entry = out.entry, entry.ino != 0 { _ = snapshots.inodes.forget(entry.ino, 1) }
+                    return false
                 }
                 return true
             }

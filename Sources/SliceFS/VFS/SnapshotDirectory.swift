@@ -148,7 +148,9 @@ final class SnapshotDirectory: @unchecked Sendable {
             live.flushAll()
             try live.db.createSnapshot(named: text)
         }
-        return try lookup(name)
+        let made = try lookup(name)
+        guard made.ino != 0 else { throw FSError(ENOENT) }  // dropped by a racing rmdir
+        return made
     }
 
     func rmdir(_ name: [UInt8], caller: Caller) throws {
@@ -165,7 +167,11 @@ final class SnapshotDirectory: @unchecked Sendable {
             inodes.drop(view: v.id)
             try v.db.close()
         }
-        try live.db.deleteSnapshot(named: text)
+        do {
+            try live.db.deleteSnapshot(named: text)
+        } catch let e as SliceError where e.code == .locked {
+            throw FSError(EBUSY)  // open for reading by another process (`slice get --snapshot`)
+        }
     }
 
     func opendir() -> OpenReply {
@@ -196,11 +202,14 @@ final class SnapshotDirectory: @unchecked Sendable {
                 entry = DirectoryEntry(
                     name: Array(name.utf8), ino: inodes.outer(.init(view: v.id, ino: root.ino), counting: false),
                     type: S_IFDIR, nextOffset: Int64(i + 1))
-                if plus { entry.entry = translated(root, v, counting: false) }
+                // Counted now (a FORGET racing this reply cannot drop the number under it),
+                // given back if the entry is not sent.
+                if plus { entry.entry = translated(root, v, counting: true) }
             }
-            guard fill(entry) else { return }
-            // An accepted readdirplus entry is a lookup the kernel holds.
-            if let e = entry.entry, let inner = inodes.inner(e.ino) { _ = inodes.outer(inner, counting: true) }
+            guard fill(entry) else {
+                if let e = entry.entry { _ = inodes.forget(e.ino, 1) }
+                return
+            }
             i += 1
         }
     }

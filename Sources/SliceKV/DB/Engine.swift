@@ -66,6 +66,8 @@ final class Engine: @unchecked Sendable {
     /// Totals and parallelism of compaction jobs. Guarded by lock.
     lazy var compactionStats = CompactionStats(numLevels: options.numLevels)
     var manualCompactionActive = false
+    /// Serializes creating and deleting named snapshots (`NamedSnapshots.swift`).
+    let snapshotChanges = Locked<Void>(())
     var pendingOutputs: Set<UInt64> = []
     /// Disk space kept for getting out of a full disk (`Options.spaceReserve`).
     let reserve: SpaceReserve

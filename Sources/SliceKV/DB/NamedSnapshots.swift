@@ -7,8 +7,9 @@
 /// store, opened read-only (`openSnapshot`).
 ///
 /// Creation is atomic: the checkpoint is made in `snapshots/.NAME.partial` and renamed into
-/// place; a partial left by a crash is removed by the next `createSnapshot` of that name and
-/// is never listed.
+/// place; leftovers of a crash (`.NAME.partial`, `.NAME.deleting`) are never listed and are
+/// removed by the next `createSnapshot`. Creations and deletions of one store take turns
+/// (`snapshotChanges`); a snapshot open for reading (its LOCK held shared) is not deleted.
 ///
 /// Space: a snapshot's tables and sealed blob files are hard links to the store's own, so it
 /// costs nothing until the store compacts them away; from then on the snapshot alone keeps
@@ -33,17 +34,22 @@ extension Engine {
     func createSnapshot(named name: String) throws {
         try Engine.validateSnapshotName(name)
         try ensureWritable()
-        let dir = snapshotsDirectory
-        let final = "\(dir)/\(name)"
-        if !fileLayer.exists(dir) { try fileLayer.createDirectory(dir, mode: 0o700) }
-        guard !fileLayer.exists(final) else {
-            throw SliceError(.invalidArgument, "a snapshot named \(name) exists already", path: final)
+        try snapshotChanges.withLock { _ in
+            let dir = snapshotsDirectory
+            let final = "\(dir)/\(name)"
+            if !fileLayer.exists(dir) { try fileLayer.createDirectory(dir, mode: 0o700) }
+            guard !fileLayer.exists(final) else {
+                throw SliceError(.invalidArgument, "a snapshot named \(name) exists already", path: final)
+            }
+            // Partial creations and deletions a crash left behind (of any name) go first.
+            for leftover in try fileLayer.contents(of: dir) where leftover.hasPrefix(".") {
+                try removeStoreDirectory("\(dir)/\(leftover)")
+            }
+            let partial = "\(dir)/.\(name).partial"
+            try checkpoint(to: partial)
+            try fileLayer.rename(partial, to: final)
+            try fileLayer.syncDirectory(dir)
         }
-        let partial = "\(dir)/.\(name).partial"
-        if fileLayer.exists(partial) { try removeStoreDirectory(partial) }
-        try checkpoint(to: partial)
-        try fileLayer.rename(partial, to: final)
-        try fileLayer.syncDirectory(dir)
     }
 
     /// Names of the complete snapshots, sorted.
@@ -58,16 +64,28 @@ extension Engine {
     func deleteSnapshot(named name: String) throws {
         try Engine.validateSnapshotName(name)
         try ensureWritable()
-        let target = "\(snapshotsDirectory)/\(name)"
-        guard fileLayer.exists(target) else {
-            throw SliceError(.invalidArgument, "no snapshot named \(name)", path: target)
+        try snapshotChanges.withLock { _ in
+            let target = "\(snapshotsDirectory)/\(name)"
+            guard fileLayer.exists(target) else {
+                throw SliceError(.invalidArgument, "no snapshot named \(name)", path: target)
+            }
+            // Not while a reader has it open (readers hold its LOCK shared).
+            let exclusive: DirectoryLock
+            do {
+                exclusive = try DirectoryLock(path: FileNames.lock(target), layer: fileLayer)
+            } catch let e as SliceError where e.code == .locked {
+                throw SliceError(.locked, "snapshot \(name) is open for reading", path: target)
+            }
+            try withExtendedLifetime(exclusive) {
+                // Renamed out of the listing first: a crash halfway leaves a leftover, not a
+                // damaged snapshot.
+                let doomed = "\(snapshotsDirectory)/.\(name).deleting"
+                if fileLayer.exists(doomed) { try removeStoreDirectory(doomed) }
+                try fileLayer.rename(target, to: doomed)
+                try removeStoreDirectory(doomed)
+                try fileLayer.syncDirectory(snapshotsDirectory)
+            }
         }
-        // Renamed out of the listing first: a crash halfway leaves a partial, not a damaged snapshot.
-        let doomed = "\(snapshotsDirectory)/.\(name).deleting"
-        if fileLayer.exists(doomed) { try removeStoreDirectory(doomed) }
-        try fileLayer.rename(target, to: doomed)
-        try removeStoreDirectory(doomed)
-        try fileLayer.syncDirectory(snapshotsDirectory)
     }
 
     /// Removes a store directory and its files (snapshots hold no subdirectories).

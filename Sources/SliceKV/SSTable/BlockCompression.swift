@@ -61,7 +61,9 @@ final class BlockCompressor {
     /// that saves at least an eighth of the block (RocksDB's rule: a smaller gain is not worth
     /// decompressing on every read), otherwise `raw` itself with `.none`.
     func withStored<R>(_ raw: [UInt8], _ body: (UnsafeRawBufferPointer, Compression) throws -> R) rethrows -> R {
-        guard compression != .none, raw.count > 64, let n = compress(raw), n <= raw.count - raw.count / 8 else {
+        guard compression != .none, raw.count > 64, raw.count <= BlockDecompressor.maxRawLength,
+            let n = compress(raw), n <= raw.count - raw.count / 8
+        else {
             return try raw.withUnsafeBytes { try body($0, .none) }
         }
         return try scratch.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n]), compression) }

@@ -16,9 +16,10 @@ final class TableReader: @unchecked Sendable {
     let fileSize: UInt64
     /// The whole file, mapped read-only (nil: blocks are read with `pread`).
     private let mapping: FileMapping?
-    /// With a mapping: one bit per 256-byte slot of the file, set once the data block starting
-    /// in that slot has passed its checksum (data blocks are at least 256 bytes, except the
-    /// last, so no two share a slot). Atomic words, set with relaxed `or`: the bytes they vouch
+    /// With a mapping: one bit per 256-byte slot of the file, set once the uncompressed data
+    /// block starting in that slot has passed its checksum (uncompressed data blocks are at
+    /// least 256 bytes, except the last, so no two share a slot; compressed ones may be
+    /// smaller and are verified at every read from the file). Atomic words, set with relaxed `or`: the bytes they vouch
     /// for never change.
     private let verifiedBits: UnsafeMutablePointer<UInt>?
     let index: Block
@@ -148,30 +149,36 @@ final class TableReader: @unchecked Sendable {
         if mapped, let mapping {
             let raw = UnsafeRawBufferPointer(
                 rebasing: mapping.bytes[Int(handle.offset)..<(Int(handle.offset) + total)])
-            if !trusted { try TableReader.verifyTrailer(raw, n, path: file.path, offset: offset) }
+            // Compressed blocks are always verified (they may be smaller than a slot).
+            let compression =
+                trusted && raw[n] == 0
+                ? Compression.none : try TableReader.verifyTrailer(raw, n, path: file.path, offset: offset)
             let stored = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-            guard let compression = Compression(tag: raw[n]), compression != .none else {
+            guard compression != .none else {
                 return try Block(bytes: stored, owner: mapping, path: file.path, offset: offset)
             }
             return try decompressed(stored, compression, offset: offset)
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 8)
+        let compression: Compression
         do {
             guard try file.read(into: buffer, at: offset) == total else {
                 throw SliceError.corruption("file is shorter than expected", path: file.path, offset: offset)
             }
-            let compression = try TableReader.verifyTrailer(
+            compression = try TableReader.verifyTrailer(
                 UnsafeRawBufferPointer(buffer), n, path: file.path, offset: offset)
-            let stored = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            guard compression != .none else {
-                return try Block(bytes: stored, owner: nil, path: file.path, offset: offset)
+            if compression == .none {
+                // The block owns the buffer from here; if it throws, the catch frees it.
+                return try Block(
+                    bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), owner: nil, path: file.path,
+                    offset: offset)
             }
-            defer { buffer.deallocate() }
-            return try decompressed(stored, compression, offset: offset)
         } catch {
             buffer.deallocate()
             throw error
         }
+        defer { buffer.deallocate() }
+        return try decompressed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), compression, offset: offset)
     }
 
     /// A block over a new heap buffer holding `stored` decompressed.
@@ -219,7 +226,10 @@ final class TableReader: @unchecked Sendable {
         let bit = UInt(1) << (slot % UInt.bitWidth)
         let trusted = slice_load_relaxed(word) & bit != 0
         let block = try readBlock(handle, trusted: trusted)
-        if !trusted { slice_fetch_or_relaxed(word, bit) }
+        // Only raw blocks (at least 256 bytes: one per slot) are trusted on later reads.
+        if !trusted, let mapping, mapping.bytes[Int(handle.offset) + Int(handle.size)] == 0 {
+            slice_fetch_or_relaxed(word, bit)
+        }
         return insert(block, key, fillCache)
     }
 
