@@ -21,13 +21,15 @@ struct CrashWriter: ParsableCommand {
     /// Instead: commit one large value ("C size" when acknowledged), then stream another in
     /// 1 MiB pieces ("W n" after each) that is never committed.
     @Flag var stream = false
+    @Option(name: .customLong("compaction-style")) var compactionStyle: CompactionStyle = .leveled
 
     func run() throws {
         if stream {
             try runStream()
             return
         }
-        let o = CrashWriter.busyOptions(sync: .always)
+        var o = CrashWriter.busyOptions(sync: .always)
+        o.compaction.style = compactionStyle
         let db: SliceDB
         do {
             db = try SliceDB(path: directory, options: o)

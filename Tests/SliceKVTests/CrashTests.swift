@@ -86,7 +86,12 @@ import Testing
         #expect(files(in: dir.path, suffix: ".blob").isEmpty, "every blob file is freed once nothing refers to it")
     }
 
-    @Test func acknowledgedWritesSurviveSIGKILL() throws {
+    /// Under either compaction style (universal moves whole runs and merges many at once).
+    @Test(arguments: [CompactionStyle.leveled, .universal]) func acknowledgedWritesSurviveSIGKILL(
+        style: CompactionStyle
+    )
+        throws
+    {
         let dir = TempDir("slice-crash")
         let cycles = Int(ProcessInfo.processInfo.environment["SLICE_CRASH_CYCLES"] ?? "") ?? 20
         var ledger = Ledger()
@@ -101,7 +106,10 @@ import Testing
             let slow = cycle >= cycles
             let p = Process()
             p.executableURL = URL(fileURLWithPath: sliceExecutable)
-            p.arguments = ["crash-writer", dir.path, "--seed", "\(cycle + 1)", "--keys", "400"]
+            p.arguments = [
+                "crash-writer", dir.path, "--seed", "\(cycle + 1)", "--keys", "400", "--compaction-style",
+                style.rawValue,
+            ]
             let out = Pipe()
             p.standardOutput = out
             p.standardError = FileHandle.nullDevice
@@ -129,7 +137,9 @@ import Testing
             sawCompaction = sawCompaction || ledger.compactions > 0
             #expect(ledger.acks > before.acks, "cycle \(cycle): no write was acknowledged")
 
-            let db = try SliceDB(path: dir.path, options: tinyOptions())
+            var verifying = tinyOptions()
+            verifying.compaction.style = style
+            let db = try SliceDB(path: dir.path, options: verifying)
             var actual: [String: String] = [:]
             for kv in try allEntries(db) { actual[kv.keyString] = kv.valueString }
             var maybe: [String: Set<String?>] = [:]
