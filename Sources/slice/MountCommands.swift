@@ -14,7 +14,7 @@ struct Mount: ParsableCommand {
             By default the command returns once the mount is ready and the store keeps being \
             served in the background (log: DATA_DIR/mount.log); --foreground serves in this \
             process until unmounted or sent SIGTERM/SIGINT. Options (-o, comma-separated): \
-            Slice's own sync=none|always, wal_recovery=MODE (see slice check --help), ro (the store is opened read-only too), cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4), compaction=leveled|universal (default leveled; may change at any mount), compression=none|lz4|zstd (tables written from now on, every level; default: none on L0-L1, LZ4 below, zstd at the deepest level), writeback (a file closed again within a second of its last commit is committed a second later: bursts of appends cost one commit, and a killed daemon may lose that second of closes); anything else goes to FUSE \
+            Slice's own sync=none|always, wal_recovery=MODE (see slice check --help), ro (the store is opened read-only too), cache_mb=N, memtable_mb=N, max_file_mb=N (largest file; default: no limit), blob_kb=N (files of N KiB and more are kept in blob files; default 4), compaction=leveled|universal (default leveled; may change at any mount), snapdir=hidden|visible (whether .snapshots is listed at the root; always reachable by name; default hidden, so cp -a and rsync of the mount do not copy every snapshot), compression=none|lz4|zstd (tables written from now on, every level; default: none on L0-L1, LZ4 below, zstd at the deepest level), writeback (a file closed again within a second of its last commit is committed a second later: bursts of appends cost one commit, and a killed daemon may lose that second of closes); anything else goes to FUSE \
             (allow_other, ro, auto_unmount, ...). mount(8)-only options (defaults, noauto, \
             nofail, _netdev, x-...) are ignored. Mounts left at the mount point by killed \
             daemons (found in the mount table, however many are stacked) are unmounted first; \
@@ -34,6 +34,7 @@ struct Mount: ParsableCommand {
             var fuseOptions = ["fsname=slice:\(dir)", "subtype=slice"]
             var options = Options()
             var writeBack = false
+            var listSnapshots = false
             options.blobThreshold = SliceFileSystem.defaultBlobThreshold
             options.blobFileSize = SliceFileSystem.defaultBlobFileSize
             options.spaceReserve = SliceFileSystem.defaultBlobFileSize
@@ -66,6 +67,11 @@ struct Mount: ParsableCommand {
                             "-o wal_recovery takes " + WALRecovery.allCases.map(\.rawValue).joined(separator: ", "))
                     }
                     options.walRecovery = m
+                case "snapdir":
+                    guard parts.count == 2, ["hidden", "visible"].contains(parts[1]) else {
+                        throw CLIError("-o snapdir takes hidden or visible")
+                    }
+                    listSnapshots = parts[1] == "visible"
                 case "compaction":
                     guard parts.count == 2, let style = CompactionStyle(rawValue: parts[1]) else {
                         throw CLIError("-o compaction takes leveled or universal")
@@ -109,7 +115,9 @@ struct Mount: ParsableCommand {
             guard stat(mnt, &st) == 0 else { throw CLIError("mount point \(mnt): \(String(cString: strerror(errno)))") }
             guard st.st_mode & S_IFMT == S_IFDIR else { throw CLIError("mount point \(mnt) is not a directory") }
             if foreground || readyFD != nil {
-                try serve(dir: dir, mountpoint: mnt, options: options, fuseOptions: fuseOptions, writeBack: writeBack)
+                try serve(
+                    dir: dir, mountpoint: mnt, options: options, fuseOptions: fuseOptions, writeBack: writeBack,
+                    listSnapshots: listSnapshots)
             } else {
                 try daemonize(dir: dir)
             }
@@ -117,7 +125,8 @@ struct Mount: ParsableCommand {
     }
 
     private func serve(
-        dir: String, mountpoint: String, options: Options, fuseOptions: [String], writeBack: Bool
+        dir: String, mountpoint: String, options: Options, fuseOptions: [String], writeBack: Bool,
+        listSnapshots: Bool
     ) throws {
         func report(_ line: String) {
             guard let fd = readyFD else { return }
@@ -136,7 +145,8 @@ struct Mount: ParsableCommand {
         }
         for note in db.recoveryNotes { Terminal.error("recovery: \(note)") }
         do {
-            let fs = MountRouter(live: try SliceFileSystem(db: db, writeBack: writeBack))
+            let fs = MountRouter(
+                live: try SliceFileSystem(db: db, writeBack: writeBack), listSnapshots: listSnapshots)
             try FuseSession.serve(fs, at: mountpoint, options: fuseOptions) {
                 report("ok\n")
                 Terminal.error("mounted \(dir) at \(mountpoint)")

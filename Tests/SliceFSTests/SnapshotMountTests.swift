@@ -128,7 +128,9 @@ import Testing
         #expect(errnoOf(mkdir(m.path(".snapshots/a"), 0o755)) == EEXIST)
         #expect(errnoOf(mkdir(m.path(".snapshots/.bad"), 0o755)) == EINVAL)
         #expect(mkdir(m.path(".snapshots/b"), 0o755) == 0)
-        #expect(try sh("ls -a '\(m.mnt)'").out.contains(".snapshots"))
+        // Hidden from the root's listing (cp -a and rsync of the mount skip it), reachable by name.
+        #expect(!(try sh("ls -a '\(m.mnt)'").out.contains(".snapshots")))
+        #expect(try sh("cd '\(m.mnt)' && cd .snapshots && pwd").status == 0)
         #expect(try sh("ls '\(m.path(".snapshots"))'").out == "a\nb\n")
 
         // Nothing in a snapshot changes.
@@ -168,7 +170,9 @@ import Testing
         #expect(try sh("'\(sliceExecutable)' snapshot list '\(m.data)'").out == "")
         let made = try run(sliceExecutable, ["snapshot", "create", m.data, "cli"])
         #expect(made.status == 0, "\(made.err)")
-        try m.mount()
+        try m.mount(options: ["snapdir=visible"])
         #expect(readFile(m.path(".snapshots/cli/file")) == Array("one".utf8))
+        #expect(try sh("ls -a '\(m.mnt)'").out.contains(".snapshots"))
+        #expect(try sh("ls -la '\(m.mnt)' | grep -c ' \\.snapshots$'").out == "1\n")
     }
 }

@@ -14,14 +14,19 @@ public final class MountRouter: LowLevelOperations {
     public let live: SliceFileSystem
     let snapshots: SnapshotDirectory
 
-    public init(live: SliceFileSystem) {
+    /// `listSnapshots`: `.snapshots` appears in the root's listing (`-o snapdir=visible`).
+    /// Hidden by default, as ZFS's `.zfs` (`snapdir=hidden`): it is always reachable by name,
+    /// but `cp -a`, `rsync -a`, `find` and `du` of the mount do not walk into every snapshot.
+    public init(live: SliceFileSystem, listSnapshots: Bool = false) {
         self.live = live
         let snapshots = SnapshotDirectory(live: live)
         self.snapshots = snapshots
-        live.snapshotsEntry = { plus in
-            DirectoryEntry(
-                name: SnapshotDirectory.name, ino: SnapshotDirectory.ino, type: S_IFDIR, nextOffset: 0,
-                entry: plus ? snapshots.entry() : nil)
+        if listSnapshots {
+            live.snapshotsEntry = { plus in
+                DirectoryEntry(
+                    name: SnapshotDirectory.name, ino: SnapshotDirectory.ino, type: S_IFDIR, nextOffset: 0,
+                    entry: plus ? snapshots.entry() : nil)
+            }
         }
     }
 
