@@ -102,7 +102,13 @@ import Testing
             let db = try SliceDB(path: dir.path, options: o)
             #expect(try allEntries(db).count == model.count)
             try write(db, tag, 6000)
-            if style == .universal { waitForQuiet(db) }
+            if style == .universal {
+                waitForQuiet(db)
+                let s = db.stats()
+                #expect(
+                    s.universalSizeRatioCompactions + s.universalRunCountCompactions
+                        + s.universalSpaceAmplificationCompactions > 0)
+            }
             expectLevelsSorted(db)
             let all = try allEntries(db)
             #expect(all.count == model.count)

@@ -644,22 +644,28 @@ final class Engine: @unchecked Sendable {
             !mem.isEmpty, versions.current.levels[0].count < options.l0SlowdownTrigger,
             mem.blobBytes > 0 || mem.shadowedBlobBytes > 0 || (mem.deletions > 0 && !versions.current.blobs.isEmpty)
         else { return false }
-        // No leader is writing (`writers` is empty and the lock is held), so the switch is safe.
+        guard freezeForFlush() else { return false }
+        if mem.isEmpty { counters.idleFlushes.add(1, ordering: .relaxed) }  // else: retry for space
+        return true
+    }
+
+    /// Freezes the active memtable for the flush thread's own reasons (idle, aged); returns
+    /// whether the caller should go round again. REQUIRES: lock held and `writers` empty (no
+    /// leader is writing, so the switch is safe).
+    private func freezeForFlush() -> Bool {
         do {
             try switchMemtable()
+            return true
         } catch {
             // Out of space for a new WAL leaves the old one in use: try again later (at once if
             // the space reserve gave some: this flush is what hands space back). Anything else
             // (a failed sync) stops the store, as it does for a write.
             if (error as? SliceError)?.code != .noSpace {
                 setBackgroundError(error)
-            } else if releaseReserve() {
-                return true
+                return false
             }
-            return false
+            return releaseReserve()
         }
-        counters.idleFlushes.add(1, ordering: .relaxed)
-        return true
     }
 
     /// Freezes the active memtable once its oldest write is `Options.periodicFlushSeconds`
@@ -675,14 +681,11 @@ final class Engine: @unchecked Sendable {
         guard let period = options.periodicFlushSeconds, Double(now - emptySince) >= period * 1e9, !shuttingDown,
             writers.isEmpty
         else { return false }
-        do {
-            try switchMemtable()
-        } catch {
-            if (error as? SliceError)?.code != .noSpace { setBackgroundError(error) }
-            return false
+        guard freezeForFlush() else { return false }
+        if mem.isEmpty {  // else: retry for space
+            emptySince = now
+            counters.periodicFlushes.add(1, ordering: .relaxed)
         }
-        emptySince = now
-        counters.periodicFlushes.add(1, ordering: .relaxed)
         return true
     }
 

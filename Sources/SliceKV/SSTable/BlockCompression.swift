@@ -78,11 +78,18 @@ final class BlockCompressor {
         case .zstd: bound = ZSTD_compressBound(raw.count)
         }
         if scratch.count < bound + 5 { scratch = [UInt8](repeating: 0, count: bound + 5) }
-        var header: [UInt8] = []
-        header.appendVarint(UInt64(raw.count))
         return scratch.withUnsafeMutableBytes { out -> Int? in
-            for (i, b) in header.enumerated() { out[i] = b }
-            let dst = out.baseAddress! + header.count
+            // rawLength as a varint, written in place (no buffer per block).
+            var header = 0
+            var v = UInt(raw.count)
+            while v >= 0x80 {
+                out[header] = UInt8(truncatingIfNeeded: v) | 0x80
+                v >>= 7
+                header += 1
+            }
+            out[header] = UInt8(v)
+            header += 1
+            let dst = out.baseAddress! + header
             let written: Int = raw.withUnsafeBytes { src in
                 switch compression {
                 case .none: return 0
@@ -96,7 +103,7 @@ final class BlockCompressor {
                     return ZSTD_isError(r) != 0 ? 0 : r
                 }
             }
-            return written > 0 ? header.count + written : nil
+            return written > 0 ? header + written : nil
         }
     }
 }

@@ -19,8 +19,8 @@ final class TableReader: @unchecked Sendable {
     /// With a mapping: one bit per 256-byte slot of the file, set once the uncompressed data
     /// block starting in that slot has passed its checksum (uncompressed data blocks are at
     /// least 256 bytes, except the last, so no two share a slot; compressed ones may be
-    /// smaller and are verified at every read from the file). Atomic words, set with relaxed `or`: the bytes they vouch
-    /// for never change.
+    /// smaller and are verified at every read from the file). Atomic words, set with relaxed
+    /// `or`: the bytes they vouch for never change.
     private let verifiedBits: UnsafeMutablePointer<UInt>?
     let index: Block
     /// The classic filter of a table written before blocked filters (nil otherwise).
