@@ -94,8 +94,15 @@ private func writeSynced(_ path: String, _ bytes: [UInt8], thread: Int) {
     if fd < 0 { fail(thread, "open \(path)") }
     let half = bytes.count / 2
     for range in [0..<half, half..<bytes.count] where !range.isEmpty {
-        let n = bytes[range].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if n != range.count { fail(thread, "write \(path)") }
+        // A short write is legal (a daemon killed between the pieces of a large write answers
+        // the first and aborts the rest): write the remainder, which then fails with the
+        // connection's errno, as any careful writer would.
+        var done = range.lowerBound
+        while done < range.upperBound {
+            let n = bytes[done..<range.upperBound].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { fail(thread, "write \(path)") }
+            done += n
+        }
     }
     if fsync(fd) != 0 { fail(thread, "fsync \(path)") }
     close(fd)
