@@ -7,6 +7,10 @@
 #   null            `slice null-mount MNT`: a filesystem answering from the daemon's memory, no
 #                   store behind it (same FUSE bridge and timeouts as slice): the FUSE request
 #                   ceiling. Files live in RAM (at most 1 GiB each), so keep BIG_MB <= 1024.
+#   etcd            `slice mount etcd://…/benchR`: a tree in a 3-member etcd cluster on loopback
+#                   (scripts/etcd-cluster.sh, started here in the work dir; members on ports
+#                   ETCD_BASE+1..3), the shared-mount backend. Keep N and BIG_MB small: every
+#                   change is a Raft commit on three members of the same disk.
 # Every target runs the same workloads in the same order; per-file loops run in one process
 # (Benchmarks/fs_ops.c, compiled here) so the numbers measure the filesystem, not fork/exec.
 # Prints a Markdown table (medians over ROUNDS, targets alternating within each round) and
@@ -63,6 +67,7 @@ SLICE_BIN=${SLICE_BIN:-$REPO/.build/release/slice}
 SLICE_OPTS=${SLICE_OPTS:-}
 FORGET_EVERY=${FORGET_EVERY:-4000}
 SETTLE_SECONDS=${SETTLE_SECONDS:-65}
+ETCD_BASE=${ETCD_BASE:-25790}
 WORK=${WORK:-$REPO/.bench-fs}
 KEEP_WORK=${KEEP_WORK:-0}
 FILE_SIZE=4096
@@ -79,7 +84,7 @@ for n in N DIR_ENTRIES BIG_MB FIO_SECONDS FIO_SIZE_MB ROUNDS FORGET_EVERY SETTLE
 done
 ((ROUNDS >= 1)) || fail "ROUNDS must be at least 1"
 for t in $TARGETS; do
-  case $t in slice | passthrough_ll | local | null) ;; *) fail "unknown target '$t' (slice, passthrough_ll, local, null)" ;; esac
+  case $t in slice | passthrough_ll | local | null | etcd) ;; *) fail "unknown target '$t' (slice, passthrough_ll, local, null, etcd)" ;; esac
 done
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 command -v gcc >/dev/null || fail "gcc is missing (apt-get install gcc)"
@@ -121,6 +126,8 @@ PT_PID=""
 PT_MNT=""
 NULL_PID=""
 NULL_MNT=""
+ETCD_PID=""
+ETCD_MNT=""
 
 is_mounted() { findmnt -rn --mountpoint "$1" >/dev/null 2>&1; }
 
@@ -157,6 +164,10 @@ cleanup() {
   if [[ -n $NULL_PID ]] && kill -0 "$NULL_PID" 2>/dev/null; then
     wait_exit "$NULL_PID" 30 || kill "$NULL_PID" 2>/dev/null || true
   fi
+  if [[ -n $ETCD_MNT ]] && is_mounted "$ETCD_MNT"; then
+    "$BIN/slice" umount --timeout 120 "$ETCD_MNT" >/dev/null 2>&1 || fusermount3 -u -z "$ETCD_MNT" 2>/dev/null || true
+  fi
+  if [[ -d $WORK/etcd ]]; then SLICE_ETCD_BASE=$ETCD_BASE bash "$REPO/scripts/etcd-cluster.sh" stop "$WORK/etcd" || true; fi
   if [[ $KEEP_WORK != 1 ]]; then
     rm -rf "$WORK/slice-data" "$WORK/slice-mnt" "$WORK/pt-src" "$WORK/pt-mnt" "$WORK/null-mnt" "$WORK/local" 2>/dev/null || true
   fi
@@ -167,7 +178,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Leftovers of an interrupted run.
-for m in "$WORK/slice-mnt" "$WORK/pt-mnt" "$WORK/null-mnt"; do
+for m in "$WORK/slice-mnt" "$WORK/pt-mnt" "$WORK/null-mnt" "$WORK/etcd-mnt"; do
   if is_mounted "$m"; then
     say "unmounting a leftover mount at $m"
     fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
@@ -322,6 +333,20 @@ mount_target() {
       MNT=$NULL_MNT
       say "null mounted at $MNT (pid $NULL_PID, in memory)"
       ;;
+    etcd)
+      if [[ ! -d $WORK/etcd ]]; then
+        SLICE_ETCD_BASE=$ETCD_BASE bash "$REPO/scripts/etcd-cluster.sh" start "$WORK/etcd" >&2 || fail "etcd cluster did not start"
+      fi
+      rm -rf "$WORK/etcd-mnt"
+      mkdir -p "$WORK/etcd-mnt"
+      ETCD_MNT=$WORK/etcd-mnt
+      local url="etcd://127.0.0.1:$((ETCD_BASE + 1)),127.0.0.1:$((ETCD_BASE + 2)),127.0.0.1:$((ETCD_BASE + 3))/bench$RANDOM$RANDOM"
+      "$BIN/slice" mount "$url" "$ETCD_MNT" 2>"$WORK/etcd-mount.err" || fail "slice mount $url failed: $(cat "$WORK/etcd-mount.err")"
+      ETCD_PID=$(pgrep -f -- "slice mount $url $ETCD_MNT --ready-fd" | head -1 || true)
+      [[ -n $ETCD_PID ]] || fail "mounted, but no Slice daemon process found"
+      MNT=$ETCD_MNT
+      say "etcd tree $url mounted at $MNT (daemon pid $ETCD_PID)"
+      ;;
     local)
       rm -rf "$WORK/local"
       mkdir -p "$WORK/local"
@@ -359,6 +384,14 @@ unmount_target() {
       wait_exit "$NULL_PID" 60 || { say "warning: slice null-mount still running; killing it"; kill "$NULL_PID" || true; }
       wait "$NULL_PID" 2>/dev/null || true
       NULL_PID=""
+      ;;
+    etcd)
+      hwm=$(vmhwm_mib "$ETCD_PID")
+      record "$round" "$t" rss "$hwm" "" ""
+      say "  etcd-backed daemon VmHWM: $hwm MiB; cluster databases: $(du -sh "$WORK/etcd" | cut -f1); unmounting"
+      "$BIN/slice" umount --timeout 600 "$ETCD_MNT" || say "warning: slice umount failed"
+      wait_exit "$ETCD_PID" 120 || { say "warning: Slice daemon still running; killing it"; kill "$ETCD_PID" || true; }
+      ETCD_PID=""
       ;;
     local) record "$round" "$t" rss "" "" "n/a" ;;
   esac
@@ -426,7 +459,7 @@ run_target() {
     rm -f "$MNT/fio.dat"
   fi
   unmount_target "$r" "$t"
-  [[ $t == slice || $t == null ]] || LAST_DELETE=$(date +%s)
+  [[ $t == slice || $t == null || $t == etcd ]] || LAST_DELETE=$(date +%s)
 }
 
 START=$(date '+%Y-%m-%d %H:%M:%S %Z')

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Slice needs on a fresh Debian machine (run as root): the FUSE library and
-# tools, LZ4 and zstd, pkg-config, rsync and attr (used by the tests), and with SLICE_BENCH_PEERS=1 the
+# tools, LZ4 and zstd, pkg-config, rsync and attr (used by the tests), etcd (the shared-mount tests), and with SLICE_BENCH_PEERS=1 the
 # engines the benchmarks compare against. Safe to run again.
 set -euo pipefail
 
@@ -16,6 +16,9 @@ command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v setfattr >/dev/null 2>&1 || need+=(attr)
 command -v python3 >/dev/null 2>&1 || need+=(python3)  # the filesystem tests drive sockets and mmap from Python
 command -v git >/dev/null 2>&1 || need+=(git)  # NodeKindTests clone a repository into a mount
+# Shared mounts: EtcdMountTests run a 3-member cluster on loopback (scripts/etcd-cluster.sh).
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 if [ "${SLICE_BENCH_PEERS:-0}" = 1 ]; then
   for p in libleveldb-dev librocksdb-dev liblmdb-dev; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 fi

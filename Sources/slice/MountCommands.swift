@@ -21,7 +21,12 @@ struct Mount: ParsableCommand {
             a live mount there is an error.
             """)
 
-    @Argument(help: "The store's data directory (created if missing).") var directory: String
+    @Argument(
+        help: """
+            The store's data directory (created if missing), or a tree in an etcd cluster shared \
+            with other mounts: etcd://HOST:PORT[,HOST:PORT...]/PREFIX (README: "Shared mounts on etcd").
+            """)
+    var directory: String
     @Argument(help: "An existing empty directory to mount on.") var mountpoint: String
     @Option(name: .short, help: "Mount options, comma-separated.") var o: [String] = []
     @Flag(help: "Serve in this process instead of returning once mounted.") var foreground = false
@@ -29,9 +34,13 @@ struct Mount: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let dir = absolute(directory)
+            let etcd = EtcdTarget.isEtcdURL(directory) ? try EtcdTarget(parsing: directory) : nil
+            let dir = etcd == nil ? absolute(directory) : directory
             let mnt = absolute(mountpoint)
-            var fuseOptions = ["fsname=slice:\(dir)", "subtype=slice"]
+            // libfuse splits options at commas (the members of an etcd URL): "\," keeps one.
+            var fuseOptions = ["fsname=slice:\(dir.replacingOccurrences(of: ",", with: "\\,"))", "subtype=slice"]
+            /// Options of the embedded store, which an etcd mount has not.
+            var storeOptions: [String] = []
             var options = Options()
             var writeBack = false
             var listSnapshots = false
@@ -42,42 +51,50 @@ struct Mount: ParsableCommand {
                 let parts = opt.split(separator: "=", maxSplits: 1).map(String.init)
                 switch parts[0] {
                 case "sync":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, let p = Options.SyncPolicy(rawValue: parts[1]) else {
                         throw CLIError("-o sync takes none or always")
                     }
                     options.syncPolicy = p
                 case "cache_mb":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, let n = Int(parts[1]), n >= 0 else {
                         throw CLIError("-o cache_mb takes a number")
                     }
                     options.blockCacheBytes = n << 20
                 case "max_file_mb":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, let n = Int(parts[1]), n >= 1 else {
                         throw CLIError("-o max_file_mb takes a number")
                     }
                     options.maxValueSize = n << 20
                 case "memtable_mb":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, let n = Int(parts[1]), n >= 1 else {
                         throw CLIError("-o memtable_mb takes a number")
                     }
                     options.memtableSize = n << 20
                 case "wal_recovery":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, let m = WALRecovery(rawValue: parts[1]) else {
                         throw CLIError(
                             "-o wal_recovery takes " + WALRecovery.allCases.map(\.rawValue).joined(separator: ", "))
                     }
                     options.walRecovery = m
                 case "snapdir":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, ["hidden", "visible"].contains(parts[1]) else {
                         throw CLIError("-o snapdir takes hidden or visible")
                     }
                     listSnapshots = parts[1] == "visible"
                 case "compaction":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, let style = CompactionStyle(rawValue: parts[1]) else {
                         throw CLIError("-o compaction takes leveled or universal")
                     }
                     options.compaction.style = style
                 case "compression":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, let c = Compression(rawValue: parts[1]) else {
                         throw CLIError("-o compression takes none, lz4 or zstd")
                     }
@@ -87,8 +104,10 @@ struct Mount: ParsableCommand {
                     options.readOnly = true
                     fuseOptions.append(opt)
                 case "writeback":
+                    storeOptions.append(parts[0])
                     writeBack = true
                 case "blob_kb":
+                    storeOptions.append(parts[0])
                     guard parts.count == 2, let n = Int(parts[1]), n >= 1 else {
                         throw CLIError("-o blob_kb takes a number")
                     }
@@ -110,29 +129,66 @@ struct Mount: ParsableCommand {
             if othersCanReach && !fuseOptions.contains("default_permissions") {
                 fuseOptions.append("default_permissions")
             }
+            if etcd != nil, let first = storeOptions.first {
+                throw CLIError("-o \(first) is an option of an embedded store; an etcd mount has none of them")
+            }
             try MountLayers.clearDead(at: mnt)
             var st = stat()
             guard stat(mnt, &st) == 0 else { throw CLIError("mount point \(mnt): \(String(cString: strerror(errno)))") }
             guard st.st_mode & S_IFMT == S_IFDIR else { throw CLIError("mount point \(mnt) is not a directory") }
-            if foreground || readyFD != nil {
+            if let etcd, foreground || readyFD != nil {
+                try serveShared(etcd, mountpoint: mnt, fuseOptions: fuseOptions)
+            } else if let etcd {
+                try daemonize(log: Mount.sharedLogPath(etcd, mountpoint: mnt))
+            } else if foreground || readyFD != nil {
                 try serve(
                     dir: dir, mountpoint: mnt, options: options, fuseOptions: fuseOptions, writeBack: writeBack,
                     listSnapshots: listSnapshots)
             } else {
-                try daemonize(dir: dir)
+                try StoreDirectory.create(dir)
+                try daemonize(log: "\(dir)/mount.log")
             }
         }
+    }
+
+    /// Tells the waiting `slice mount` (through `--ready-fd`) that the mount is ready or why not.
+    private func report(_ line: String) {
+        guard let fd = readyFD else { return }
+        _ = line.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
+        close(fd)
+    }
+
+    /// Where the daemon of a mount on etcd logs (it has no data directory).
+    static func sharedLogPath(_ target: EtcdTarget, mountpoint: String) -> String {
+        "/tmp/slice-mount\(mountpoint.replacingOccurrences(of: "/", with: "_")).log"
+    }
+
+    /// Serves a tree in an etcd cluster until unmounted.
+    private func serveShared(_ target: EtcdTarget, mountpoint: String, fuseOptions: [String]) throws {
+        let fs: SliceFileSystem
+        do {
+            fs = try SliceFileSystem.onEtcd(target)
+        } catch {
+            report("error: etcd cluster \(target.endpoints.joined(separator: ",")): \(error)\n")
+            throw CLIError("etcd cluster \(target.endpoints.joined(separator: ",")): \(error)")
+        }
+        defer { fs.closeSharedStore() }
+        do {
+            try FuseSession.serve(fs, at: mountpoint, options: fuseOptions) {
+                report("ok\n")
+                Terminal.error("mounted \(directory) at \(mountpoint)")
+            }
+        } catch {
+            report("error: \(error)\n")
+            throw error
+        }
+        Terminal.error("unmounted \(mountpoint)")
     }
 
     private func serve(
         dir: String, mountpoint: String, options: Options, fuseOptions: [String], writeBack: Bool,
         listSnapshots: Bool
     ) throws {
-        func report(_ line: String) {
-            guard let fd = readyFD else { return }
-            _ = line.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
-            close(fd)
-        }
         let db: SliceDB
         do {
             db = try SliceDB(path: dir, options: options)
@@ -146,7 +202,7 @@ struct Mount: ParsableCommand {
         for note in db.recoveryNotes { Terminal.error("recovery: \(note)") }
         do {
             let fs = MountRouter(
-                live: try SliceFileSystem(db: db, writeBack: writeBack), listSnapshots: listSnapshots)
+                live: try SliceFileSystem(db: db, writeBack: writeBack), db: db, listSnapshots: listSnapshots)
             try FuseSession.serve(fs, at: mountpoint, options: fuseOptions) {
                 report("ok\n")
                 Terminal.error("mounted \(dir) at \(mountpoint)")
@@ -162,8 +218,7 @@ struct Mount: ParsableCommand {
 
     /// Starts `slice mount --ready-fd` in a new session and waits until it says the mount is
     /// ready (or why it is not).
-    private func daemonize(dir: String) throws {
-        try StoreDirectory.create(dir)
+    private func daemonize(log: String) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw CLIError("pipe: \(String(cString: strerror(errno)))") }
         let self_ =
@@ -174,7 +229,7 @@ struct Mount: ParsableCommand {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/mount.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // Order matters: the pipe's read end may itself be descriptor 3.
         posix_spawn_file_actions_addclose(&actions, fds[0])
@@ -213,7 +268,7 @@ struct Mount: ParsableCommand {
             waitpid(pid, &status, 0)
             throw CLIError(
                 text.isEmpty
-                    ? "the mount process exited early; see \(dir)/mount.log" : String(text.dropFirst("error: ".count)))
+                    ? "the mount process exited early; see \(log)" : String(text.dropFirst("error: ".count)))
         }
     }
 }

@@ -9,19 +9,22 @@ final class MountedStore: @unchecked Sendable {
     let root: String
     let data: String
     let mnt: String
+    /// What is mounted: `data`, or a tree in an etcd cluster (`etcd://…`).
+    let source: String
     private(set) var mounted = false
 
-    init(options: [String] = []) throws {
+    init(options: [String] = [], source: String? = nil) throws {
         var template = Array("/tmp/slicefs-XXXXXX".utf8CString)
         root = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
         data = root + "/data"
         mnt = root + "/mnt"
+        self.source = source ?? data
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         try mount(options: options)
     }
 
     func mount(options: [String] = []) throws {
-        var args = ["mount", data, mnt]
+        var args = ["mount", source, mnt]
         for o in options { args += ["-o", o] }
         let r = try run(sliceExecutable, args)
         guard r.status == 0 else { throw TestFailure("mount failed: \(r.err)") }
@@ -45,7 +48,7 @@ final class MountedStore: @unchecked Sendable {
                 continue
             }
             let args = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if args.count > 2 && args[0].hasSuffix("slice") && args[1] == "mount" && args.contains(data)
+            if args.count > 2 && args[0].hasSuffix("slice") && args[1] == "mount" && args.contains(source)
                 && args.contains(mnt)
             {
                 return pid

@@ -19,4 +19,25 @@ public final class KernelNotifier: Sendable {
             _ = fuse_lowlevel_notify_inval_inode(s, fuse_ino_t(ino), -1, 0)
         }
     }
+
+    /// Drops the kernel's cached attributes and pages of `ino` (another mount changed it).
+    /// Not from a request handler of the same inode: a page invalidation waits for page locks.
+    public func invalidateInode(_ ino: InodeNumber) {
+        session.withLock { bits in
+            guard bits != 0, let s = OpaquePointer(bitPattern: bits) else { return }
+            _ = fuse_lowlevel_notify_inval_inode(s, fuse_ino_t(ino), 0, 0)
+        }
+    }
+
+    /// Drops the kernel's cached entry `name` in directory `parent` (found or absent).
+    public func invalidateEntry(_ parent: InodeNumber, _ name: [UInt8]) {
+        session.withLock { bits in
+            guard bits != 0, let s = OpaquePointer(bitPattern: bits) else { return }
+            _ = name.withUnsafeBufferPointer { n in
+                n.withMemoryRebound(to: CChar.self) {
+                    fuse_lowlevel_notify_inval_entry(s, fuse_ino_t(parent), $0.baseAddress, $0.count)
+                }
+            }
+        }
+    }
 }

@@ -297,7 +297,7 @@ extension FSError {
         guard let e = error as? SliceError else { return EIO }
         switch e.code {
         case .noSpace: return ENOSPC
-        case .invalidArgument: return EINVAL
+        case .invalidArgument: return e.errno ?? EINVAL  // EFBIG: a change over an etcd cluster's limits
         case .readOnly: return EROFS
         case .corruption, .ioError, .closed, .locked, .unsupportedFormat: return EIO
         }

@@ -97,12 +97,14 @@ struct FileContent {
     }
 
     /// Deletes every chunk at or after `index` (a truncate's tail), `limit` keys per batch
-    /// written through `flush`; returns the stored bytes removed.
+    /// (default: the store's `maxBatchOperations`) written through `flush`; returns the stored
+    /// bytes removed.
     /// `counting: false` skips reading each chunk's size (the result is then 0).
     func deleteChunks(
-        _ ino: InodeNumber, from index: UInt64, in batch: inout WriteBatch, flushEvery limit: Int = 4096,
+        _ ino: InodeNumber, from index: UInt64, in batch: inout WriteBatch, flushEvery limit: Int? = nil,
         counting: Bool = true, flush: (inout WriteBatch) throws -> Void
     ) throws -> UInt64 {
+        let limit = limit ?? store.maxBatchOperations
         let prefix = FSKeyspace.chunkPrefix(ino)
         let start = FileContent.chunkKey(ino, index)
         let end = KeyRange.prefix(prefix).end

@@ -34,8 +34,9 @@ final class Namespace: Sendable {
     /// Serialises changes to names and records (see the type's doc). The byte is there because
     /// ThreadSanitizer misreports a `Locked<Void>`.
     let metaLock = Locked<UInt8>(0)
-    /// The next inode number to hand out (persisted in the batch that uses one).
-    private let nextInode: Locked<InodeNumber>
+    /// The next inode number to hand out (persisted in the batch that uses one). On a store
+    /// shared by several mounts: the numbers this mount claimed and has not used yet.
+    private let nextInode: Locked<Range<InodeNumber>>
     /// Subdirectory counts of directories (for their link count), cleared by any change that
     /// adds, removes or moves a directory.
     private let subdirectoryCounts = Locked<[InodeNumber: Int]>([:])
@@ -51,12 +52,14 @@ final class Namespace: Sendable {
         defaultUid = uid
         defaultGid = gid
         var next = InodeNumbers.firstAllocated
-        if let bytes = try store.get(FSKeyspace.nextInodeKey, keyspace: FSKeyspace.meta) {
+        if store.sharedWithOtherMounts {
+            next = InodeNumbers.controlBase  // an empty range: the first allocation claims some
+        } else if let bytes = try store.get(FSKeyspace.nextInodeKey, keyspace: FSKeyspace.meta) {
             var r = RecordReader(bytes)
             guard let n = r.fixed64() else { throw FSError(EIO) }
             next = max(n, next)
         }
-        nextInode = Locked(next)
+        nextInode = Locked(next..<InodeNumbers.controlBase)
         hasLegacyRecords =
             try [FSKeyspace.legacyFileAttributes, FSKeyspace.legacyNodes, Keyspace(rawValue: 0x12)].contains {
                 try store.containsKey(withPrefix: [], keyspace: $0)
@@ -363,14 +366,23 @@ final class Namespace: Sendable {
 
     // MARK: Changes
 
-    /// Hands out an inode number and adds the counter to `batch`. REQUIRES: metaLock.
-    private func allocate(into batch: inout WriteBatch) -> InodeNumber {
-        nextInode.withLock { next in
-            let ino = next
-            next += 1
-            var v: [UInt8] = []
-            withUnsafeBytes(of: next.littleEndian) { v.append(contentsOf: $0) }
-            batch.put(FSKeyspace.nextInodeKey, v, keyspace: FSKeyspace.meta)
+    /// How many inode numbers a mount of a shared store claims at a time.
+    static let inodeClaim: UInt64 = 1024
+
+    /// Hands out an inode number; on a store of its own, adds the counter to `batch` (on a
+    /// shared one, numbers are claimed from the store ahead, `FileStore.claimInodes`).
+    /// REQUIRES: metaLock.
+    private func allocate(into batch: inout WriteBatch) throws -> InodeNumber {
+        try nextInode.withLock { range in
+            if range.isEmpty, let claimed = try store.claimInodes(Namespace.inodeClaim) { range = claimed }
+            guard !range.isEmpty else { throw FSError(ENOSPC) }
+            let ino = range.lowerBound
+            range = (ino + 1)..<range.upperBound
+            if !store.sharedWithOtherMounts {
+                var v: [UInt8] = []
+                withUnsafeBytes(of: (ino + 1).littleEndian) { v.append(contentsOf: $0) }
+                batch.put(FSKeyspace.nextInodeKey, v, keyspace: FSKeyspace.meta)
+            }
             return ino
         }
     }
@@ -445,7 +457,7 @@ final class Namespace: Sendable {
             try checkCreatable(r)
             let now = Timestamp.now
             var batch = WriteBatch()
-            let ino = allocate(into: &batch)
+            let ino = try allocate(into: &batch)
             var rec = newRecord(kind, mode: mode, parent: parent, caller: caller, now: now)
             rec.rdev = rdev
             rec.target = target

@@ -1,5 +1,4 @@
 import SliceKV
-import Synchronization
 
 /// How a path's content is held in the `.user` keyspace.
 enum ContentEntry: Equatable {
@@ -53,68 +52,17 @@ protocol FileStore: AnyObject, Sendable {
         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws
     func containsKey(withPrefix prefix: [UInt8], keyspace: Keyspace) throws -> Bool
-}
-
-/// `FileStore` over an embedded SliceKV store.
-final class SliceStore: FileStore {
-    let db: SliceDB
-    private let changes = Atomic<UInt64>(0)
-
-    var changeCount: UInt64 { changes.load(ordering: .acquiring) }
-
-    init(db: SliceDB) { self.db = db }
-
-    func get(_ key: [UInt8], keyspace: Keyspace) throws -> [UInt8]? { try db.get(key, keyspace: keyspace) }
-
-    func valueSize(_ key: [UInt8], keyspace: Keyspace) throws -> UInt64? {
-        try db.valueSize(key, keyspace: keyspace)
-    }
-
-    func read(_ key: [UInt8], keyspace: Keyspace, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
-        -> Int?
-    {
-        try db.read(key, keyspace: keyspace, offset: offset, into: buffer)
-    }
-
-    func contentEntry(_ key: [UInt8]) throws -> ContentEntry? {
-        guard let stored = try db.storedValue(key) else { return nil }
-        if let ref = stored.indirectReference {
-            guard ref.keyspace == FSKeyspace.chunks, let ino = FSKeyspace.decodeInode(ref.prefix) else {
-                throw SliceError(.corruption, "indirect entry of a path points outside the file chunks")
-            }
-            return .file(ino, size: stored.size)
-        }
-        return .plain(size: stored.size)
-    }
-
-    func storedValue(_ key: [UInt8]) throws -> StoredValue? { try db.storedValue(key) }
-
-    func write(_ batch: WriteBatch, sync: Bool) throws {
-        defer { changes.add(1, ordering: .releasing) }
-        try db.write(batch, sync: sync ? true : nil)
-    }
-
-    func writeUnreachable(_ batch: WriteBatch) throws { try db.write(batch, sync: nil) }
-
-    func write(_ batch: WriteBatch, staged stager: StagedValueWriter) throws {
-        defer { changes.add(1, ordering: .releasing) }
-        try stager.commit(batch, sync: false)
-    }
-
-    var stagingThreshold: Int? { db.options.blobThreshold }
-
-    func stagedValueWriter() -> StagedValueWriter { db.stagedValueWriter() }
-
-    func sync() throws { try db.sync() }
-
-    func scan(
-        _ keyspace: Keyspace, from start: [UInt8], to end: [UInt8]?, values: Bool,
-        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
-    ) throws {
-        try db.scan(KeyRange(start: start, end: end), keyspace: keyspace).forEach(values: values, body)
-    }
-
-    func containsKey(withPrefix prefix: [UInt8], keyspace: Keyspace) throws -> Bool {
-        try db.containsKey(withPrefix: prefix, keyspace: keyspace)
-    }
+    /// The most operations one batch may hold (a truncate of a large file deletes its chunks
+    /// in batches of this many).
+    var maxBatchOperations: Int { get }
+    /// The most bytes of keys and values one batch may hold (a file's buffers are committed
+    /// before they grow past it).
+    var maxBatchBytes: Int { get }
+    /// Whether other mounts (other processes or hosts) change this store too: then inode
+    /// numbers are claimed from it (`claimInodes`), and files unlinked while open elsewhere
+    /// are not freed at mount.
+    var sharedWithOtherMounts: Bool { get }
+    /// Reserves `count` inode numbers for this mount alone (nil: the store has one writer,
+    /// which keeps the counter in its batches).
+    func claimInodes(_ count: UInt64) throws -> Range<InodeNumber>?
 }

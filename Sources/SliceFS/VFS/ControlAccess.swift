@@ -48,7 +48,7 @@ extension SliceFileSystem {
         if !mayOpenControl(kind, uid: caller.uid, writing: writing) { throw FSError(EACCES) }
         let content: [UInt8]
         switch kind {
-        case .stats: content = Array((db.stats().prometheusText + (requestCounts?.prometheusText ?? "")).utf8)
+        case .stats: content = Array((control.statsText() + (requestCounts?.prometheusText ?? "")).utf8)
         case .statsJSON: content = Array((statsJSON() + "\n").utf8)
         default: content = Array(controlResults.get(kind).utf8)
         }
@@ -58,7 +58,7 @@ extension SliceFileSystem {
     /// The store's statistics object with the mount's request counts added as
     /// `"fuseRequests": {"lookup": N, ...}` (kinds seen at least once).
     private func statsJSON() -> String {
-        let store = db.stats().jsonText
+        let store = control.statsJSON()
         guard let counts = requestCounts, let close = store.lastIndex(of: "}") else { return store }
         let head = store[..<close].trimmingCharacters(in: .whitespacesAndNewlines)
         return head + (head.hasSuffix("{") ? "" : ",") + "\"fuseRequests\":" + counts.jsonObject + "}"
@@ -80,13 +80,13 @@ extension SliceFileSystem {
             switch c.kind {
             case .flush:
                 flushAll()
-                try db.flush()
+                try control.flush()
             case .compact:
                 flushAll()
-                try db.compact()
+                try control.compact()
             case .sync:
                 flushAll()
-                try db.sync()
+                try control.sync()
             default: throw FSError(EPERM)
             }
             result = "ok \(c.kind.rawValue.dropFirst()) \(ISO8601DateFormatter().string(from: Date()))\n"

@@ -18,8 +18,9 @@ final class DiskSpace: Sendable {
 
     private let directory: Int32
 
-    /// `path`: the store's directory (opened once: `fstatvfs` skips the path walk).
-    init(path: String) { directory = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+    /// `path`: the store's directory (opened once: `fstatvfs` skips the path walk); nil: no
+    /// local disk holds the data (every check passes).
+    init(path: String?) { directory = path.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1 }
 
     deinit { if directory >= 0 { Glibc.close(directory) } }
 

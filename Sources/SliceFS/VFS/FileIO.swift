@@ -120,7 +120,7 @@ extension SliceFileSystem {
 
     public func fsync(_ ino: InodeNumber, fh: UInt64, dataOnly: Bool) throws {
         if case .file(let f, _, _) = handles.handle(fh) { try commit(f) }
-        try db.sync()
+        try control.sync()
     }
 
     /// Commits `f`, or leaves it to the write-back (`WriteBack`) when it was committed less
@@ -130,7 +130,7 @@ extension SliceFileSystem {
             (!s.dirty.isEmpty || s.sizeChanged || s.modifiedAt != nil) && s.dirtyBytes <= WriteBack.maxDirtyBytes
                 && s.staged.isEmpty && s.stager == nil && s.stagingError == nil
         }
-        if small && db.options.syncPolicy != .always && !budget.isExceeded && writeBack.isHot(f.ino)
+        if small && !control.syncsEveryWrite && !budget.isExceeded && writeBack.isHot(f.ino)
             && writeBack.hold(f, commit: { [weak self] in self?.writeBackHeld($0) })
         {
             return true
@@ -195,14 +195,14 @@ extension SliceFileSystem {
             let last = (offset + UInt64(count) - 1) >> SliceFileSystem.shift
             let content = namespace.content
             try diskSpace.check(
-                buffered: budget.bytes + count + 2 * FileContent.chunkSize, kept: db.spaceReserveShortfall)
+                buffered: budget.bytes + count + 2 * FileContent.chunkSize, kept: control.spaceReserveShortfall)
             let stageable = (namespace.store.stagingThreshold ?? Int.max) <= FileContent.chunkSize
             while true {
                 let needsCommit = try f.state.withLock { s -> Bool in
                     // A chunk staged already is published before it is written again.
                     if !s.staged.isEmpty && (first...last).contains(where: { s.staged[$0] != nil }) { return true }
                     let fresh = (first...last).filter { s.dirty[$0] == nil }.count
-                    if !s.dirty.isEmpty && s.dirtyBytes + fresh * FileContent.chunkSize > OpenFile.dirtyLimit {
+                    if !s.dirty.isEmpty && s.dirtyBytes + fresh * FileContent.chunkSize > dirtyLimit {
                         return true
                     }
                     let size = try s.knownSize { try content.size(ino) }
@@ -271,7 +271,7 @@ extension SliceFileSystem {
                 try commit(f)
             }
             if budget.isExceeded
-                || f.state.withLock({ $0.dirtyBytes >= OpenFile.dirtyLimit || $0.stagedBytes >= OpenFile.stagedLimit })
+                || f.state.withLock({ $0.dirtyBytes >= dirtyLimit || $0.stagedBytes >= OpenFile.stagedLimit })
             {
                 try commit(f)
             }

@@ -232,4 +232,14 @@ extension InodeTable {
             }
         }
     }
+
+    /// The numbers the kernel holds for these canonical paths (a walk over the table: for
+    /// changes another mount made, not for requests).
+    func inodes(atPaths paths: Set<[UInt8]>) -> [[UInt8]: InodeNumber] {
+        entries.withLock { table in
+            var found: [[UInt8]: InodeNumber] = [:]
+            for (ino, e) in table where paths.contains(e.path) { found[e.path] = ino }
+            return found
+        }
+    }
 }

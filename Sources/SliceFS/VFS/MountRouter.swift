@@ -17,9 +17,10 @@ public final class MountRouter: LowLevelOperations {
     /// `listSnapshots`: `.snapshots` appears in the root's listing (`-o snapdir=visible`).
     /// Hidden by default, as ZFS's `.zfs` (`snapdir=hidden`): it is always reachable by name,
     /// but `cp -a`, `rsync -a`, `find` and `du` of the mount do not walk into every snapshot.
-    public init(live: SliceFileSystem, listSnapshots: Bool = false) {
+    /// `db`: the live filesystem's store (`live.db`).
+    public init(live: SliceFileSystem, db: SliceDB, listSnapshots: Bool = false) {
         self.live = live
-        let snapshots = SnapshotDirectory(live: live)
+        let snapshots = SnapshotDirectory(live: live, db: db)
         self.snapshots = snapshots
         if listSnapshots {
             live.snapshotsEntry = { plus in

@@ -17,8 +17,11 @@ import SliceKV
 /// Kernel caching: the mount process is its store's only writer (the LOCK file makes sure),
 /// so entries and attributes are cached for `timeout` and file pages are kept across opens.
 public final class SliceFileSystem: LowLevelOperations {
-    /// The store. While it is mounted, change it only through the filesystem.
-    public let db: SliceDB
+    /// The embedded store (nil for a tree in an etcd cluster). While it is mounted, change it
+    /// only through the filesystem.
+    public let db: SliceDB?
+    /// Limits, statistics and maintenance of the store (the control files).
+    let control: any StoreControl
     let namespace: Namespace
     let inodes = InodeTable()
     let openFiles = OpenFileTable()
@@ -45,7 +48,11 @@ public final class SliceFileSystem: LowLevelOperations {
     private let snapshotsEntryBox = Locked<(@Sendable (Bool) -> DirectoryEntry)?>(nil)
     /// The largest file: ext4's (16 TiB - 4 KiB), or the store's `maxValueSize` when smaller
     /// (`-o max_value_mb`). Sizes and writes past it answer EFBIG.
-    var maxFileSize: UInt64 { min(FileContent.maxFileSize, UInt64(clamping: db.options.maxValueSize)) }
+    var maxFileSize: UInt64 { min(FileContent.maxFileSize, UInt64(clamping: control.maxValueSize)) }
+
+    /// Bytes of buffers per open file before a commit: `OpenFile.dirtyLimit`, or less when the
+    /// store takes smaller batches (an etcd cluster's request limit), so every commit fits.
+    let dirtyLimit: Int
 
     /// Seconds the kernel may cache entries and attributes.
     static let timeout = 1.0
@@ -66,16 +73,31 @@ public final class SliceFileSystem: LowLevelOperations {
     /// `writeBack`: hold files closed again soon after their last commit (`WriteBack`, the
     /// `writeback` mount option); off, every close commits.
     /// `controlFiles`: false for a read-only view of a snapshot (no `.stats` and friends).
-    public init(
+    public convenience init(
         db: SliceDB, uid: UInt32 = getuid(), gid: UInt32 = getgid(), writeBack: Bool = false, controlFiles: Bool = true
     ) throws {
+        let store = SliceStore(db: db)
+        try self.init(
+            store: store, control: store, db: db, uid: uid, gid: gid, writeBack: writeBack, controlFiles: controlFiles)
+    }
+
+    /// A filesystem over any store (`EtcdMount` makes one over a cluster).
+    init(
+        store: any FileStore, control: any StoreControl, db: SliceDB?, uid: UInt32, gid: UInt32, writeBack: Bool,
+        controlFiles: Bool
+    ) throws {
         self.db = db
+        self.control = control
         hasControlFiles = controlFiles
         self.writeBack = WriteBack(enabled: writeBack)
         defaultUid = uid
         defaultGid = gid
-        namespace = try Namespace(store: SliceStore(db: db), uid: uid, gid: gid)
-        diskSpace = DiskSpace(path: db.path)
+        namespace = try Namespace(store: store, uid: uid, gid: gid)
+        // Room for the header, the record and the entries a commit writes beside its chunks.
+        let fitting = (store.maxBatchBytes - 64 << 10) / FileContent.chunkSize
+        dirtyLimit = min(
+            OpenFile.dirtyLimit, max(1, min(fitting, store.maxBatchOperations - 16)) * FileContent.chunkSize)
+        diskSpace = DiskSpace(path: control.localDirectory)
     }
 
     /// A line in the daemon's log (its standard error: DATA_DIR/mount.log for `slice mount`),
@@ -89,10 +111,13 @@ public final class SliceFileSystem: LowLevelOperations {
 
     public func mounted() {
         do {
-            // Files unlinked while open when the last daemon died.
-            for ino in try namespace.orphans() { try namespace.purge(ino) }
+            // Files unlinked while open when the last daemon died (on a shared tree, another
+            // mount may still have them open: they stay).
+            if !namespace.store.sharedWithOtherMounts {
+                for ino in try namespace.orphans() { try namespace.purge(ino) }
+            }
             // The root keeps its times across mounts.
-            if try namespace.record(InodeNumbers.root) == nil && !db.options.readOnly {
+            if try namespace.record(InodeNumbers.root) == nil && !control.isReadOnly {
                 _ = try namespace.updateRecord(nil, ino: InodeNumbers.root) { _ in }
                 inodes.invalidate(InodeNumbers.root)
             }
@@ -453,10 +478,16 @@ public final class SliceFileSystem: LowLevelOperations {
         else { throw FSError(EINVAL) }
         let (fromPath, from) = try child(parent, name)
         let (toPath, to) = try child(newParent, newName)
-        guard
-            let done = try namespace.rename(
+        let renamed: Namespace.Renamed?
+        do {
+            renamed = try namespace.rename(
                 from, in: try parentResolved(parent), to: to, in: try parentResolved(newParent), flags: flags)
-        else { return }
+        } catch  where FSError.errno(of: error) == EFBIG {
+            // A directory whose keys do not fit in one change of the store (an etcd cluster's
+            // limits): EXDEV, as overlayfs answers, so `mv` moves it file by file instead.
+            throw FSError(EXDEV)
+        }
+        guard let done = renamed else { return }
         inodes.invalidate(parent, newParent, done.moved.ino)
         if let target = done.target { inodes.invalidate(target.ino) }
         if flags & slice_rename_exchange != 0 {
@@ -554,7 +585,7 @@ public final class SliceFileSystem: LowLevelOperations {
     }
 
     public func statfs(_ ino: InodeNumber, _ st: UnsafeMutablePointer<statvfs>) throws {
-        guard slice_statvfs(db.path, st) == 0 else { throw FSError(Glibc.errno) }
+        try control.statfs(st)
         st.pointee.f_namemax = UInt(PathMapping.nameMax)
     }
 
@@ -620,5 +651,5 @@ public final class SliceFileSystem: LowLevelOperations {
 
     public func releasedir(_ ino: InodeNumber, fh: UInt64) { handles.remove(fh) }
 
-    public func fsyncdir(_ ino: InodeNumber, fh: UInt64, dataOnly: Bool) throws { try db.sync() }
+    public func fsyncdir(_ ino: InodeNumber, fh: UInt64, dataOnly: Bool) throws { try control.sync() }
 }

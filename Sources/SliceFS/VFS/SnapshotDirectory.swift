@@ -45,7 +45,13 @@ final class SnapshotDirectory: @unchecked Sendable {
     /// Serializes creating, opening and deleting snapshots.
     private let changes = NSLock()
 
-    init(live: SliceFileSystem) { self.live = live }
+    /// The live filesystem's store, whose snapshots this lists.
+    let liveDB: SliceDB
+
+    init(live: SliceFileSystem, db: SliceDB) {
+        self.live = live
+        liveDB = db
+    }
 
     // MARK: Views
 
@@ -55,12 +61,12 @@ final class SnapshotDirectory: @unchecked Sendable {
         changes.lock()
         defer { changes.unlock() }
         if let v = views.withLock({ $0.byName[name] }) { return v }
-        guard try live.db.snapshotNames().contains(name) else { return nil }
+        guard try liveDB.snapshotNames().contains(name) else { return nil }
         var o = Options()
         o.blockCacheBytes = 8 << 20  // each view has its own cache: keep it small
         o.maxOpenFiles = 256
-        o.blobThreshold = live.db.options.blobThreshold
-        let db = try SliceDB.openSnapshot(named: name, of: live.db.path, options: o)
+        o.blobThreshold = liveDB.options.blobThreshold
+        let db = try SliceDB.openSnapshot(named: name, of: liveDB.path, options: o)
         let fs = try SliceFileSystem(db: db, uid: live.defaultUid, gid: live.defaultGid, controlFiles: false)
         return views.withLock { s in
             let v = View(id: s.next, name: name, db: db, fs: fs)
@@ -113,8 +119,8 @@ final class SnapshotDirectory: @unchecked Sendable {
     // MARK: The directory itself
 
     func attributes() -> Attributes {
-        let names = (try? live.db.snapshotNames()) ?? []
-        let dir = "\(live.db.path)/snapshots"
+        let names = (try? liveDB.snapshotNames()) ?? []
+        let dir = "\(liveDB.path)/snapshots"
         var st = stat()
         let t = lstat(dir, &st) == 0 ? Timestamp(st.st_mtim) : Timestamp.now
         return Attributes(
@@ -141,12 +147,12 @@ final class SnapshotDirectory: @unchecked Sendable {
         do {
             changes.lock()
             defer { changes.unlock() }
-            let existing = try live.db.snapshotNames()
+            let existing = try liveDB.snapshotNames()
             if existing.contains(text) { throw FSError(EEXIST) }
             if existing.count >= SnapshotDirectory.maxSnapshots { throw FSError(EMLINK) }
             // What was written before the mkdir, open files included, is in the snapshot.
             live.flushAll()
-            try live.db.createSnapshot(named: text)
+            try liveDB.createSnapshot(named: text)
         }
         let made = try lookup(name)
         guard made.ino != 0 else { throw FSError(ENOENT) }  // dropped by a racing rmdir
@@ -158,7 +164,7 @@ final class SnapshotDirectory: @unchecked Sendable {
         let text = String(decoding: name, as: UTF8.self)
         changes.lock()
         defer { changes.unlock() }
-        guard try live.db.snapshotNames().contains(text) else { throw FSError(ENOENT) }
+        guard try liveDB.snapshotNames().contains(text) else { throw FSError(ENOENT) }
         if let v = views.withLock({ s -> View? in
             guard let v = s.byName.removeValue(forKey: text) else { return nil }
             s.byID[v.id] = nil
@@ -168,14 +174,14 @@ final class SnapshotDirectory: @unchecked Sendable {
             try v.db.close()
         }
         do {
-            try live.db.deleteSnapshot(named: text)
+            try liveDB.deleteSnapshot(named: text)
         } catch let e as SliceError where e.code == .locked {
             throw FSError(EBUSY)  // open for reading by another process (`slice get --snapshot`)
         }
     }
 
     func opendir() -> OpenReply {
-        let names = (try? live.db.snapshotNames()) ?? []
+        let names = (try? liveDB.snapshotNames()) ?? []
         let fh = listings.withLock { s -> UInt64 in
             defer { s.next += 1 }
             s.byHandle[s.next] = names

@@ -80,6 +80,16 @@ public struct StoredValue: Sendable {
 
     let storage: Storage
 
+    init(storage: Storage) { self.storage = storage }
+
+    /// A value held as its bytes (a store other than SliceKV answering `storedValue`).
+    public init(bytes: [UInt8]) { storage = .inline(bytes) }
+
+    /// An entry that reads as the chunked value `reference` names, `length` bytes long.
+    public init(indirect reference: IndirectReference, length: UInt64) {
+        storage = .indirect(reference, length: length)
+    }
+
     /// The value's size in bytes.
     /// The reference of an indirect entry (nil for a value held as bytes or in a blob file).
     public var indirectReference: IndirectReference? {

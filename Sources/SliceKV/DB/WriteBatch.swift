@@ -170,6 +170,39 @@ public struct WriteBatch: Sendable {
     /// The operations after the header (group commit concatenates these).
     var body: ArraySlice<UInt8> { rep[WriteBatch.headerSize...] }
 
+    /// One operation of a batch as another store sees it (`forEachOperation`).
+    public enum Operation {
+        case put(Keyspace, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+        case delete(Keyspace, key: UnsafeRawBufferPointer)
+        /// A put of an entry that reads as the chunked value `reference` names (`putIndirect`).
+        case putIndirect(Keyspace, key: UnsafeRawBufferPointer, reference: IndirectReference)
+        /// A put whose value sits in one of this store's blob files (a staged or copied value):
+        /// meaningless to any other store.
+        case putBlobReference(Keyspace, key: UnsafeRawBufferPointer)
+    }
+
+    /// Visits every operation in order, for stores other than SliceKV that apply the same
+    /// batches (SliceFS's etcd backend). The buffers are valid during the call only.
+    public func forEachOperation(_ body: (Operation) throws -> Void) throws {
+        try forEach { kind, engineKey, value in
+            guard let first = engineKey.first else {
+                throw SliceError.corruption("empty key in batch", path: "write batch")
+            }
+            let keyspace = Keyspace(rawValue: first)
+            let key = UnsafeRawBufferPointer(rebasing: engineKey[1...])
+            switch kind {
+            case .value: try body(.put(keyspace, key: key, value: value))
+            case .deletion: try body(.delete(keyspace, key: key))
+            case .blobReference: try body(.putBlobReference(keyspace, key: key))
+            case .indirect:
+                guard let r = IndirectReference(decoding: value) else {
+                    throw SliceError.corruption("bad indirect reference in batch", path: "write batch")
+                }
+                try body(.putIndirect(keyspace, key: key, reference: r))
+            }
+        }
+    }
+
     /// Visits every operation in order. Throws corruption for a malformed batch (from a WAL).
     func forEach(
         path: String = "write batch",

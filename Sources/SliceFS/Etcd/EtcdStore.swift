@@ -1,0 +1,380 @@
+import Foundation
+import SliceKV
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `FileStore` over an etcd v3 cluster, so that several mounts (on several hosts) share one
+/// tree: keys as `EtcdLayout` lays them out, every batch one etcd transaction.
+///
+/// Contract as `FileStore`'s, over the network: a batch is one transaction (all of it or none,
+/// replicated by Raft before the answer), and reads are linearizable (etcd's default), so a
+/// read after a write anywhere in the cluster sees it. A scan reads page after page at the
+/// revision of its first page: one consistent state, like a SliceKV scan.
+///
+/// Limits: a batch with more operations than `limits.maxOperations` or more bytes than
+/// `limits.maxRequestBytes` is refused whole with EFBIG (never split: it is one atomic
+/// change); the namespace keeps its own batches under `maxBatchOperations`. Freeing batches
+/// (`writeUnreachable`) are split, as nothing reaches what they delete.
+///
+/// Changes by other mounts reach this one through `EtcdWatcher`: each bumps `changeCount` (so
+/// kept lookups are worked out again) and is handed to `remoteChange` (the filesystem drops
+/// its cached nodes and tells the kernel).
+final class EtcdStore: FileStore, Sendable {
+    /// What the cluster accepts in one request (`--max-txn-ops`, `--max-request-bytes`).
+    let client: EtcdClient
+    let layout: EtcdLayout
+    let limits: EtcdLimits
+    private let changes = Atomic<UInt64>(0)
+    /// Revisions of this store's own transactions whose watch events have not arrived yet: the
+    /// watch skips those events (this mount made them and already knows).
+    private let ownRevisions = Locked<Set<Int64>>([])
+    /// The newest revision this store has seen in any reply.
+    let seenRevision = Atomic<Int64>(0)
+    /// Called (on the watch's thread) with the keys another mount changed (nil: any key may
+    /// have changed).
+    let remoteChange = Locked<(@Sendable ([(Keyspace, [UInt8])]?) -> Void)?>(nil)
+    private let watcher = Locked<EtcdWatcher?>(nil)
+
+    init(client: EtcdClient, layout: EtcdLayout, limits: EtcdLimits = EtcdLimits()) {
+        self.client = client
+        self.layout = layout
+        self.limits = limits
+    }
+
+    /// Starts following the cluster's changes under the prefix, from the newest revision.
+    func startWatching() throws {
+        let status = try client.call(
+            "/v3/kv/range", Etcd.RangeRequest(key: .init(layout.prefix), countOnly: true), as: Etcd.RangeResponse.self,
+            kind: .range)
+        let from = (status.header?.revision?.value ?? 0) + 1
+        let w = EtcdWatcher(client: client, layout: layout, from: from) { [weak self] revision, keys in
+            self?.remoteEvents(revision: revision, keys: keys)
+        }
+        watcher.withLock { $0 = w }
+        w.start()
+    }
+
+    func close() {
+        watcher.withLock { $0?.stop() }
+        client.shutdown()
+    }
+
+    private func remoteEvents(revision: Int64, keys: [(Keyspace, [UInt8])]?) {
+        let own = ownRevisions.withLock { set -> Bool in
+            let mine = set.remove(revision) != nil
+            // Anything older than what the watch delivers now will never come: drop it.
+            if set.count > 4096 { set = set.filter { $0 > revision } }
+            return mine
+        }
+        if own { return }
+        client.counters.remoteEvents.add(1, ordering: .relaxed)
+        changes.add(1, ordering: .releasing)
+        remoteChange.withLock { $0 }?(keys)
+    }
+
+    private func saw(_ header: Etcd.ResponseHeader?) {
+        if let r = header?.revision?.value { seenRevision.max(r) }
+    }
+
+    // MARK: Reads
+
+    /// The stored bytes of one etcd key.
+    private func rawGet(_ etcdKey: [UInt8], revision: Int64? = nil) throws -> [UInt8]? {
+        let r = try client.call(
+            "/v3/kv/range", Etcd.RangeRequest(key: .init(etcdKey), revision: revision.map { .init($0) }),
+            as: Etcd.RangeResponse.self, kind: .range)
+        saw(r.header)
+        guard let kv = r.kvs?.first else { return nil }
+        return kv.value?.bytes ?? []
+    }
+
+    private func userValue(_ key: [UInt8]) throws -> EtcdLayout.UserValue? {
+        guard let stored = try rawGet(layout.etcdKey(.user, key)) else { return nil }
+        return try EtcdLayout.decodeUser(stored)
+    }
+
+    private func header(_ reference: IndirectReference) throws -> ChunkedValue.Header {
+        guard let bytes = try get(ChunkedValue.headerKey(reference.prefix), keyspace: reference.keyspace),
+            let h = ChunkedValue.Header(decoding: bytes)
+        else {
+            throw SliceError(.corruption, "etcd: the chunked value of an indirect entry has no readable header")
+        }
+        return h
+    }
+
+    /// Up to `buffer.count` bytes of the chunked value `reference` names, from `offset`.
+    private func readChunked(
+        _ reference: IndirectReference, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) throws -> Int {
+        let h = try header(reference)
+        guard offset < h.length else { return 0 }
+        let n = Int(min(UInt64(buffer.count), h.length - offset))
+        var done = 0
+        while done < n {
+            let position = offset + UInt64(done)
+            let index = h.chunkIndex(containing: position)
+            let within = Int(position - (index << UInt64(h.chunkShift)))
+            let take = min(n - done, h.chunkSize - within)
+            let chunk = try get(ChunkedValue.chunkKey(reference.prefix, index), keyspace: reference.keyspace) ?? []
+            let available = max(0, min(take, chunk.count - within))
+            chunk.withUnsafeBytes { c in
+                if available > 0 {
+                    (buffer.baseAddress! + done).copyMemory(from: c.baseAddress! + within, byteCount: available)
+                }
+            }
+            if available < take { memset(buffer.baseAddress! + done + available, 0, take - available) }
+            done += take
+        }
+        return n
+    }
+
+    func get(_ key: [UInt8], keyspace: Keyspace) throws -> [UInt8]? {
+        guard keyspace == .user else { return try rawGet(layout.etcdKey(keyspace, key)) }
+        switch try userValue(key) {
+        case nil: return nil
+        case .bytes(let b): return Array(b)
+        case .indirect(let r):
+            let h = try header(r)
+            guard h.length <= UInt64(Int32.max) else {
+                throw SliceError(.invalidArgument, "value too large to read whole")
+            }
+            var out = [UInt8](repeating: 0, count: Int(h.length))
+            _ = try out.withUnsafeMutableBytes { try readChunked(r, offset: 0, into: $0) }
+            return out
+        }
+    }
+
+    func valueSize(_ key: [UInt8], keyspace: Keyspace) throws -> UInt64? {
+        guard keyspace == .user else { return try rawGet(layout.etcdKey(keyspace, key)).map { UInt64($0.count) } }
+        switch try userValue(key) {
+        case nil: return nil
+        case .bytes(let b): return UInt64(b.count)
+        case .indirect(let r): return try header(r).length
+        }
+    }
+
+    func read(_ key: [UInt8], keyspace: Keyspace, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+        -> Int?
+    {
+        let value: EtcdLayout.UserValue
+        if keyspace == .user {
+            guard let v = try userValue(key) else { return nil }
+            value = v
+        } else {
+            guard let v = try rawGet(layout.etcdKey(keyspace, key)) else { return nil }
+            value = .bytes(v[...])
+        }
+        switch value {
+        case .indirect(let r): return try readChunked(r, offset: offset, into: buffer)
+        case .bytes(let b):
+            guard offset < UInt64(b.count) else { return 0 }
+            let n = min(buffer.count, b.count - Int(offset))
+            b.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + Int(offset), byteCount: n) }
+            return n
+        }
+    }
+
+    func contentEntry(_ key: [UInt8]) throws -> ContentEntry? {
+        switch try userValue(key) {
+        case nil: return nil
+        case .bytes(let b): return .plain(size: UInt64(b.count))
+        case .indirect(let r):
+            guard r.keyspace == FSKeyspace.chunks, let ino = FSKeyspace.decodeInode(r.prefix) else {
+                throw SliceError(.corruption, "indirect entry of a path points outside the file chunks")
+            }
+            return .file(ino, size: try header(r).length)
+        }
+    }
+
+    func storedValue(_ key: [UInt8]) throws -> StoredValue? {
+        switch try userValue(key) {
+        case nil: return nil
+        case .bytes(let b): return StoredValue(bytes: Array(b))
+        case .indirect(let r): return StoredValue(indirect: r, length: try header(r).length)
+        }
+    }
+
+    func scan(
+        _ keyspace: Keyspace, from start: [UInt8], to end: [UInt8]?, values: Bool,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        var from = layout.etcdKey(keyspace, start)
+        let rangeEnd = end.map { layout.etcdKey(keyspace, $0) } ?? layout.keyspaceEnd(keyspace)
+        var revision: Int64?
+        // Keys alone are small; values may be 64 KiB chunks (256 of them is 16 MiB a page).
+        let page: Int64 = values ? 256 : 2048
+        while true {
+            let r = try client.call(
+                "/v3/kv/range",
+                Etcd.RangeRequest(
+                    key: .init(from), rangeEnd: .init(rangeEnd), limit: .init(page),
+                    revision: revision.map { .init($0) },
+                    keysOnly: values ? nil : true),
+                as: Etcd.RangeResponse.self, kind: .range)
+            saw(r.header)
+            if revision == nil { revision = r.header?.revision?.value }
+            let kvs = r.kvs ?? []
+            for kv in kvs {
+                guard let (_, key) = layout.decode(kv.key.bytes) else { continue }
+                var value = kv.value?.bytes ?? []
+                if values && keyspace == .user {
+                    switch try EtcdLayout.decodeUser(value) {
+                    case .bytes(let b): value = Array(b)
+                    case .indirect: value = try get(key, keyspace: .user) ?? []
+                    }
+                }
+                let go = try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
+                if !go { return }
+            }
+            guard r.more == true, let last = kvs.last else { return }
+            from = last.key.bytes + [0]
+        }
+    }
+
+    func containsKey(withPrefix prefix: [UInt8], keyspace: Keyspace) throws -> Bool {
+        let start = layout.etcdKey(keyspace, prefix)
+        let end =
+            prefix.isEmpty ? layout.keyspaceEnd(keyspace) : layout.etcdKey(keyspace, KeyRange.prefix(prefix).end ?? [])
+        let r = try client.call(
+            "/v3/kv/range",
+            Etcd.RangeRequest(key: .init(start), rangeEnd: .init(end), limit: .init(1), keysOnly: true),
+            as: Etcd.RangeResponse.self, kind: .range)
+        saw(r.header)
+        return !(r.kvs ?? []).isEmpty
+    }
+
+    // MARK: Writes
+
+    /// The batch as transaction operations: the last operation on a key wins (etcd refuses a
+    /// key twice in one transaction; applied in order, only the last one would show).
+    private func operations(_ batch: WriteBatch) throws -> (ops: [Etcd.RequestOp], bytes: Int) {
+        var order: [[UInt8]] = []
+        var last: [[UInt8]: Etcd.RequestOp] = [:]
+        var bytes = 0
+        try batch.forEachOperation { op in
+            let key: [UInt8]
+            let request: Etcd.RequestOp
+            switch op {
+            case .put(let ks, let k, let v):
+                key = layout.etcdKey(ks, k)
+                let value = ks == .user ? EtcdLayout.encodeBytes(v) : Array(v)
+                request = Etcd.RequestOp(requestPut: .init(key: .init(key), value: .init(value)))
+                bytes += value.count
+            case .delete(let ks, let k):
+                key = layout.etcdKey(ks, k)
+                request = Etcd.RequestOp(requestDeleteRange: .init(key: .init(key)))
+            case .putIndirect(let ks, let k, let reference):
+                key = layout.etcdKey(ks, k)
+                request = Etcd.RequestOp(
+                    requestPut: .init(key: .init(key), value: .init(EtcdLayout.encodeIndirect(reference))))
+            case .putBlobReference:
+                throw SliceError(.invalidArgument, "etcd: a value staged in a blob file cannot be stored in etcd")
+            }
+            bytes += key.count + 16
+            if last.updateValue(request, forKey: key) == nil { order.append(key) }
+        }
+        return (order.map { last[$0]! }, bytes)
+    }
+
+    private func commit(_ ops: [Etcd.RequestOp]) throws {
+        guard !ops.isEmpty else { return }
+        let r = try client.call("/v3/kv/txn", Etcd.TxnRequest(success: ops), as: Etcd.TxnResponse.self, kind: .txn)
+        if let revision = r.header?.revision?.value {
+            ownRevisions.withLock { _ = $0.insert(revision) }
+            seenRevision.max(revision)
+        }
+    }
+
+    func write(_ batch: WriteBatch, sync: Bool) throws {
+        defer { changes.add(1, ordering: .releasing) }
+        let (ops, bytes) = try operations(batch)
+        if ops.count > limits.maxOperations || bytes > limits.maxRequestBytes {
+            throw SliceError(
+                .invalidArgument,
+                "etcd: one change of \(ops.count) operations and \(bytes) bytes is over the cluster's limits "
+                    + "(\(limits.maxOperations) operations, \(limits.maxRequestBytes) bytes)", errno: EFBIG)
+        }
+        try commit(ops)
+    }
+
+    func writeUnreachable(_ batch: WriteBatch) throws {
+        let (ops, _) = try operations(batch)
+        var start = 0
+        while start < ops.count {
+            let end = min(ops.count, start + limits.maxOperations)
+            try commit(Array(ops[start..<end]))
+            start = end
+        }
+    }
+
+    var maxBatchOperations: Int { limits.maxOperations - 16 }
+
+    var maxBatchBytes: Int { limits.maxRequestBytes - (64 << 10) }
+
+    var sharedWithOtherMounts: Bool { true }
+
+    /// Values are never staged in etcd (`stagingThreshold` is nil, so the file code buffers).
+    var stagingThreshold: Int? { nil }
+
+    func stagedValueWriter() -> StagedValueWriter {
+        preconditionFailure("an etcd store stages no values (stagingThreshold is nil)")
+    }
+
+    func write(_ batch: WriteBatch, staged stager: StagedValueWriter) throws {
+        preconditionFailure("an etcd store stages no values (stagingThreshold is nil)")
+    }
+
+    var changeCount: UInt64 { changes.load(ordering: .acquiring) }
+
+    /// Nothing to do: a transaction is answered once a quorum has it in its synced log.
+    func sync() throws {}
+
+    /// Inode numbers for this mount, `count` at a time: a compare-and-swap on the counter
+    /// key, so mounts sharing the tree never hand out the same number.
+    func claimInodes(_ count: UInt64) throws -> Range<InodeNumber>? {
+        let key = layout.etcdKey(FSKeyspace.meta, FSKeyspace.nextInodeKey)
+        for _ in 0..<64 {
+            let r = try client.call(
+                "/v3/kv/range", Etcd.RangeRequest(key: .init(key)), as: Etcd.RangeResponse.self, kind: .range)
+            let kv = r.kvs?.first
+            var first = InodeNumbers.firstAllocated
+            if let v = kv?.value?.bytes {
+                var reader = RecordReader(v)
+                guard let n = reader.fixed64() else { throw SliceError(.corruption, "etcd: unreadable inode counter") }
+                first = max(first, n)
+            }
+            let next = first + count
+            var value: [UInt8] = []
+            withUnsafeBytes(of: next.littleEndian) { value.append(contentsOf: $0) }
+            let compare =
+                kv == nil
+                ? Etcd.Compare(key: .init(key), result: .EQUAL, target: .VERSION, version: .init(0))
+                : Etcd.Compare(key: .init(key), result: .EQUAL, target: .MOD, modRevision: kv?.modRevision)
+            let t = try client.call(
+                "/v3/kv/txn",
+                Etcd.TxnRequest(
+                    compare: [compare], success: [.init(requestPut: .init(key: .init(key), value: .init(value)))]),
+                as: Etcd.TxnResponse.self, kind: .txn)
+            if t.succeeded == true {
+                if let revision = t.header?.revision?.value { ownRevisions.withLock { _ = $0.insert(revision) } }
+                return first..<next
+            }
+        }
+        throw SliceError(.ioError, "etcd: could not claim inode numbers (64 conflicting attempts)", errno: EIO)
+    }
+}
+
+extension Atomic where Value == Int64 {
+    /// Raises the value to `v` if it is lower.
+    func max(_ v: Int64) {
+        var current = load(ordering: .relaxed)
+        while current < v {
+            let (exchanged, now) = compareExchange(expected: current, desired: v, ordering: .relaxed)
+            if exchanged { return }
+            current = now
+        }
+    }
+}
