@@ -1,4 +1,5 @@
 import ArgumentParser
+import SliceFS
 import SliceKV
 
 #if canImport(Glibc)
@@ -17,6 +18,12 @@ struct Put: ParsableCommand {
 
     func run() throws {
         try runReporting {
+            if let tree = try store.etcdTree() {
+                defer { tree.close() }
+                let k = try Escaping.key(key, escaped: escaped)
+                try tree.put(k, value.map { Array($0.utf8) } ?? readAll(fd: 0, limit: tree.maxValueSize))
+                return
+            }
             let db = try store.open()
             let k = try Escaping.key(key, escaped: escaped)
             if let value {
@@ -39,6 +46,15 @@ struct Get: ParsableCommand {
 
     func run() throws {
         try runReporting {
+            if let tree = try store.etcdTree() {
+                defer { tree.close() }
+                guard let value = try tree.get(try Escaping.key(key, escaped: escaped)) else {
+                    Terminal.error("key not found: \(key)")
+                    throw ExitCode(1)
+                }
+                Terminal.writeStdout(value)
+                return
+            }
             let db = try store.openExisting(readOnly: true)
             let k = try Escaping.key(key, escaped: escaped)
             let snapshot = try db.snapshot()
@@ -70,6 +86,11 @@ struct Delete: ParsableCommand {
 
     func run() throws {
         try runReporting {
+            if let tree = try store.etcdTree() {
+                defer { tree.close() }
+                try tree.delete(try Escaping.key(key, escaped: escaped))
+                return
+            }
             let db = try store.openExisting()
             try db.delete(try Escaping.key(key, escaped: escaped))
             try db.close()
@@ -96,7 +117,8 @@ struct Scan: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let db = try store.openExisting(readOnly: true)
+            let tree = try store.etcdTree()
+            let db = tree == nil ? try store.openExisting(readOnly: true) : nil
             var range = KeyRange()
             if let prefix { range = .prefix(try Escaping.key(prefix, escaped: escaped)) }
             if let start {
@@ -107,13 +129,9 @@ struct Scan: ParsableCommand {
                 let e = try Escaping.key(end, escaped: escaped)
                 if range.end.map({ e.lexicographicallyPrecedes($0) }) ?? true { range.end = e }
             }
-            let cursor = try db.scan(range, reverse: reverse)
             var out: [UInt8] = []
             var n = 0
-            while limit.map({ n < $0 }) ?? true {
-                // Keys only: large values are not read.
-                let entry = keysOnly ? try cursor.nextKey().map { KeyValue(key: $0, value: []) } : try cursor.next()
-                guard let kv = entry else { break }
+            func emit(_ kv: KeyValue) {
                 Escaping.escape(kv.key, into: &out)
                 if !keysOnly {
                     out.append(0x09)
@@ -124,6 +142,23 @@ struct Scan: ParsableCommand {
                 if out.count > 1 << 16 {
                     Terminal.writeStdout(out)
                     out.removeAll(keepingCapacity: true)
+                }
+            }
+            if let tree {
+                defer { tree.close() }
+                if reverse { throw CLIError("--reverse is not offered on an etcd tree") }
+                try tree.scan(from: range.start ?? [], to: range.end, keysOnly: keysOnly) { k, v in
+                    guard limit.map({ n < $0 }) ?? true else { return false }
+                    emit(KeyValue(key: k, value: v))
+                    return true
+                }
+            } else {
+                let cursor = try db!.scan(range, reverse: reverse)
+                while limit.map({ n < $0 }) ?? true {
+                    // Keys only: large values are not read.
+                    let entry = keysOnly ? try cursor.nextKey().map { KeyValue(key: $0, value: []) } : try cursor.next()
+                    guard let kv = entry else { break }
+                    emit(kv)
                 }
             }
             Terminal.writeStdout(out)

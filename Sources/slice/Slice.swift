@@ -1,4 +1,5 @@
 import ArgumentParser
+import SliceFS
 import SliceKV
 
 #if canImport(Glibc)
@@ -91,6 +92,17 @@ struct StoreOptions: ParsableArguments {
     /// Opens the store, creating one when the directory has none: for commands that write.
     func open() throws -> SliceDB { try open(readOnly: false) }
 
+    /// The tree when `directory` is an etcd URL (`etcd://HOST:PORT,.../PREFIX`, README "Shared
+    /// mounts on etcd"), nil for a data directory. get, put, delete and scan take either.
+    func etcdTree() throws -> EtcdKeyValue? {
+        guard EtcdTarget.isEtcdURL(directory) else { return nil }
+        do {
+            return EtcdKeyValue(try EtcdTarget(parsing: directory))
+        } catch {
+            throw CLIError(error.description)
+        }
+    }
+
     /// Opens a store that must already exist: a mistyped path is an error, and nothing is
     /// created there. `readOnly`: nothing is written either (read commands, `check`), so they
     /// work on a full disk and leave a damaged store as it is.
@@ -174,11 +186,15 @@ enum Terminal {
     }
 }
 
-/// Reads all of standard input (or a file descriptor) as bytes.
-func readAll(fd: Int32) throws -> [UInt8] {
+/// Reads all of standard input (or a file descriptor) as bytes; more than `limit` bytes is an
+/// error (nothing is kept past it).
+func readAll(fd: Int32, limit: Int = Int.max) throws -> [UInt8] {
     var out: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
+        if out.count > limit {
+            throw CLIError("the input is larger than \(limit) bytes, the most this store takes in one value")
+        }
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n < 0 {
             if errno == EINTR { continue }

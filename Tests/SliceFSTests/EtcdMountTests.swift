@@ -69,6 +69,16 @@ import Testing
         #expect(try sh("printf 'rewritten' > '\(b.path("top/moved.txt"))' && rm '\(b.path("top/link"))'").status == 0)
         #expect(eventually(seconds: 3) { readFile(a.path("top/moved.txt")) == Array("rewritten".utf8) })
         #expect(eventually(seconds: 3) { access(a.path("top/link"), F_OK) != 0 })
+        // A file open through one mount and unlinked (and freed) through the other: the open
+        // descriptor answers ESTALE, as on NFS, never holes in place of the bytes.
+        #expect(writeFile(b.path("open.txt"), Array("still here".utf8)) == 0)
+        let fd = open(b.path("open.txt"), O_RDONLY)
+        #expect(fd >= 0)
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, 0) == 1)
+        #expect(unlink(a.path("open.txt")) == 0)
+        #expect(eventually(seconds: 5) { pread(fd, &byte, 1, 0) < 0 && errno == ESTALE })
+        close(fd)
         // Keys stay paths under the prefix: etcdctl lists the names a shell sees.
         let keys = try run(
             "/usr/bin/etcdctl", ["--endpoints", cluster.endpoints[0], "get", "--prefix", "share/", "--keys-only"],
@@ -76,6 +86,15 @@ import Testing
         ).out.split(separator: "\n").map(String.init).filter { !$0.isEmpty }.sorted()
         #expect(keys.contains("share/d/one.txt") && keys.contains("share/top/moved.txt"), "\(keys)")
         #expect(!keys.contains("share/d/gone"))
+        // The key-value commands take the same URL: a file written by a mount reads as its bytes,
+        // a value put there is a file in the mounts.
+        let url = cluster.url("share")
+        #expect(try run(sliceExecutable, ["get", url, "d/one.txt"]).out == "one")
+        #expect(try run(sliceExecutable, ["put", url, "api/key", "from the api"]).status == 0)
+        #expect(eventually(seconds: 3) { readFile(b.path("api/key")) == Array("from the api".utf8) })
+        #expect(try run(sliceExecutable, ["scan", url, "--prefix", "api/"]).out == "api/key\tfrom the api\n")
+        #expect(try run(sliceExecutable, ["delete", url, "api/key"]).status == 0)
+        #expect(eventually(seconds: 3) { access(a.path("api/key"), F_OK) != 0 })
         // The control files speak of the cluster.
         let stats = String(decoding: readFile(a.path(".stats")) ?? [], as: UTF8.self)
         #expect(stats.contains("slice_etcd_member_up{endpoint=\"\(cluster.endpoints[0])\"} 1"), "\(stats.prefix(400))")

@@ -171,6 +171,7 @@ extension SliceFileSystem {
                         into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
                         ?? 0
                 }
+                if s.freedElsewhere { throw FSError(ESTALE) }
                 let size = try s.knownSize { try content.size(ino) }
                 let dirty = s.dirty
                 return try content.read(ino, size: size, offset: offset, into: buffer) { dirty[$0] }
@@ -199,6 +200,7 @@ extension SliceFileSystem {
             let stageable = (namespace.store.stagingThreshold ?? Int.max) <= FileContent.chunkSize
             while true {
                 let needsCommit = try f.state.withLock { s -> Bool in
+                    if s.freedElsewhere { throw FSError(ESTALE) }
                     // A chunk staged already is published before it is written again.
                     if !s.staged.isEmpty && (first...last).contains(where: { s.staged[$0] != nil }) { return true }
                     let fresh = (first...last).filter { s.dirty[$0] == nil }.count

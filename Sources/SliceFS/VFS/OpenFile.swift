@@ -56,6 +56,9 @@ final class OpenFile: Sendable {
         var modifiedAt: Timestamp?
         /// The key of an API-written file read in place (`content` is `.plain`).
         var plainKey: [UInt8]?
+        /// Another mount of a shared store freed this file (its last name went there): reads
+        /// and writes answer ESTALE, as NFS does (`storeChangedElsewhere`).
+        var freedElsewhere = false
 
         var dirtyBytes: Int { dirty.count * FileContent.chunkSize }
         /// Bytes the next commit adds to the file's stored length (its record's `blocks`), as

@@ -13,9 +13,8 @@ extension SliceFileSystem {
     /// its place in the cluster's history).
     func storeChangedElsewhere(_ keys: [(Keyspace, [UInt8])]?) {
         inodes.invalidateAll()
-        guard let notifier else { return }
         guard let keys else {
-            notifier.invalidateInode(InodeNumbers.root)
+            notifier?.invalidateInode(InodeNumbers.root)
             return
         }
         var changedInodes = Set<InodeNumber>()
@@ -32,11 +31,27 @@ extension SliceFileSystem {
             default: break
             }
         }
-        for ino in changedInodes { notifier.invalidateInode(ino) }
-        guard !names.isEmpty else { return }
+        for ino in changedInodes {
+            notifier?.invalidateInode(ino)
+            openFileChangedElsewhere(ino)
+        }
+        guard let notifier, !names.isEmpty else { return }
         let parents = inodes.inodes(atPaths: Set(names.map(\.parent)))
         for (parent, name) in names {
             if let p = parents[parent] { notifier.invalidateEntry(p, name) }
+        }
+    }
+
+    /// A file open here that another mount changed: without uncommitted writes here, its size
+    /// is read again at the next use; if its record is gone (its last name went elsewhere and
+    /// that mount freed it), its handles answer ESTALE from now on instead of reading holes.
+    private func openFileChangedElsewhere(_ ino: InodeNumber) {
+        guard let f = openFiles.file(ino) else { return }
+        var gone = false
+        do { gone = try namespace.record(ino) == nil } catch {}  // unknown: leave the handles be
+        f.state.withLock { s in
+            if s.isClean { s.size = nil }
+            if gone { s.freedElsewhere = true }
         }
     }
 }

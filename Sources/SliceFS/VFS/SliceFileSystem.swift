@@ -169,7 +169,8 @@ public final class SliceFileSystem: LowLevelOperations {
         if let e = inodes.entry(ino), let n = try namespace.node(e.resolved), n.ino == ino { return n }
         // A file whose known name went (unlinked while open, or another of its hard links).
         if let n = try namespace.nodeByNumber(ino) { return n }
-        throw FSError(ENOENT)
+        // On a shared store another mount freed it: the kernel's number is stale, as on NFS.
+        throw FSError(namespace.store.sharedWithOtherMounts ? ESTALE : ENOENT)
     }
 
     /// The path and key of `name` in the directory `parent`.
