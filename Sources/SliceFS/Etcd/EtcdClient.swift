@@ -43,9 +43,19 @@ final class EtcdClient: Sendable {
         // FUSE runs several worker threads, each blocked on its own call: one connection each.
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        // The watch stream is quiet while nothing changes: no read timeout there.
+        var watchConfig = HTTPClient.Configuration()
+        watchConfig.timeout = .init(connect: .seconds(1))
+        watchHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: watchConfig)
     }
 
-    func shutdown() { try? http.syncShutdown() }
+    /// The client of `EtcdWatcher`'s long-lived stream.
+    let watchHTTP: HTTPClient
+
+    func shutdown() {
+        try? http.syncShutdown()
+        try? watchHTTP.syncShutdown()
+    }
 
     /// Calls `path` (such as `/v3/kv/range`) with `body` and decodes the reply. `member`: ask
     /// that member only, once (for its own status).
@@ -61,13 +71,21 @@ final class EtcdClient: Sendable {
         while true {
             let first = member ?? preferred.load(ordering: .relaxed)
             for step in 0..<(member == nil ? endpoints.count : 1) {
+                // Each attempt gets at most the time left (and 3 s): the deadline holds however
+                // many members there are.
+                let left = end - Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+                if step > 0 && left <= 0 { break }
+                let attempt = max(0.2, min(3, left))
                 let index = (first + step) % endpoints.count
                 var request = try HTTPClient.Request(url: "http://\(endpoints[index])\(path)", method: .POST)
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(payload)
                 let response: HTTPClient.Response
                 do {
-                    response = try http.execute(request: request, deadline: .now() + .seconds(3)).wait()
+                    response = try http.execute(
+                        request: request, deadline: .now() + .milliseconds(Int64(attempt * 1000))
+                    )
+                    .wait()
                 } catch {
                     lastProblem = "\(endpoints[index]): \(error)"
                     continue

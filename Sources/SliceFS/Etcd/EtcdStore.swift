@@ -37,11 +37,15 @@ final class EtcdStore: FileStore, Sendable {
     /// have changed).
     let remoteChange = Locked<(@Sendable ([(Keyspace, [UInt8])]?) -> Void)?>(nil)
     private let watcher = Locked<EtcdWatcher?>(nil)
+    private let guards: EtcdTxnGuards
+    /// Numbers the transactions of this store (what a guard key holds after each).
+    private let sequence = Atomic<UInt64>(0)
 
     init(client: EtcdClient, layout: EtcdLayout, limits: EtcdLimits = EtcdLimits()) {
         self.client = client
         self.layout = layout
         self.limits = limits
+        guards = EtcdTxnGuards(layout: layout)
     }
 
     /// Starts following the cluster's changes under the prefix, from the newest revision.
@@ -59,16 +63,22 @@ final class EtcdStore: FileStore, Sendable {
 
     func close() {
         watcher.withLock { $0?.stop() }
+        // The guard keys of this mount (best effort: a killed daemon leaves its few bytes).
+        let deletes = guards.keys.map { Etcd.RequestOp(requestDeleteRange: .init(key: .init($0))) }
+        _ = try? client.call("/v3/kv/txn", Etcd.TxnRequest(success: deletes), as: Etcd.TxnResponse.self, kind: .txn)
         client.shutdown()
     }
 
     private func remoteEvents(revision: Int64, keys: [(Keyspace, [UInt8])]?) {
-        let own = ownRevisions.withLock { set -> Bool in
-            let mine = set.remove(revision) != nil
-            // Anything older than what the watch delivers now will never come: drop it.
-            if set.count > 4096 { set = set.filter { $0 > revision } }
-            return mine
-        }
+        // nil keys ("anything may have changed", after a compaction) are never this mount's own.
+        let own =
+            keys != nil
+            && ownRevisions.withLock { set -> Bool in
+                let mine = set.remove(revision) != nil
+                // Anything older than what the watch delivers now will never come: drop it.
+                if set.count > 4096 { set = set.filter { $0 > revision } }
+                return mine
+            }
         if own { return }
         client.counters.remoteEvents.add(1, ordering: .relaxed)
         changes.add(1, ordering: .releasing)
@@ -81,23 +91,33 @@ final class EtcdStore: FileStore, Sendable {
 
     // MARK: Reads
 
-    /// The stored bytes of one etcd key.
-    private func rawGet(_ etcdKey: [UInt8], revision: Int64? = nil) throws -> [UInt8]? {
+    /// The stored bytes of one etcd key, read at `revision` (nil: the newest), and the
+    /// revision read at.
+    private func rawRead(_ etcdKey: [UInt8], revision: Int64? = nil) throws -> (value: [UInt8]?, revision: Int64) {
         let r = try client.call(
             "/v3/kv/range", Etcd.RangeRequest(key: .init(etcdKey), revision: revision.map { .init($0) }),
             as: Etcd.RangeResponse.self, kind: .range)
         saw(r.header)
-        guard let kv = r.kvs?.first else { return nil }
-        return kv.value?.bytes ?? []
+        let at = revision ?? r.header?.revision?.value ?? 0
+        guard let kv = r.kvs?.first else { return (nil, at) }
+        return (kv.value?.bytes ?? [], at)
     }
 
-    private func userValue(_ key: [UInt8]) throws -> EtcdLayout.UserValue? {
-        guard let stored = try rawGet(layout.etcdKey(.user, key)) else { return nil }
-        return try EtcdLayout.decodeUser(stored)
+    private func rawGet(_ etcdKey: [UInt8], revision: Int64? = nil) throws -> [UInt8]? {
+        try rawRead(etcdKey, revision: revision).value
     }
 
-    private func header(_ reference: IndirectReference) throws -> ChunkedValue.Header {
-        guard let bytes = try get(ChunkedValue.headerKey(reference.prefix), keyspace: reference.keyspace),
+    /// A `.user` value, and the revision it was read at (what its chunks are read at).
+    private func userValue(_ key: [UInt8], revision: Int64? = nil) throws -> (EtcdLayout.UserValue, Int64)? {
+        let (stored, at) = try rawRead(layout.etcdKey(.user, key), revision: revision)
+        guard let stored else { return nil }
+        return (try EtcdLayout.decodeUser(stored), at)
+    }
+
+    private func header(_ reference: IndirectReference, revision: Int64) throws -> ChunkedValue.Header {
+        guard
+            let bytes = try rawGet(
+                layout.etcdKey(reference.keyspace, ChunkedValue.headerKey(reference.prefix)), revision: revision),
             let h = ChunkedValue.Header(decoding: bytes)
         else {
             throw SliceError(.corruption, "etcd: the chunked value of an indirect entry has no readable header")
@@ -105,11 +125,12 @@ final class EtcdStore: FileStore, Sendable {
         return h
     }
 
-    /// Up to `buffer.count` bytes of the chunked value `reference` names, from `offset`.
+    /// Up to `buffer.count` bytes of the chunked value `reference` names, from `offset`, as it
+    /// was at `revision` (the entry's: header and chunks of one state, never a mix).
     private func readChunked(
-        _ reference: IndirectReference, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+        _ reference: IndirectReference, revision: Int64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) throws -> Int {
-        let h = try header(reference)
+        let h = try header(reference, revision: revision)
         guard offset < h.length else { return 0 }
         let n = Int(min(UInt64(buffer.count), h.length - offset))
         var done = 0
@@ -118,7 +139,10 @@ final class EtcdStore: FileStore, Sendable {
             let index = h.chunkIndex(containing: position)
             let within = Int(position - (index << UInt64(h.chunkShift)))
             let take = min(n - done, h.chunkSize - within)
-            let chunk = try get(ChunkedValue.chunkKey(reference.prefix, index), keyspace: reference.keyspace) ?? []
+            let chunk =
+                try rawGet(
+                    layout.etcdKey(reference.keyspace, ChunkedValue.chunkKey(reference.prefix, index)),
+                    revision: revision) ?? []
             let available = max(0, min(take, chunk.count - within))
             chunk.withUnsafeBytes { c in
                 if available > 0 {
@@ -133,16 +157,21 @@ final class EtcdStore: FileStore, Sendable {
 
     func get(_ key: [UInt8], keyspace: Keyspace) throws -> [UInt8]? {
         guard keyspace == .user else { return try rawGet(layout.etcdKey(keyspace, key)) }
-        switch try userValue(key) {
+        return try userBytes(key, revision: nil)
+    }
+
+    /// A `.user` value's bytes, a file's chunks read whole, at `revision` (nil: the newest).
+    private func userBytes(_ key: [UInt8], revision: Int64?) throws -> [UInt8]? {
+        switch try userValue(key, revision: revision) {
         case nil: return nil
-        case .bytes(let b): return Array(b)
-        case .indirect(let r):
-            let h = try header(r)
+        case (.bytes(let b), _)?: return Array(b)
+        case (.indirect(let r), let at)?:
+            let h = try header(r, revision: at)
             guard h.length <= UInt64(Int32.max) else {
                 throw SliceError(.invalidArgument, "value too large to read whole")
             }
             var out = [UInt8](repeating: 0, count: Int(h.length))
-            _ = try out.withUnsafeMutableBytes { try readChunked(r, offset: 0, into: $0) }
+            _ = try out.withUnsafeMutableBytes { try readChunked(r, revision: at, offset: 0, into: $0) }
             return out
         }
     }
@@ -151,8 +180,8 @@ final class EtcdStore: FileStore, Sendable {
         guard keyspace == .user else { return try rawGet(layout.etcdKey(keyspace, key)).map { UInt64($0.count) } }
         switch try userValue(key) {
         case nil: return nil
-        case .bytes(let b): return UInt64(b.count)
-        case .indirect(let r): return try header(r).length
+        case (.bytes(let b), _)?: return UInt64(b.count)
+        case (.indirect(let r), let at)?: return try header(r, revision: at).length
         }
     }
 
@@ -160,15 +189,16 @@ final class EtcdStore: FileStore, Sendable {
         -> Int?
     {
         let value: EtcdLayout.UserValue
+        var revision: Int64 = 0
         if keyspace == .user {
             guard let v = try userValue(key) else { return nil }
-            value = v
+            (value, revision) = v
         } else {
             guard let v = try rawGet(layout.etcdKey(keyspace, key)) else { return nil }
             value = .bytes(v[...])
         }
         switch value {
-        case .indirect(let r): return try readChunked(r, offset: offset, into: buffer)
+        case .indirect(let r): return try readChunked(r, revision: revision, offset: offset, into: buffer)
         case .bytes(let b):
             guard offset < UInt64(b.count) else { return 0 }
             let n = min(buffer.count, b.count - Int(offset))
@@ -180,20 +210,20 @@ final class EtcdStore: FileStore, Sendable {
     func contentEntry(_ key: [UInt8]) throws -> ContentEntry? {
         switch try userValue(key) {
         case nil: return nil
-        case .bytes(let b): return .plain(size: UInt64(b.count))
-        case .indirect(let r):
+        case (.bytes(let b), _)?: return .plain(size: UInt64(b.count))
+        case (.indirect(let r), let at)?:
             guard r.keyspace == FSKeyspace.chunks, let ino = FSKeyspace.decodeInode(r.prefix) else {
                 throw SliceError(.corruption, "indirect entry of a path points outside the file chunks")
             }
-            return .file(ino, size: try header(r).length)
+            return .file(ino, size: try header(r, revision: at).length)
         }
     }
 
     func storedValue(_ key: [UInt8]) throws -> StoredValue? {
         switch try userValue(key) {
         case nil: return nil
-        case .bytes(let b): return StoredValue(bytes: Array(b))
-        case .indirect(let r): return StoredValue(indirect: r, length: try header(r).length)
+        case (.bytes(let b), _)?: return StoredValue(bytes: Array(b))
+        case (.indirect(let r), let at)?: return StoredValue(indirect: r, length: try header(r, revision: at).length)
         }
     }
 
@@ -223,7 +253,7 @@ final class EtcdStore: FileStore, Sendable {
                 if values && keyspace == .user {
                     switch try EtcdLayout.decodeUser(value) {
                     case .bytes(let b): value = Array(b)
-                    case .indirect: value = try get(key, keyspace: .user) ?? []
+                    case .indirect: value = try userBytes(key, revision: revision) ?? []
                     }
                 }
                 let go = try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
@@ -279,12 +309,35 @@ final class EtcdStore: FileStore, Sendable {
         return (order.map { last[$0]! }, bytes)
     }
 
+    /// Sends `ops` as one transaction under a guard key (`EtcdTxnGuards`), so that the client's
+    /// retries never apply it twice.
     private func commit(_ ops: [Etcd.RequestOp]) throws {
         guard !ops.isEmpty else { return }
-        let r = try client.call("/v3/kv/txn", Etcd.TxnRequest(success: ops), as: Etcd.TxnResponse.self, kind: .txn)
-        if let revision = r.header?.revision?.value {
-            ownRevisions.withLock { _ = $0.insert(revision) }
-            seenRevision.max(revision)
+        let number = sequence.add(1, ordering: .relaxed).newValue
+        var mark: [UInt8] = []
+        withUnsafeBytes(of: number.littleEndian) { mark.append(contentsOf: $0) }
+        try guards.withSlot { slot in
+            let request = Etcd.TxnRequest(
+                compare: [.init(key: .init(slot.key), result: .EQUAL, target: .VERSION, version: .init(slot.version))],
+                success: ops + [.init(requestPut: .init(key: .init(slot.key), value: .init(mark)))])
+            let r = try client.call("/v3/kv/txn", request, as: Etcd.TxnResponse.self, kind: .txn)
+            if r.succeeded == true {
+                slot.version += 1
+                if let revision = r.header?.revision?.value {
+                    ownRevisions.withLock { _ = $0.insert(revision) }
+                    seenRevision.max(revision)
+                }
+                return
+            }
+            // The compare failed: an earlier copy of this call was applied (its answer was lost
+            // and the client sent it again), or the slot is out of step.
+            let now = try client.call(
+                "/v3/kv/range", Etcd.RangeRequest(key: .init(slot.key)), as: Etcd.RangeResponse.self, kind: .range)
+            let kv = now.kvs?.first
+            slot.version = kv?.version?.value ?? 0
+            if kv?.value?.bytes == mark { return }
+            throw SliceError(
+                .ioError, "etcd: a transaction guard of this mount was changed by someone else", errno: EIO)
         }
     }
 

@@ -8,9 +8,9 @@ import SliceKV
 /// The control files of a mount on an etcd cluster: `.stats` shows each member's health and
 /// this client's requests; `.flush` and `.sync` have nothing to do once the open files are
 /// committed (a transaction is on a quorum's synced log when it is answered); `.compact`
-/// compacts the cluster's history up to now, so the space of overwritten and deleted values
-/// can be reused (etcd keeps every revision until then; the cluster script also compacts
-/// every minute).
+/// compacts the cluster's history up to 1,000 revisions ago (cluster-wide, as etcd compacts),
+/// so the space of overwritten and deleted values can be reused (etcd keeps every revision
+/// until then; the cluster script also compacts every minute).
 extension EtcdStore: StoreControl {
     var maxValueSize: Int { Int.max }
     var isReadOnly: Bool { false }
@@ -91,7 +91,10 @@ extension EtcdStore: StoreControl {
         let r = try client.call(
             "/v3/kv/range", Etcd.RangeRequest(key: .init(layout.prefix), countOnly: true), as: Etcd.RangeResponse.self,
             kind: .range)
-        guard let revision = r.header?.revision?.value, revision > 1 else { return }
+        // Compaction is cluster-wide (every prefix): the last 1,000 revisions stay, so scans
+        // and watches of other mounts in progress are not cut off.
+        guard let newest = r.header?.revision?.value, newest > 1_001 else { return }
+        let revision = newest - 1_000
         do {
             _ = try client.call(
                 "/v3/kv/compaction", Etcd.CompactionRequest(revision: .init(revision), physical: true),

@@ -2,11 +2,11 @@
 ///
 /// ```
 /// etcd://127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793/team
-/// etcd://10.0.0.5:2379/projects/a?max_txn_ops=128&max_request_bytes=1572864
+/// etcd://10.0.0.5:2379/projects-a?max_txn_ops=128&max_request_bytes=1572864
 /// ```
 /// HOST:PORT are client URLs of the cluster's members (plain HTTP; every member answers, the
 /// client moves on when one does not). PREFIX is the tree's root in etcd's key space
-/// (`EtcdLayout`); it must not be empty. LIMITS tell the client what the cluster accepts, so a
+/// (`EtcdLayout`); it must not be empty nor contain `/` (trees never nest). LIMITS tell the client what the cluster accepts, so a
 /// change too large for it is refused whole with EFBIG before it is sent: `max_txn_ops`
 /// (etcd's `--max-txn-ops`, default here 1024), `max_request_bytes` (`--max-request-bytes`,
 /// default 8 MiB), `quota_bytes` (`--quota-backend-bytes`, default 8 GiB; what `df` shows).
@@ -41,6 +41,8 @@ public struct EtcdTarget: Sendable, Equatable {
         }
         guard !prefix.isEmpty else { throw Invalid("\(url): the PREFIX must not be empty") }
         guard !prefix.utf8.contains(0) else { throw Invalid("\(url): the PREFIX holds a NUL byte") }
+        // A tree's paths are PREFIX/…: a prefix with a slash would lie inside another tree.
+        guard !prefix.contains("/") else { throw Invalid("\(url): the PREFIX must not contain '/'") }
         endpoints = hosts
         limits = EtcdLimits()
         for pair in query.split(separator: "&") {

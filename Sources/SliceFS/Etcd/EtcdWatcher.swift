@@ -61,8 +61,12 @@ final class EtcdWatcher: Sendable {
                 guard let self else { return }
                 self.queue.async { self.message(line) }
             }
-            let task = client.http.execute(request: request, delegate: delegate)
-            state.withLock { $0.task = task }
+            let task = client.watchHTTP.execute(request: request, delegate: delegate)
+            let stopped = state.withLock { s -> Bool in
+                s.task = task
+                return s.stopped
+            }
+            if stopped { task.cancel() }  // `stop` ran while this one connected
             task.futureResult.whenComplete { [weak self] _ in
                 guard let self else { return }
                 // The stream ended (member gone, cancelled): reconnect elsewhere after a pause.
@@ -84,10 +88,18 @@ final class EtcdWatcher: Sendable {
             // History needed to resume is gone: resume from now, and say everything changed.
             state.withLock { $0.next = compacted }
             handler(compacted, nil)
+        }
+        if r.canceled == true {
+            // The cluster ended this watch (compaction, a member leaving): start another.
+            state.withLock { $0.task }?.cancel()
             return
         }
         guard let events = r.events, !events.isEmpty else {
-            // A progress notification or the creation answer: nothing happened up to it.
+            // A progress notification says every change up to its revision was delivered (the
+            // creation answer does not: events from `next` on are still to come).
+            if r.created != true, let revision = r.header?.revision?.value {
+                state.withLock { $0.next = max($0.next, revision + 1) }
+            }
             return
         }
         var byRevision: [(Int64, [(Keyspace, [UInt8])])] = []
@@ -111,18 +123,27 @@ final class EtcdWatcher: Sendable {
 private final class WatchStream: HTTPClientResponseDelegate, Sendable {
     typealias Response = Void
     private let line: @Sendable ([UInt8]) -> Void
-    private let pending = Locked<[UInt8]>([])
+    /// Bytes of an unfinished line, and how many of them are known to hold no newline (a
+    /// message of a large commit arrives in many parts: each is searched once).
+    private let pending = Locked<(bytes: [UInt8], searched: Int)>(([], 0))
 
     init(line: @escaping @Sendable ([UInt8]) -> Void) { self.line = line }
 
     func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         let lines = pending.withLock { p -> [[UInt8]] in
-            p.append(contentsOf: buffer.readableBytesView)
+            p.bytes.append(contentsOf: buffer.readableBytesView)
             var out: [[UInt8]] = []
-            while let nl = p.firstIndex(of: UInt8(ascii: "\n")) {
-                out.append(Array(p[..<nl]))
-                p.removeSubrange(...nl)
+            var start = 0
+            var i = p.searched
+            while i < p.bytes.count {
+                if p.bytes[i] == UInt8(ascii: "\n") {
+                    out.append(Array(p.bytes[start..<i]))
+                    start = i + 1
+                }
+                i += 1
             }
+            if start > 0 { p.bytes.removeSubrange(0..<start) }
+            p.searched = p.bytes.count
             return out
         }
         for l in lines where !l.isEmpty { line(l) }

@@ -662,11 +662,18 @@ final class Namespace: Sendable {
         }
     }
 
-    /// Frees an inode that lost its last name: its chunks, header and record, then the orphan
-    /// marker (last, so a crash in between leaves it for the next mount). REQUIRES: no name,
-    /// handle or kernel lookup reaches it (so its writes are `writeUnreachable`).
+    /// Frees an inode that lost its last name: its record and header first (so no reader, on
+    /// this mount or another of a shared store, ever finds a file whose chunks are half gone:
+    /// it finds none), then its chunks, then the orphan marker (last, so a crash in between
+    /// leaves it for the next mount, whose purge finds what is left). REQUIRES: no name, handle
+    /// or kernel lookup reaches it (so its writes are `writeUnreachable`).
     func purge(_ ino: InodeNumber) throws {
         try inodeLocks.withLock(ino) {
+            var first = WriteBatch()
+            first.freesSpace = true
+            first.delete(FileContent.headerKey(ino), keyspace: FSKeyspace.chunks)
+            first.delete(FSKeyspace.inodeKey(ino), keyspace: FSKeyspace.inodes)
+            try store.writeUnreachable(first)
             var batch = WriteBatch()
             batch.freesSpace = true
             _ = try content.deleteChunks(ino, from: 0, in: &batch, counting: false) { b in
@@ -674,8 +681,6 @@ final class Namespace: Sendable {
                 b = WriteBatch()
                 b.freesSpace = true
             }
-            batch.delete(FileContent.headerKey(ino), keyspace: FSKeyspace.chunks)
-            batch.delete(FSKeyspace.inodeKey(ino), keyspace: FSKeyspace.inodes)
             batch.delete(FSKeyspace.orphanKey(ino), keyspace: FSKeyspace.meta)
             try store.writeUnreachable(batch)
         }

@@ -39,9 +39,9 @@ extension SliceFileSystem {
             release(f)
             throw error
         }
-        // Pages stay valid across opens: every change goes through this mount. A read-only
-        // handle has nothing to commit: no FLUSH round trip at close.
-        var reply = OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true)
+        // Pages stay valid across opens when every change goes through this mount (`keepsPages`).
+        // A read-only handle has nothing to commit: no FLUSH round trip at close.
+        var reply = OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: keepsPages)
         reply.noFlush = !writable
         return reply
     }
@@ -69,10 +69,10 @@ extension SliceFileSystem {
             // refuses with ENOSPC what the disk could not take then (`DiskSpace`); `fsync`
             // still commits and reports.
             reply = OpenReply(
-                fh: handles.add(.file(f, writable: true, uncached: true)), directIO: true, keepCache: true)
+                fh: handles.add(.file(f, writable: true, uncached: true)), directIO: true, keepCache: keepsPages)
             reply.noFlush = true
         } else {
-            reply = OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: true)
+            reply = OpenReply(fh: handles.add(.file(f, writable: writable)), keepCache: keepsPages)
         }
         return (entry, reply)
     }
@@ -536,7 +536,9 @@ extension SliceFileSystem {
                     chunk.withUnsafeMutableBytes { _ = memset($0.baseAddress! + Int(from), 0, upper - Int(from)) }
                     batch.put(FileContent.chunkKey(n.ino, index), chunk, keyspace: FSKeyspace.chunks)
                 }
-                if batch.count >= 4096 {
+                if batch.count >= namespace.store.maxBatchOperations
+                    || batch.byteSize >= namespace.store.maxBatchBytes - 2 * FileContent.chunkSize
+                {
                     try ns.store.write(batch, sync: false)
                     batch = WriteBatch()
                 }

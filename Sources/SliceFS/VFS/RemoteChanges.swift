@@ -14,7 +14,13 @@ extension SliceFileSystem {
     func storeChangedElsewhere(_ keys: [(Keyspace, [UInt8])]?) {
         inodes.invalidateAll()
         guard let keys else {
+            // Anything may have changed: every open file is checked, the kernel starts over at
+            // the root (entries and attributes it holds expire within the timeout).
             notifier?.invalidateInode(InodeNumbers.root)
+            for f in openFiles.all {
+                notifier?.invalidateInode(f.ino)
+                openFileChangedElsewhere(f.ino)
+            }
             return
         }
         var changedInodes = Set<InodeNumber>()

@@ -54,6 +54,11 @@ public final class SliceFileSystem: LowLevelOperations {
     /// store takes smaller batches (an etcd cluster's request limit), so every commit fits.
     let dirtyLimit: Int
 
+    /// Whether opens keep the kernel's cached pages of a file: yes when this mount is the
+    /// store's only writer; on a shared store every open drops them (close-to-open: an open
+    /// after another mount's close reads what that close committed).
+    var keepsPages: Bool { !namespace.store.sharedWithOtherMounts }
+
     /// Seconds the kernel may cache entries and attributes.
     static let timeout = 1.0
 
