@@ -151,6 +151,8 @@ final class EtcdCounters: Sendable {
     let failures = Atomic<UInt64>(0)
     /// Remote changes the watch delivered.
     let remoteEvents = Atomic<UInt64>(0)
+    /// Point reads answered by `EtcdReadCache`.
+    let cacheHits = Atomic<UInt64>(0)
 
     func record(_ kind: Kind, nanoseconds: UInt64) {
         totals.withLock {

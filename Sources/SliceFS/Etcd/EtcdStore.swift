@@ -38,6 +38,7 @@ final class EtcdStore: FileStore, Sendable {
     let remoteChange = Locked<(@Sendable ([(Keyspace, [UInt8])]?) -> Void)?>(nil)
     private let watcher = Locked<EtcdWatcher?>(nil)
     private let guards: EtcdTxnGuards
+    private let cache = EtcdReadCache()
     /// Numbers the transactions of this store (what a guard key holds after each).
     private let sequence = Atomic<UInt64>(0)
 
@@ -80,6 +81,11 @@ final class EtcdStore: FileStore, Sendable {
                 return mine
             }
         if own { return }
+        if let keys {
+            for (keyspace, key) in keys { cache.changed(layout.etcdKey(keyspace, key), revision: revision) }
+        } else {
+            cache.clear()
+        }
         client.counters.remoteEvents.add(1, ordering: .relaxed)
         changes.add(1, ordering: .releasing)
         remoteChange.withLock { $0 }?(keys)
@@ -93,23 +99,41 @@ final class EtcdStore: FileStore, Sendable {
 
     /// The stored bytes of one etcd key, read at `revision` (nil: the newest), and the
     /// revision read at.
-    private func rawRead(_ etcdKey: [UInt8], revision: Int64? = nil) throws -> (value: [UInt8]?, revision: Int64) {
+    /// `cached`: a read of the newest value may be answered by `EtcdReadCache` (not for file
+    /// chunks).
+    private func rawRead(_ etcdKey: [UInt8], revision: Int64? = nil, cached: Bool = false) throws -> (
+        value: [UInt8]?, revision: Int64
+    ) {
+        let cacheable = cached && revision == nil
+        if cacheable, let hit = cache.lookup(etcdKey) {
+            client.counters.cacheHits.add(1, ordering: .relaxed)
+            // The value is still current (nothing changed it since), so what depends on it (a
+            // file's header and chunks) is read at the newest revision this mount has seen,
+            // which includes its own writes, not at the one the value was first read at.
+            return (hit.value, max(hit.revision, seenRevision.load(ordering: .relaxed)))
+        }
         let r = try client.call(
             "/v3/kv/range", Etcd.RangeRequest(key: .init(etcdKey), revision: revision.map { .init($0) }),
             as: Etcd.RangeResponse.self, kind: .range)
         saw(r.header)
         let at = revision ?? r.header?.revision?.value ?? 0
-        guard let kv = r.kvs?.first else { return (nil, at) }
-        return (kv.value?.bytes ?? [], at)
+        let value = r.kvs?.first.map { $0.value?.bytes ?? [] }
+        if cacheable { cache.read(etcdKey, value, revision: at) }
+        return (value, at)
     }
 
-    private func rawGet(_ etcdKey: [UInt8], revision: Int64? = nil) throws -> [UInt8]? {
-        try rawRead(etcdKey, revision: revision).value
+    private func rawGet(_ etcdKey: [UInt8], revision: Int64? = nil, cached: Bool = false) throws -> [UInt8]? {
+        try rawRead(etcdKey, revision: revision, cached: cached).value
+    }
+
+    /// The newest value of `key` in a keyspace other than `.user`, from the cache when it may.
+    private func plainGet(_ key: [UInt8], _ keyspace: Keyspace) throws -> [UInt8]? {
+        try rawGet(layout.etcdKey(keyspace, key), cached: EtcdReadCache.keeps(keyspace, key))
     }
 
     /// A `.user` value, and the revision it was read at (what its chunks are read at).
     private func userValue(_ key: [UInt8], revision: Int64? = nil) throws -> (EtcdLayout.UserValue, Int64)? {
-        let (stored, at) = try rawRead(layout.etcdKey(.user, key), revision: revision)
+        let (stored, at) = try rawRead(layout.etcdKey(.user, key), revision: revision, cached: true)
         guard let stored else { return nil }
         return (try EtcdLayout.decodeUser(stored), at)
     }
@@ -156,7 +180,7 @@ final class EtcdStore: FileStore, Sendable {
     }
 
     func get(_ key: [UInt8], keyspace: Keyspace) throws -> [UInt8]? {
-        guard keyspace == .user else { return try rawGet(layout.etcdKey(keyspace, key)) }
+        guard keyspace == .user else { return try plainGet(key, keyspace) }
         return try userBytes(key, revision: nil)
     }
 
@@ -177,7 +201,7 @@ final class EtcdStore: FileStore, Sendable {
     }
 
     func valueSize(_ key: [UInt8], keyspace: Keyspace) throws -> UInt64? {
-        guard keyspace == .user else { return try rawGet(layout.etcdKey(keyspace, key)).map { UInt64($0.count) } }
+        guard keyspace == .user else { return try plainGet(key, keyspace).map { UInt64($0.count) } }
         switch try userValue(key) {
         case nil: return nil
         case (.bytes(let b), _)?: return UInt64(b.count)
@@ -194,7 +218,7 @@ final class EtcdStore: FileStore, Sendable {
             guard let v = try userValue(key) else { return nil }
             (value, revision) = v
         } else {
-            guard let v = try rawGet(layout.etcdKey(keyspace, key)) else { return nil }
+            guard let v = try plainGet(key, keyspace) else { return nil }
             value = .bytes(v[...])
         }
         switch value {
@@ -326,9 +350,19 @@ final class EtcdStore: FileStore, Sendable {
                 if let revision = r.header?.revision?.value {
                     ownRevisions.withLock { _ = $0.insert(revision) }
                     seenRevision.max(revision)
+                    for op in ops {
+                        if let put = op.requestPut {
+                            cache.wrote(put.key.bytes, put.value.bytes, revision: revision)
+                        } else if let delete = op.requestDeleteRange {
+                            cache.wrote(delete.key.bytes, nil, revision: revision)
+                        }
+                    }
+                } else {
+                    cache.clear()
                 }
                 return
             }
+            cache.clear()  // applied or not, by a copy whose revision is unknown
             // The compare failed: an earlier copy of this call was applied (its answer was lost
             // and the client sent it again), or the slot is out of step.
             let now = try client.call(

@@ -49,6 +49,7 @@ extension EtcdStore: StoreControl {
         out += "slice_etcd_retry_rounds_total \(client.counters.retries.load(ordering: .relaxed))\n"
         out += "slice_etcd_failed_requests_total \(client.counters.failures.load(ordering: .relaxed))\n"
         out += "slice_etcd_remote_changes_total \(client.counters.remoteEvents.load(ordering: .relaxed))\n"
+        out += "slice_etcd_cached_reads_total \(client.counters.cacheHits.load(ordering: .relaxed))\n"
         return out
     }
 
@@ -78,6 +79,7 @@ extension EtcdStore: StoreControl {
             "retryRounds": client.counters.retries.load(ordering: .relaxed),
             "failedRequests": client.counters.failures.load(ordering: .relaxed),
             "remoteChanges": client.counters.remoteEvents.load(ordering: .relaxed),
+            "cachedReads": client.counters.cacheHits.load(ordering: .relaxed),
         ]
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
             return "{}"
