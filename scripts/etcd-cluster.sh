@@ -9,7 +9,8 @@
 #   bash scripts/etcd-cluster.sh endpoints     # prints the mount URL's host list
 #
 # DIR (default: $SLICE_ETCD_DIR or /tmp/slice-etcd) holds each member's data and log. Ports
-# come from SLICE_ETCD_BASE (default 23790: clients BASE+1..3, peers BASE+11..13).
+# come from SLICE_ETCD_BASE (default 23790: clients BASE+1..3, peers BASE+11..13);
+# SLICE_ETCD_QUOTA sets the database quota in bytes (default 8 GiB).
 #
 # Limits given to the members (etcd's defaults are 1.5 MiB per request and 128 operations per
 # transaction): a Slice commit of a file writes up to 64 chunks of 64 KiB in one transaction,
@@ -52,7 +53,7 @@ start_member() {
     --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
     --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
     --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token slice-test \
-    --max-request-bytes 8388608 --max-txn-ops 1024 --quota-backend-bytes 8589934592 \
+    --max-request-bytes 8388608 --max-txn-ops 1024 --quota-backend-bytes "${SLICE_ETCD_QUOTA:-8589934592}" \
     --heartbeat-interval 50 --election-timeout 500 \
     --auto-compaction-mode periodic --auto-compaction-retention 1m \
     >"$dir/m$i/log" 2>&1 </dev/null &
