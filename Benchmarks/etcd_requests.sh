@@ -3,6 +3,7 @@
 # tree of a 3-member loopback cluster (scripts/etcd-cluster.sh) with the release binary, runs
 # N of each operation in one process (Benchmarks/fs_ops.c), and prints, per operation, the
 # etcd range and txn requests it cost and their mean latency (from the mount's .stats).
+# Then the cost of one gateway request by itself (keep-alive client, ranges and puts).
 #
 #   N=1000 bash Benchmarks/etcd_requests.sh
 set -euo pipefail
@@ -54,3 +55,21 @@ measure "stat" stat "$MNT/d" "$N"
 measure "read 4 KiB" read "$MNT/d" "$N" 4096
 measure "rename" rename "$MNT/d" "$N"
 measure "unlink" -p r unlink "$MNT/d" "$N"
+
+# What one request costs by itself: a keep-alive client against one member's JSON gateway
+# (300 linearizable ranges, 300 serializable ranges, 100 puts of a small key).
+python3 - "$((BASE + 1))" <<'PY'
+import base64, http.client, json, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+def call(path, body):
+    c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    return c.getresponse().read()
+k = base64.b64encode(b"etcd_requests-probe").decode()
+call("/v3/kv/put", {"key": k, "value": k})
+for label, path, body, n in (("range, linearizable", "/v3/kv/range", {"key": k}, 300),
+                             ("range, serializable", "/v3/kv/range", {"key": k, "serializable": True}, 300),
+                             ("put", "/v3/kv/put", {"key": k, "value": k}, 100)):
+    t = time.time()
+    for _ in range(n): call(path, body)
+    print(f"gateway {label}: {(time.time() - t) / n * 1000:.2f} ms per request")
+PY

@@ -99,6 +99,11 @@ import Testing
         let stats = String(decoding: readFile(a.path(".stats")) ?? [], as: UTF8.self)
         #expect(stats.contains("slice_etcd_member_up{endpoint=\"\(cluster.endpoints[0])\"} 1"), "\(stats.prefix(400))")
         #expect(stats.contains("slice_etcd_requests_total{op=\"txn\"}"))
+        // B learned of A's changes from its watch (the 1 s kernel timeouts alone would pass the
+        // comparisons above too).
+        let bStats = String(decoding: readFile(b.path(".stats")) ?? [], as: UTF8.self)
+        let remote = bStats.split(separator: "\n").first { $0.hasPrefix("slice_etcd_remote_changes_total ") }
+        #expect((remote?.split(separator: " ").last).flatMap { Int($0) } ?? 0 > 5, "\(remote ?? "none")")
         let json = String(decoding: readFile(b.path(".stats.json")) ?? [], as: UTF8.self)
         #expect(json.contains("\"backend\":\"etcd\""), "\(json.prefix(300))")
         #expect(

@@ -290,8 +290,8 @@ final class EtcdStore: FileStore, Sendable {
 
     func containsKey(withPrefix prefix: [UInt8], keyspace: Keyspace) throws -> Bool {
         let start = layout.etcdKey(keyspace, prefix)
-        let end =
-            prefix.isEmpty ? layout.keyspaceEnd(keyspace) : layout.etcdKey(keyspace, KeyRange.prefix(prefix).end ?? [])
+        // No end past an all-0xFF prefix (or an empty one): the keyspace's end.
+        let end = KeyRange.prefix(prefix).end.map { layout.etcdKey(keyspace, $0) } ?? layout.keyspaceEnd(keyspace)
         let r = try client.call(
             "/v3/kv/range",
             Etcd.RangeRequest(key: .init(start), rangeEnd: .init(end), limit: .init(1), keysOnly: true),
